@@ -1,0 +1,1 @@
+"""Keras 3 architectures as data: each network is a spec handed to one builder."""

@@ -1,0 +1,1 @@
+"""Ray actors and job entrypoints: thin shells around plain classes from `xrdgen/`."""

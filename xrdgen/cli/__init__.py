@@ -1,0 +1,45 @@
+"""The `xrdgen` command: one Typer app, one module per area registering its subcommands.
+
+The CLI is the front door: it may call `services/` (Ray) while the science modules of `xrdgen/`
+stay Ray-free. Every `UserError` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from xrdgen.errors import UserError
+
+app = typer.Typer(
+    name="xrdgen",
+    help="Teach neural networks to read powder XRD patterns from synthetic crystals.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register_all() -> None:
+    from importlib import import_module
+
+    for name in ("run", "stats", "simulate", "generate", "train", "predict"):
+        try:
+            module = import_module(f"xrdgen.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"xrdgen.cli.{name}":
+                continue  # area not built yet
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,270 @@
+"""Every tunable of the pipeline, once, as typed pydantic models.
+
+Why pydantic: a config is validated when a run starts (a wrong value fails in the first second with
+one line naming the field, not an hour later inside a Ray actor), it serialises to YAML/JSON for
+provenance, and it is printed at the start of every run so that a run is reproducible from its
+printed config and seed alone.
+
+Defaults follow the original work (Schopf et al., ML4pXRDs) unless a comment says otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from xrdgen.errors import UserError
+
+# Characteristic Kα1 wavelengths in Å (same values as pymatgen's WAVELENGTHS table).
+ANODE_WAVELENGTHS = {
+    "Cu": 1.54056,
+    "Mo": 0.70930,
+    "Cr": 2.28970,
+    "Fe": 1.93604,
+    "Co": 1.78897,
+    "Ag": 0.55941,
+}
+# Kα2 wavelengths in Å, for the optional doublet.
+ANODE_KALPHA2 = {
+    "Cu": 1.54439,
+    "Mo": 0.71359,
+    "Cr": 2.29361,
+    "Fe": 1.93998,
+    "Co": 1.79285,
+    "Ag": 0.56380,
+}
+
+
+class _Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are re-validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+def _check_range(lo_hi: tuple[float, float], name: str) -> tuple[float, float]:
+    lo, hi = lo_hi
+    if lo > hi:
+        raise ValueError(f"{name}: lower bound {lo} is above upper bound {hi}")
+    return lo_hi
+
+
+class GridConfig(_Section):
+    """The 2θ grid every pattern lives on (default 5–90° at 0.01°, 8501 points)."""
+
+    two_theta_min: float = Field(5.0, ge=0.0, lt=180.0)
+    two_theta_max: float = Field(90.0, gt=0.0, le=180.0)
+    step: float = Field(0.01, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.two_theta_min >= self.two_theta_max:
+            raise ValueError("two_theta_min must be below two_theta_max")
+        return self
+
+    @property
+    def n_points(self) -> int:
+        return int(round((self.two_theta_max - self.two_theta_min) / self.step)) + 1
+
+    def two_theta(self) -> np.ndarray:
+        """The grid itself, float64, endpoints included."""
+        return np.linspace(self.two_theta_min, self.two_theta_max, self.n_points)
+
+
+class SimulationConfig(_Section):
+    """Physics of the pure pattern (seed S4): radiation, profile and peak broadening."""
+
+    anode: Optional[Literal["Cu", "Mo", "Cr", "Fe", "Co", "Ag"]] = "Cu"
+    wavelength: Optional[float] = Field(None, gt=0.05, lt=5.0, description="Å; overrides the anode's Kα1")
+    kalpha2: bool = False
+    kalpha2_ratio: float = Field(0.5, ge=0.0, le=1.0, description="I(Kα2)/I(Kα1)")
+    profile: Literal["gaussian", "pseudo_voigt"] = "gaussian"
+    crystallite_size_nm: tuple[float, float] = (20.0, 100.0)
+    caglioti_u: tuple[float, float] = (0.0, 0.01)
+    caglioti_w: tuple[float, float] = (0.0, 0.01)
+    eta: tuple[float, float] = (0.0, 1.0)
+    debye_waller: bool = False
+    scherrer_k: float = Field(0.9, gt=0.0)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range(self.crystallite_size_nm, "crystallite_size_nm")
+        if self.crystallite_size_nm[0] <= 0:
+            raise ValueError("crystallite_size_nm must be positive")
+        for name in ("caglioti_u", "caglioti_w", "eta"):
+            _check_range(getattr(self, name), name)
+        if self.anode is None and self.wavelength is None:
+            raise ValueError("give an anode or a wavelength")
+        if self.kalpha2 and self.anode is None:
+            raise ValueError("kalpha2 needs an anode (its Kα2 wavelength)")
+        return self
+
+    @property
+    def wavelength_kalpha1(self) -> float:
+        return self.wavelength if self.wavelength is not None else ANODE_WAVELENGTHS[self.anode]
+
+    @property
+    def wavelength_kalpha2(self) -> Optional[float]:
+        return ANODE_KALPHA2[self.anode] if self.kalpha2 and self.anode else None
+
+
+class AugmentationConfig(_Section):
+    """Experimental imperfections added to a pure pattern (seed S4.2); each one switchable."""
+
+    background: bool = True
+    background_length_scale: tuple[float, float] = (7.0, 40.0)
+    background_scale_sd: float = Field(75.0, ge=0.0)
+    background_scale_max: float = Field(150.0, ge=0.0)
+    additive_noise: bool = True
+    additive_noise_sd_max: float = Field(0.02, ge=0.0)
+    multiplicative_noise: bool = True
+    multiplicative_noise_sd_max: float = Field(0.16, ge=0.0)
+    impurity: bool = True
+    impurity_fraction_max: float = Field(0.05, ge=0.0, le=1.0)
+    sqrt_scale: bool = False
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range(self.background_length_scale, "background_length_scale")
+        return self
+
+
+class CollectionConfig(_Section):
+    """Sanity limits when reading a crystal collection: entries outside are skipped and reported."""
+
+    max_atoms: int = Field(1000, gt=0, description="atoms in the conventional cell")
+    min_volume_per_atom: float = Field(1.0, gt=0.0, description="Å³; denser than this is absurd")
+    max_volume_per_atom: float = Field(300.0, gt=0.0)
+    symprec: float = Field(0.1, gt=0.0, description="spglib tolerance for the label we compute")
+    chunk_size: int = Field(64, gt=0, description="CIFs per Ray task")
+
+
+class StatisticsConfig(_Section):
+    """Structure-type split and the per-space-group statistics (seed S1)."""
+
+    test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    min_count_per_spacegroup: int = Field(50, ge=1, description="original: 50 on the ICSD -> 145 classes")
+    prototype_grouping: Literal["auto", "structure_type", "prototype"] = "auto"
+
+
+class GenerationConfig(_Section):
+    """Synthetic crystal generation (seed S1 steps 1-8 and its retry rule)."""
+
+    max_atoms_asymmetric_unit: int = Field(100, gt=0)
+    max_volume: float = Field(7000.0, gt=0.0, description="Å³, conventional cell")
+    tries_per_n_elements: int = Field(20, gt=0)
+    min_density_volume_per_atom: float = Field(0.75, ge=0.0)
+    symprec: float = Field(1e-8, gt=0.0, description="spglib check, as the original")
+    angle_tolerance: float = Field(5.0, ge=-1.0)
+    distance_check: bool = False
+    min_distance: float = Field(0.8, gt=0.0, description="Å, only with distance_check")
+    path: Literal["fast", "reference"] = "fast"
+
+
+ModelName = Literal["park_medium", "park_big", "resnet10", "resnet50", "resnet101"]
+
+# Presets of the original work; any field left None in TrainingConfig takes the preset's value.
+TRAINING_PRESETS = {
+    "park": dict(batch_size=870, learning_rate=1e-3, batches_per_epoch=150, lr_halving_epochs=None),
+    "resnet": dict(batch_size=145, learning_rate=1e-4, batches_per_epoch=900, lr_halving_epochs=500),
+}
+
+
+class TrainingConfig(_Section):
+    """Model and optimiser. None means: the preset of the chosen architecture."""
+
+    model: ModelName = "park_medium"
+    batch_size: Optional[int] = Field(None, gt=0)
+    learning_rate: Optional[float] = Field(None, gt=0.0)
+    batches_per_epoch: Optional[int] = Field(None, gt=0)
+    lr_halving_epochs: Optional[int] = Field(None, gt=0)
+    epochs: int = Field(1000, gt=0)
+    max_minutes: Optional[float] = Field(None, gt=0.0, description="stop after this wall time")
+    dropout: bool = False
+    baseline: bool = False
+    baseline_sizes_nm: tuple[float, float] = (20.0, 100.0)
+    test_patterns_per_structure: int = Field(1, gt=0)
+    output_dir: Path = Path("runs/latest")
+
+    def resolved(self) -> "TrainingConfig":
+        """A copy with every None filled from the architecture's preset."""
+        preset = TRAINING_PRESETS["park" if self.model.startswith("park") else "resnet"]
+        values = self.model_dump()
+        for key, value in preset.items():
+            if values.get(key) is None:
+                values[key] = value
+        return TrainingConfig(**values)
+
+
+class ClusterConfig(_Section):
+    """Ray services: how many actors, how much each asks for, how deep the queue is."""
+
+    address: Optional[str] = Field(None, description="Ray address; None starts or joins a local one")
+    n_generators: int = Field(2, gt=0)
+    cpus_per_generator: float = Field(1.0, gt=0.0)
+    generator_batch_size: int = Field(32, gt=0, description="patterns per queue item")
+    queue_max_items: int = Field(16, gt=0)
+    trainer_gpus: float = Field(0.0, ge=0.0)
+    trainer_cpus: float = Field(1.0, ge=0.0)
+    max_restarts: int = Field(-1, ge=-1)
+    prefetch_batches: int = Field(4, ge=0)
+
+
+class Config(_Section):
+    """The whole pipeline. `seed` makes every run reproducible together with this config."""
+
+    seed: int = 0
+    grid: GridConfig = GridConfig()
+    simulation: SimulationConfig = SimulationConfig()
+    augmentation: AugmentationConfig = AugmentationConfig()
+    collection: CollectionConfig = CollectionConfig()
+    statistics: StatisticsConfig = StatisticsConfig()
+    generation: GenerationConfig = GenerationConfig()
+    training: TrainingConfig = TrainingConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def describe(self) -> str:
+        """The text printed at the start of every run."""
+        return "# xrdgen configuration\n" + self.to_yaml()
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {where}: {first['msg']}{suffix}"
+
+
+def load_config(path: Optional[Path | str] = None, overrides: Optional[dict] = None) -> Config:
+    """Read a YAML config (or the defaults), apply dotted overrides, validate; one-line errors."""
+    data: dict = {}
+    source = "default config"
+    if path is not None:
+        source = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise UserError(f"{source}: no such config file") from None
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            at = f" at line {line + 1}" if line is not None else ""
+            raise UserError(f"{source}: not valid YAML{at}") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: expected a mapping of config sections at the top level")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return Config(**data)
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(source, exc)) from None
