@@ -1,0 +1,138 @@
+"""The model zoo: every architecture builds, and its size matches the definition counted by hand.
+
+The expected parameter counts are derived here from the written definition (Park et al. 2017 /
+the seed's Table S1 with its 1D changes), layer by layer with plain arithmetic, independent of
+Keras' own bookkeeping: conv k*c_in*c_out (+ c_out bias), group norm 2c (gamma, beta),
+dense n_in*n_out + n_out; "same" padding gives ceil(L/s) points, "valid" pooling floor((L-p)/s)+1.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from models import MODEL_NAMES, build_model  # noqa: E402
+
+N_POINTS = 8501
+N_CLASSES = 145
+
+
+def park_parameter_count(input_length: int, n_classes: int, dense: tuple[int, int]) -> int:
+    length, channels, total = input_length, 1, 0
+    for kernel, stride, pool, pool_stride in ((100, 5, 3, 2), (50, 5, 3, 3), (25, 2, 3, 3)):
+        total += kernel * channels * 80 + 80
+        length = math.ceil(length / stride)
+        length = (length - pool) // pool_stride + 1
+        channels = 80
+    n_in = length * channels
+    for units in (*dense, n_classes):
+        total += n_in * units + units
+        n_in = units
+    return total
+
+
+def resnet_parameter_count(input_length: int, n_classes: int, bottleneck: bool, repeats: tuple) -> int:
+    group_norm = lambda c: 2 * c  # noqa: E731
+    total = 7 * 1 * 64 + group_norm(64)  # stem conv without bias + its norm
+    length = math.ceil(math.ceil(input_length / 2) / 2)  # stem stride 2, max pool stride 2 ("same")
+    channels = 64
+    for stage, (filters, n_blocks) in enumerate(zip((64, 128, 256, 512), repeats)):
+        out = 4 * filters if bottleneck else filters
+        for block in range(n_blocks):
+            stride = 4 if (block == 0 and stage > 0) else 1
+            if block == 0:
+                total += channels * out + group_norm(out)  # 1x1 projection shortcut
+            if bottleneck:
+                total += channels * filters + group_norm(filters)
+                total += 9 * filters * filters + group_norm(filters)
+                total += filters * out + group_norm(out)
+            else:
+                total += 9 * channels * filters + group_norm(filters)
+                total += 9 * filters * filters + group_norm(filters)
+            length = math.ceil(length / stride)
+            channels = out
+    total += length * channels * 256 + 256  # flatten -> dense 256
+    total += 256 * n_classes + n_classes  # logits
+    return total
+
+
+EXPECTED = {
+    "park_medium": lambda: park_parameter_count(N_POINTS, N_CLASSES, (4040, 202)),
+    "park_big": lambda: park_parameter_count(N_POINTS, N_CLASSES, (2300, 1150)),
+    "resnet10": lambda: resnet_parameter_count(N_POINTS, N_CLASSES, False, (1, 1, 1, 1)),
+    "resnet50": lambda: resnet_parameter_count(N_POINTS, N_CLASSES, True, (3, 4, 6, 3)),
+    "resnet101": lambda: resnet_parameter_count(N_POINTS, N_CLASSES, True, (3, 4, 23, 3)),
+}
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return {name: build_model(name, N_CLASSES, N_POINTS) for name in MODEL_NAMES}
+
+
+def test_zoo_is_the_contract():
+    assert set(MODEL_NAMES) == {"park_medium", "park_big", "resnet10", "resnet50", "resnet101"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_parameter_count_matches_definition(zoo, name):
+    model = zoo[name]
+    expected = EXPECTED[name]()
+    print(f"{name}: {model.count_params():,} parameters (definition: {expected:,})")
+    assert model.count_params() == expected
+    assert model.input_shape == (None, N_POINTS)
+    assert model.output_shape == (None, N_CLASSES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_layer_names_are_systematic(zoo, name):
+    names = [layer.name for layer in zoo[name].layers]
+    assert len(names) == len(set(names))
+    assert names[:2] == ["pattern", "channel"] and names[-1] == "logits"
+    pattern = (
+        r"(conv\d|pool\d|dense\d)(_relu|_dropout)?|flatten"
+        if name.startswith("park")
+        else r"stem_(conv|norm|relu|pool)|stage\d_block\d+_(shortcut|\d)_(conv|norm|relu)|stage\d_block\d+_(add|out)|flatten|dense"
+    )
+    for layer_name in names[2:-1]:
+        assert re.fullmatch(pattern, layer_name), layer_name
+
+
+def test_resnet_uses_group_norm_with_32_groups_and_kernel_9(zoo):
+    model = zoo["resnet50"]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.GroupNormalization)]
+    assert norms and all(layer.groups == 32 for layer in norms)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert model.get_layer("stem_conv").kernel_size == (7,) and model.get_layer("stem_conv").strides == (2,)
+    assert model.get_layer("stage2_block1_2_conv").kernel_size == (9,)
+    assert model.get_layer("stage2_block1_2_conv").strides == (4,)
+    assert model.get_layer("stage2_block1_shortcut_conv").strides == (4,)
+    assert model.get_layer("stage1_block1_2_conv").strides == (1,)
+
+
+def test_dropout_only_when_asked():
+    plain = build_model("park_medium", 7, 2001)
+    dropped = build_model("park_medium", 7, 2001, dropout=True)
+    rates = sorted(layer.rate for layer in dropped.layers if isinstance(layer, keras.layers.Dropout))
+    assert rates == [0.3, 0.3, 0.3, 0.5, 0.5]
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in plain.layers)
+    assert plain.count_params() == dropped.count_params()
+
+
+@pytest.mark.parametrize("name", ["park_medium", "resnet10"])
+def test_forward_pass_gives_finite_logits(name):
+    model = build_model(name, 11, 2001)
+    x = np.random.default_rng(0).random((3, 2001), dtype=np.float32)
+    logits = np.asarray(model(x, training=False))
+    assert logits.shape == (3, 11) and np.all(np.isfinite(logits))
+    assert not np.allclose(logits[0], logits[1])  # the input reaches the output
+
+
+def test_unknown_name_is_refused():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("vgg16", 10, 100)
