@@ -1,0 +1,144 @@
+"""The endless stream of labelled synthetic patterns: the one loop every producer runs.
+
+Both the local trainer and each Ray generator actor (services/generator_pool.py) call
+`PatternStream.next_batch`; Ray only decides where the loop runs, never what it computes.
+
+One pattern (Schopf et al., ML4pXRDs, section "Training on synthetic crystals"):
+  1. draw the space group from the statistics' prior (the class frequencies of the statistics set);
+  2. generate a crystal of that space group (area C; the spglib symmetry check happens inside);
+  3. simulate its pure pattern on the configured grid (area B), crystallite size drawn per pattern;
+  4. augment it (area B): background, noise and, when enabled, a weak impurity phase. The impurity is
+     the pure pattern of the *previous* draw, itself a crystal of a prior-drawn random space group that
+     is independent of the current one; reusing it halves generation work versus drawing a second
+     crystal per pattern, without changing the impurity's distribution;
+  5. label = index of the space group in `statistics.spacegroups`.
+
+A draw that fails (generator gives up, a simulator error on an odd crystal) is skipped and counted,
+never silently replaced by a fixed pattern; a long run of consecutive failures is an error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from xrdgen.config import Config
+
+MAX_CONSECUTIVE_FAILURES = 200
+
+
+class SpaceGroupMismatch(Exception):
+    """The generated crystal's checked space group is not the one that was asked for."""
+
+
+@dataclass
+class StreamCounters:
+    """What the stream has done so far; the services export these as metrics."""
+
+    patterns: int = 0
+    skipped: int = 0
+    seconds_generate: float = 0.0
+    seconds_simulate: float = 0.0
+    seconds_augment: float = 0.0
+    skipped_reasons: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(
+            patterns=self.patterns,
+            skipped=self.skipped,
+            seconds_generate=self.seconds_generate,
+            seconds_simulate=self.seconds_simulate,
+            seconds_augment=self.seconds_augment,
+            skipped_reasons=dict(self.skipped_reasons),
+        )
+
+
+class PatternStream:
+    """generate -> (spglib check) -> simulate -> augment -> batch, reproducible from `seed`.
+
+    `statistics` is a `xrdgen.statistics.Statistics`; `config` the whole `Config` (grid, simulation,
+    augmentation, generation sections are used). Two streams with the same statistics, config and
+    seed produce the same batches.
+    """
+
+    def __init__(self, statistics, config: Config, seed: int):
+        from xrdgen.augmentation import augment
+        from xrdgen.generation import Generator
+        from xrdgen.simulation import PatternSimulator
+
+        self.statistics = statistics
+        self.config = config
+        self.seed = int(seed)
+        # Independent child streams: space-group draws / simulation+augmentation / the generator.
+        draw_seq, sim_seq, gen_seq = np.random.SeedSequence(self.seed).spawn(3)
+        self._rng = np.random.default_rng(draw_seq)
+        self._sim_rng = np.random.default_rng(sim_seq)
+        self._generator = Generator(statistics, config.generation, int(gen_seq.generate_state(1)[0]))
+        self._simulator = PatternSimulator(config.simulation, config.grid)
+        self._augment = augment
+        self._label_of = {sg: i for i, sg in enumerate(statistics.spacegroups)}
+        self._previous_pure: Optional[np.ndarray] = None
+        self.counters = StreamCounters()
+
+    @property
+    def n_points(self) -> int:
+        return self.config.grid.n_points
+
+    def _skip(self, reason: Exception) -> None:
+        self.counters.skipped += 1
+        key = type(reason).__name__
+        self.counters.skipped_reasons[key] = self.counters.skipped_reasons.get(key, 0) + 1
+
+    def _pure_pattern(self) -> tuple[np.ndarray, int]:
+        """Steps 1-3 with retries: (pure pattern, label)."""
+        failures = 0
+        while True:
+            spacegroup = self.statistics.sample_spacegroup(self._rng)
+            try:
+                t0 = time.perf_counter()
+                crystal = self._generator.generate(spacegroup=spacegroup)
+                t1 = time.perf_counter()
+                pure = self._simulator.simulate(crystal, self._sim_rng)
+                t2 = time.perf_counter()
+            except Exception as exc:  # noqa: BLE001 - a bad draw is counted, the stream goes on
+                self._skip(exc)
+                failures += 1
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    raise RuntimeError(
+                        f"{failures} consecutive failed draws (last: {type(exc).__name__}: {exc}); "
+                        f"skipped so far: {self.counters.skipped_reasons}"
+                    ) from exc
+                continue
+            self.counters.seconds_generate += t1 - t0
+            self.counters.seconds_simulate += t2 - t1
+            found = getattr(crystal, "spacegroup", spacegroup)
+            if found != spacegroup:  # the label must be what spglib says the crystal is
+                self._skip(SpaceGroupMismatch(f"asked {spacegroup}, got {found}"))
+                continue
+            return pure, self._label_of[spacegroup]
+
+    def next_pattern(self) -> tuple[np.ndarray, int]:
+        """One augmented pattern (float32, n_points) and its label."""
+        pure, label = self._pure_pattern()
+        impurity = None
+        if self.config.augmentation.impurity:
+            if self._previous_pure is None:
+                self._previous_pure, _ = self._pure_pattern()
+            impurity = self._previous_pure
+        t0 = time.perf_counter()
+        pattern = self._augment(pure, self.config.augmentation, self._sim_rng, impurity=impurity)
+        self.counters.seconds_augment += time.perf_counter() - t0
+        self._previous_pure = pure
+        self.counters.patterns += 1
+        return np.asarray(pattern, dtype=np.float32), label
+
+    def next_batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x float32 (b, n_points), y int32 (b,)), labels index `statistics.spacegroups`."""
+        x = np.empty((batch_size, self.n_points), dtype=np.float32)
+        y = np.empty(batch_size, dtype=np.int32)
+        for i in range(batch_size):
+            x[i], y[i] = self.next_pattern()
+        return x, y
