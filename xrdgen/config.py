@@ -87,6 +87,7 @@ class SimulationConfig(_Section):
     caglioti_w: tuple[float, float] = (0.0, 0.01)
     eta: tuple[float, float] = (0.0, 1.0)
     debye_waller: bool = False
+    debye_waller_b: float = Field(1.0, ge=0.0, description="Å²; isotropic B of every element, only with debye_waller")
     scherrer_k: float = Field(0.9, gt=0.0)
 
     @model_validator(mode="after")

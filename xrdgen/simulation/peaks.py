@@ -1,0 +1,211 @@
+"""Peak positions and intensities of a powder pattern, compiled: the same physics as pymatgen's XRDCalculator.
+
+Steps (pymatgen's `XRDCalculator.get_pattern`, following De Graef & McHenry ch. 11-12):
+
+1. Reciprocal lattice a*, b*, c* (crystallographic, no 2π). Every reflection g = h a* + k b* + l c*
+   with g_min <= |g| <= g_max, where |g| = 2 sin(θ)/λ (Bragg), lies inside the limiting sphere 2/λ.
+   They are enumerated exactly: |h| <= g_max |a| bounds h, and for each (h, k) the admissible l form
+   the interval where the quadratic |g(l)|² <= g_max².
+2. Only one Friedel half-space (h, k, l) > 0 lexicographically is visited: form factors are real (no
+   anomalous dispersion), so I(-g) = I(g) and the intensity is doubled, as pymatgen does.
+3. Structure factor F(g) = Σ_e f_e(s) · DW_e(s) · Σ_{j ∈ e} occ_j · exp(2πi g·r_j), s = |g|/2, with
+   f_e from `scattering.py` computed once per element and reflection, and DW = exp(-B s²) optional.
+   The phases exp(2πi (h x + k y + l z)) are products of per-axis tables, so no sin/cos in the loop.
+4. I = |F|² · LP with the Lorentz-polarization factor LP = (1 + cos² 2θ) / (sin² θ cos θ).
+5. Reflections closer than TWO_THETA_TOL in 2θ are merged (symmetry-equivalent planes and accidental
+   coincidences) by summing their intensities; merged peaks weaker than RELATIVE_INTENSITY_TOL of the
+   strongest are dropped (systematic absences that cancel only to rounding error).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from xrdgen.simulation.scattering import COEFFICIENTS, FORM_FACTOR_PREFACTOR, missing_elements
+
+TWO_THETA_TOL = 1e-5  # degrees, as pymatgen's AbstractDiffractionPatternCalculator
+RELATIVE_INTENSITY_TOL = 1e-5  # pymatgen keeps peaks above 1e-3 on its 0-100 scale
+
+
+@njit(cache=True)
+def _reciprocal_rows(lattice):
+    """a* = (b × c)/V etc.: rows of the crystallographic reciprocal lattice (inverse transpose)."""
+    a, b, c = lattice[0], lattice[1], lattice[2]
+    recip = np.empty((3, 3))
+    recip[0] = np.cross(b, c)
+    recip[1] = np.cross(c, a)
+    recip[2] = np.cross(a, b)
+    volume = np.dot(a, recip[0])
+    return recip / volume
+
+
+@njit(cache=True)
+def _phase_table(coords, n_max):
+    """table[m + n_max, j] = exp(2πi m x_j) for m in [-n_max, n_max]."""
+    table = np.empty((2 * n_max + 1, coords.shape[0]), dtype=np.complex128)
+    for m in range(-n_max, n_max + 1):
+        for j in range(coords.shape[0]):
+            angle = 2.0 * math.pi * m * coords[j]
+            table[m + n_max, j] = complex(math.cos(angle), math.sin(angle))
+    return table
+
+
+@njit(cache=True)
+def _reflections(lattice, frac_coords, numbers, occupancies, coefficients, dw_b, wavelength, tt_min, tt_max):
+    """Steps 1-4: 2θ (degrees, unsorted) and unscaled intensity of every reflection in the range."""
+    g_min = 2.0 * math.sin(math.radians(tt_min) / 2.0) / wavelength
+    g_max = 2.0 * math.sin(math.radians(min(tt_max, 180.0)) / 2.0) / wavelength
+    g_min2, g_max2 = g_min * g_min, g_max * g_max
+    recip = _reciprocal_rows(lattice)
+    metric = recip @ recip.T
+    bounds = np.empty(3, dtype=np.int64)
+    for axis in range(3):
+        bounds[axis] = int(math.floor(g_max * math.sqrt(np.dot(lattice[axis], lattice[axis])) + 1e-9))
+    n_h, n_k, n_l = bounds[0], bounds[1], bounds[2]
+
+    # Group sites by element: one form factor per element and reflection.
+    n_sites = numbers.shape[0]
+    element_of_site = np.empty(n_sites, dtype=np.int64)
+    elements = np.empty(n_sites, dtype=np.int64)
+    n_elements = 0
+    for j in range(n_sites):
+        found = -1
+        for e in range(n_elements):
+            if elements[e] == numbers[j]:
+                found = e
+                break
+        if found < 0:
+            elements[n_elements] = numbers[j]
+            found = n_elements
+            n_elements += 1
+        element_of_site[j] = found
+
+    phase_h = _phase_table(frac_coords[:, 0], n_h)
+    phase_k = _phase_table(frac_coords[:, 1], n_k)
+    phase_l = _phase_table(frac_coords[:, 2], n_l)
+    phase_hk = np.empty(n_sites, dtype=np.complex128)
+    partial = np.empty(n_elements, dtype=np.complex128)
+
+    capacity = (2 * n_h + 1) * (2 * n_k + 1) * (2 * n_l + 1) // 2 + 1
+    two_theta = np.empty(capacity)
+    intensity = np.empty(capacity)
+    count = 0
+    g_ll = metric[2, 2]
+    for h in range(0, n_h + 1):
+        for k in range(-n_k if h > 0 else 0, n_k + 1):
+            # |g|² = g_ll l² + lin l + const; admissible l lie between the roots of |g|² = g_max².
+            lin = 2.0 * (h * metric[0, 2] + k * metric[1, 2])
+            const = h * h * metric[0, 0] + k * k * metric[1, 1] + 2.0 * h * k * metric[0, 1]
+            disc = lin * lin - 4.0 * g_ll * (const - g_max2)
+            if disc < 0.0:
+                continue
+            root = math.sqrt(disc)
+            l_lo = int(math.ceil((-lin - root) / (2.0 * g_ll) - 1e-9))
+            l_hi = int(math.floor((-lin + root) / (2.0 * g_ll) + 1e-9))
+            l_lo = max(l_lo, -n_l)
+            l_hi = min(l_hi, n_l)
+            if h == 0 and k == 0:
+                l_lo = max(l_lo, 1)  # Friedel half-space, and no (000)
+            if l_lo > l_hi:
+                continue
+            for j in range(n_sites):
+                phase_hk[j] = occupancies[j] * phase_h[h + n_h, j] * phase_k[k + n_k, j]
+            for l in range(l_lo, l_hi + 1):
+                g2 = g_ll * l * l + lin * l + const
+                if g2 > g_max2 or g2 < g_min2 or g2 <= 0.0:
+                    continue
+                s2 = g2 / 4.0
+                sin_theta = wavelength * math.sqrt(g2) / 2.0
+                if sin_theta >= 1.0:
+                    continue
+                theta = math.asin(sin_theta)
+                for e in range(n_elements):
+                    partial[e] = 0.0
+                for j in range(n_sites):
+                    partial[element_of_site[j]] += phase_hk[j] * phase_l[l + n_l, j]
+                f_total = 0.0 + 0.0j
+                for e in range(n_elements):
+                    z = elements[e]
+                    fit = 0.0
+                    for i in range(coefficients.shape[1]):
+                        fit += coefficients[z, i, 0] * math.exp(-coefficients[z, i, 1] * s2)
+                    f = z - FORM_FACTOR_PREFACTOR * s2 * fit
+                    if dw_b > 0.0:
+                        f *= math.exp(-dw_b * s2)
+                    f_total += f * partial[e]
+                cos_2theta = math.cos(2.0 * theta)
+                lorentz_polarization = (1.0 + cos_2theta * cos_2theta) / (sin_theta * sin_theta * math.cos(theta))
+                two_theta[count] = math.degrees(2.0 * theta)
+                intensity[count] = 2.0 * (f_total.real ** 2 + f_total.imag ** 2) * lorentz_polarization
+                count += 1
+    return two_theta[:count], intensity[:count]
+
+
+@njit(cache=True)
+def _merge(two_theta, intensity, tol, relative_tol):
+    """Step 5: sort, sum reflections within `tol` of a group's first member, drop negligible peaks."""
+    order = np.argsort(two_theta)
+    merged_tt = np.empty(two_theta.shape[0])
+    merged_i = np.empty(two_theta.shape[0])
+    n = 0
+    for idx in order:
+        if n > 0 and two_theta[idx] - merged_tt[n - 1] < tol:
+            merged_i[n - 1] += intensity[idx]
+        else:
+            merged_tt[n] = two_theta[idx]
+            merged_i[n] = intensity[idx]
+            n += 1
+    if n == 0:
+        return merged_tt[:0], merged_i[:0]
+    top = merged_i[:n].max()
+    keep = merged_i[:n] > relative_tol * top
+    return merged_tt[:n][keep], merged_i[:n][keep] / top
+
+
+@njit(cache=True)
+def compiled_peaks(lattice, frac_coords, numbers, occupancies, coefficients, dw_b, wavelength, tt_min, tt_max):
+    """Merged peaks, intensities scaled to a maximum of 1 (all arrays already validated)."""
+    tt, inten = _reflections(lattice, frac_coords, numbers, occupancies, coefficients, dw_b, wavelength, tt_min, tt_max)
+    return _merge(tt, inten, TWO_THETA_TOL, RELATIVE_INTENSITY_TOL)
+
+
+def _as_crystal(crystal):
+    """Accept a Crystal or a pymatgen Structure (converted once)."""
+    from pymatgen.core import Structure
+
+    from xrdgen.crystal import Crystal
+
+    if isinstance(crystal, Crystal):
+        return crystal
+    if isinstance(crystal, Structure):
+        return Crystal.from_structure(crystal)
+    raise TypeError(f"expected a Crystal or a pymatgen Structure, got {type(crystal).__name__}")
+
+
+def check_crystal(crystal) -> None:
+    """Refuse what the compiled code cannot simulate, with a message naming the problem."""
+    if crystal.n_sites == 0:
+        raise ValueError("the crystal has no atoms")
+    missing = missing_elements(crystal.numbers)
+    if missing:
+        raise ValueError(f"no X-ray scattering factors for {', '.join(missing)}")
+    if not crystal.volume > 1e-6:
+        raise ValueError("the lattice is degenerate (zero volume)")
+
+
+def peaks(crystal, wavelength: float = 1.54056, two_theta_min: float = 0.0, two_theta_max: float = 90.0,
+          debye_waller_b: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Merged peak list of a crystal: 2θ in degrees (ascending) and intensities scaled to max 1.
+
+    `crystal` is a `Crystal` or a pymatgen `Structure`; `debye_waller_b` (Å²) multiplies every form
+    factor by exp(-B s²), like pymatgen's `debye_waller_factors` with one B for all elements.
+    Returns empty arrays when no reflection falls in the range.
+    """
+    crystal = _as_crystal(crystal)
+    check_crystal(crystal)
+    return compiled_peaks(crystal.lattice, crystal.frac_coords, crystal.numbers, crystal.occupancies,
+                          COEFFICIENTS, float(debye_waller_b), float(wavelength), float(two_theta_min),
+                          float(two_theta_max))
