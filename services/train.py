@@ -1,0 +1,155 @@
+"""Job entrypoint: the whole distributed training on a Ray cluster.
+
+    ray job submit --working-dir . -- python -m services.train --config configs/cluster.yaml \
+        --statistics STATS.json [--test TEST.json] [--set training.max_minutes=60]
+
+Starts, on the cluster it runs in (RAY_ADDRESS, set by `ray job submit`; a private local Ray when
+run by hand): the statistics server, the bounded queue, the supervised generator pool and the trainer
+actor; waits for the training to end; prints where results, checkpoints and TensorBoard logs are.
+Resubmitting the same command resumes from the last checkpoint in `training.output_dir`.
+
+Paths: a relative `training.output_dir` is taken relative to the directory the job was started
+from; under `ray job submit --working-dir` that is a temporary copy, so give an absolute (or ~)
+output directory there to keep the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+STATUS_EVERY_S = 30.0
+
+
+def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m services.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", "-c", type=Path, default=None, help="YAML config (defaults for what it leaves out)")
+    parser.add_argument("--statistics", "-s", type=Path, required=True, help="statistics file (xrdgen stats build)")
+    parser.add_argument("--test", type=Path, default=None, help="held-out test structures (the test-part list of xrdgen stats build)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="override, e.g. training.epochs=3")
+    parser.add_argument("--seed", type=int, default=None)
+    return parser.parse_args(argv)
+
+
+def resolve_output_dir(output_dir: Path) -> Path:
+    return Path(output_dir).expanduser().resolve()
+
+
+def where_things_go(run_dir: Path) -> str:
+    """The lines a user needs to find the results of a run."""
+    return "\n".join(
+        [
+            f"results:      {run_dir}  (model.keras, meta.json, history.json, accuracy.png, summary.json)",
+            f"checkpoints:  {run_dir / 'checkpoints'}  (resubmit the same job to resume from the last one)",
+            f"tensorboard:  tensorboard --logdir {run_dir / 'tensorboard'}",
+            "dashboard:    ray dashboard (metrics xrdgen_*: patterns/s per actor, queue depth, steps/s, test top-1/top-5)",
+        ]
+    )
+
+
+def build_test_set(test_path: Optional[Path], spacegroups: list, config):
+    """Simulated patterns of the held-out structures (area D's pattern-set builder), or None."""
+    if test_path is None:
+        return None
+    from xrdgen.split import load_test_crystals
+    from xrdgen.training import build_pattern_set
+
+    crystals = load_test_crystals(test_path)
+    patterns = build_pattern_set(
+        crystals, spacegroups, config, seed=config.seed + 1,
+        patterns_per_crystal=config.training.test_patterns_per_structure, progress=True,
+    )
+    print(f"test set: {len(patterns)} patterns of {len(crystals)} held-out structures; skipped {patterns.skipped}", flush=True)
+    return patterns.x, patterns.y
+
+
+def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict:
+    """Everything between "the cluster is up" and "the run directory is complete"; returns the summary."""
+    import ray
+
+    from services.generator_pool import GeneratorPool
+    from services.statistics_server import StatisticsServer
+    from services.trainer_actor import TrainerActor
+
+    run_dir = resolve_output_dir(config.training.output_dir)
+    config = config.model_copy(update={"training": config.training.model_copy(update={"output_dir": run_dir})})
+    if "runtime_resources" in run_dir.parts:
+        print(f"warning: {run_dir} is inside Ray's temporary working-dir copy; set an absolute training.output_dir to keep results", flush=True)
+    print(where_things_go(run_dir), flush=True)
+
+    server = StatisticsServer(statistics_path, config.cluster)
+    statistics_ref = server.reference()
+    statistics = ray.get(statistics_ref)
+    print(f"statistics: {statistics_path} ({len(statistics.spacegroups)} classes)", flush=True)
+    test_set = build_test_set(test_path, statistics.spacegroups, config)
+
+    pool = GeneratorPool(statistics_ref, config)
+    trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir, test_set=test_set)
+    started = time.monotonic()
+    try:
+        done = trainer.fit()
+        last_status = time.monotonic()
+        while not ray.wait([done], timeout=1.0)[0]:
+            if time.monotonic() - last_status >= STATUS_EVERY_S:
+                last_status = time.monotonic()
+                produced = sum(c["patterns"] for c in pool.counters(timeout=5))
+                print(f"[cluster] generators {pool.size} (replaced {pool.replacements}), queue {pool.queue.qsize()}, "
+                      f"patterns produced by live generators {produced}", flush=True)
+        result = ray.get(done)
+    finally:
+        pool.shutdown()
+        server.shutdown()
+    history = result.pop("history")
+    last = history[-1] if history else {}
+    summary = dict(
+        run_dir=str(run_dir),
+        model=config.training.model,
+        classes=len(statistics.spacegroups),
+        start_step=result["start_step"],
+        step=result["step"],
+        epochs=len(history),
+        minutes=(time.monotonic() - started) / 60,
+        test_top1=last.get("test_top1"),
+        test_top5=last.get("test_top5"),
+        train_accuracy=last.get("train_accuracy"),
+        patterns_per_s=last.get("patterns_per_s"),
+        generator_replacements=pool.replacements,
+        trainer_stalls_s=[round(s, 2) for _, s in result["stalls"]],
+    )
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from services.ray_runtime import ray_session
+    from xrdgen.cli.common import parse_overrides
+    from xrdgen.config import load_config
+    from xrdgen.errors import UserError
+
+    args = _parse(argv)
+    try:
+        overrides = parse_overrides(args.sets)
+        if args.seed is not None:
+            overrides["seed"] = args.seed
+        config = load_config(args.config, overrides)
+        if not args.statistics.exists():
+            raise UserError(f"{args.statistics}: no such statistics file (build one with `xrdgen stats build`)")
+        if args.test is not None and not args.test.exists():
+            raise UserError(f"{args.test}: no such test-structure file")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(config.describe(), flush=True)
+    with ray_session(config.cluster.address):
+        summary = run(config, args.statistics, args.test)
+    print("summary: " + json.dumps(summary), flush=True)
+    print(where_things_go(Path(summary["run_dir"])), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

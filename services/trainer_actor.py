@@ -1,0 +1,104 @@
+"""Trainer actor: area D's `xrdgen.training.Trainer` fed from the Ray queue, on the GPU node.
+
+A thin shell: the optimisation, checkpoints, TensorBoard and history belong to the Trainer (which
+distributes with `MirroredStrategy` over the visible GPUs); this actor adds the input pipeline
+(queue -> `QueueFeed` background thread -> `tf.data` prefetch) and the dashboard metrics (steps/s,
+latest test top-1/top-5).
+
+Kill-and-resume: the actor does not restart itself. The job that owns it is resubmitted; the new
+Trainer finds the last checkpoint in the run directory and continues at the same global step, in the
+same epoch of the learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import ray
+from ray.util.queue import Queue
+
+from services import metrics
+from services.batch_feed import QueueFeed
+from services.options import trainer_options
+from xrdgen.config import Config
+
+RATE_EVERY_S = 5.0
+
+
+class _TrainerActor:
+    def __init__(self, config: Config, spacegroups: list, run_dir: str, queue: Queue, test_set=None):
+        from xrdgen.training import Trainer
+
+        self._config = config
+        self._queue = queue
+        self._feed: Optional[QueueFeed] = None
+        self._trainer = Trainer(
+            config, spacegroups, run_dir=run_dir, test_set=test_set, resume=True,
+            log=lambda line: print(line, flush=True), on_epoch_end=self._export_epoch,
+        )
+        self.start_step = self._trainer.step
+        self._done = threading.Event()
+
+    def _export_epoch(self, entry: dict) -> None:
+        if "test_top1" in entry:
+            metrics.test_top1().set(entry["test_top1"])
+            metrics.test_top5().set(entry["test_top5"])
+
+    def _export_rate(self) -> None:
+        """Steps/s over the last RATE_EVERY_S, from the optimizer's own counter."""
+        rate, step_gauge = metrics.trainer_steps_per_second(), metrics.trainer_step()
+        last_step, last_time = self._trainer.step, time.monotonic()
+        while not self._done.wait(RATE_EVERY_S):
+            step, now = self._trainer.step, time.monotonic()
+            rate.set((step - last_step) / (now - last_time))
+            step_gauge.set(step)
+            last_step, last_time = step, now
+
+    def fit(self, epochs: Optional[int] = None, batches_per_epoch: Optional[int] = None,
+            max_minutes: Optional[float] = None) -> dict:
+        training = self._trainer.training
+        self._feed = QueueFeed(self._queue, training.batch_size, self._config.cluster.prefetch_batches)
+        self._done.clear()
+        exporter = threading.Thread(target=self._export_rate, name="trainer-metrics", daemon=True)
+        exporter.start()
+        try:
+            dataset = self._feed.as_dataset(self._config.grid.n_points)
+            history = self._trainer.fit(iter(dataset), epochs=epochs, batches_per_epoch=batches_per_epoch,
+                                        max_minutes=max_minutes)
+        finally:
+            self._done.set()
+            self._feed.close()
+        return dict(self.status(), history=history)
+
+    def status(self) -> dict:
+        feed = self._feed
+        return dict(
+            start_step=self.start_step,
+            step=self._trainer.step,
+            learning_rate=self._trainer.learning_rate,
+            run_dir=str(Path(self._trainer.run_dir).resolve()),
+            batches_received=feed.batches_delivered if feed else 0,
+            stalls=list(feed.stalls) if feed else [],
+        )
+
+
+class TrainerActor:
+    """Public handle; `fit(...)` returns an ObjectRef to the final status (with `history`)."""
+
+    def __init__(self, config: Config, spacegroups: list, queue: Queue, run_dir: Optional[Path | str] = None,
+                 test_set=None):
+        run_dir = str(run_dir if run_dir is not None else config.training.output_dir)
+        options = trainer_options(config.cluster)
+        self.actor = ray.remote(_TrainerActor).options(**options).remote(config, list(spacegroups), run_dir, queue, test_set)
+
+    def fit(self, **kwargs) -> "ray.ObjectRef":
+        return self.actor.fit.remote(**kwargs)
+
+    def status(self, timeout: float = 30.0) -> dict:
+        return ray.get(self.actor.status.remote(), timeout=timeout)
+
+    def kill(self) -> None:
+        ray.kill(self.actor, no_restart=True)
