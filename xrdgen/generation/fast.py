@@ -1,0 +1,230 @@
+"""The fast generator path: seed S1 steps 1-8 on plain arrays, checked by spglib directly.
+
+Same draws as `reference.py`, without PyXtal or pymatgen objects per crystal:
+
+- the discrete distributions of each space group are turned once into cumulative tables, so a draw
+  is one uniform number and a `searchsorted` (`_SpaceGroupTables`);
+- Wyckoff orbits come from the cached operation arrays of `wyckoff.py`: all atoms of a crystal are
+  one batched matrix product (rotations (N, 3, 3) @ representatives (N, 3) + translations (N, 3));
+- the lattice matrix is computed from the six parameters, and spglib gets (lattice, positions,
+  numbers) directly; the result is a `Crystal`, which the simulator takes as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import spglib
+
+from xrdgen.config import GenerationConfig
+from xrdgen.crystal import Crystal
+from xrdgen.generation import record
+from xrdgen.generation.record import Attempt
+from xrdgen.generation.wyckoff import WyckoffTable, wyckoff_table
+
+# Step 4: give up placing one element after this many draws of an occupied site without freedom
+# (the original's value).
+MAX_COLLISIONS = 50
+
+
+@lru_cache(maxsize=None)
+def atomic_volume(symbol: str) -> tuple[int, float]:
+    """(Z, 4/3·π·((r_cov + r_vdW)/2)^3) with PyXtal's radii, as the statistics define V_atomic."""
+    from pyxtal.database.element import Element
+
+    element = Element(symbol)
+    radius = (element.covalent_radius + element.vdw_radius) / 2.0
+    return int(element.z), 4.0 / 3.0 * np.pi * radius**3
+
+
+def lattice_matrix(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> np.ndarray:
+    """Rows a, b, c in Å from lengths and angles (radians): a along x, b in the xy plane."""
+    ca, cb, cg, sg = np.cos(alpha), np.cos(beta), np.cos(gamma), np.sin(gamma)
+    cy = (ca - cb * cg) / sg
+    cz = np.sqrt(max(1.0 - cb * cb - cy * cy, 0.0))
+    return np.array([[a, 0.0, 0.0], [b * cg, b * sg, 0.0], [c * cb, c * cy, c * cz]])
+
+
+def spglib_spacegroup(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray, symprec: float, angle_tolerance: float) -> int:
+    """Space-group number spglib finds (0 when it finds none)."""
+    dataset = spglib.get_symmetry_dataset(
+        (lattice, frac_coords, numbers), symprec=symprec, angle_tolerance=angle_tolerance
+    )
+    return 0 if dataset is None else int(dataset.number)
+
+
+def min_distance(lattice: np.ndarray, frac_coords: np.ndarray) -> float:
+    """Shortest interatomic distance in Å, periodic images included (nearest 27 cells)."""
+    delta = frac_coords[:, None, :] - frac_coords[None, :, :]
+    delta -= np.round(delta)
+    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=np.float64)
+    cart = (delta[:, :, None, :] + shifts[None, None]) @ lattice  # (n, n, 27, 3)
+    dist = np.linalg.norm(cart, axis=-1)
+    n = len(frac_coords)
+    dist[np.arange(n), np.arange(n), 13] = np.inf  # an atom and itself (shift 0, 0, 0)
+    return float(dist.min()) if n else np.inf
+
+
+def _cdf(probs) -> np.ndarray:
+    cdf = np.cumsum(np.asarray(probs, dtype=np.float64))
+    return cdf / cdf[-1]
+
+
+def _draw(cdf: np.ndarray, rng: np.random.Generator) -> int:
+    """Index drawn with the probabilities whose normalised cumulative sum is `cdf`."""
+    return min(int(np.searchsorted(cdf, rng.random(), side="right")), len(cdf) - 1)
+
+
+@dataclass
+class _SpaceGroupTables:
+    """One space group's statistics as cumulative tables over indices (built once)."""
+
+    table: WyckoffTable
+    n_elements_cdf: np.ndarray
+    symbols: list[str]
+    numbers: np.ndarray  # Z of each symbol
+    volumes: np.ndarray  # atomic volume of each symbol, Å³
+    element_cdf: np.ndarray
+    n_sites_cdf: np.ndarray
+    wyckoff_sites: np.ndarray  # site index in `table` of each statistics Wyckoff entry
+    wyckoff_cdf: np.ndarray
+    max_n_elements: int  # elements with non-zero probability
+
+    @classmethod
+    def build(cls, spacegroup: int, sg_stats) -> "_SpaceGroupTables":
+        table = wyckoff_table(spacegroup)
+        symbols = [s for s, p in sg_stats.element_probs.items() if p > 0]
+        unknown = [name for name in sg_stats.wyckoff_probs if name not in table.index]
+        if unknown:
+            raise ValueError(f"space group {spacegroup}: statistics name Wyckoff sites {unknown} that pyxtal does not know")
+        wyckoff = [(table.index[name], p) for name, p in sg_stats.wyckoff_probs.items() if p > 0]
+        return cls(
+            table=table,
+            n_elements_cdf=_cdf(sg_stats.n_elements_probs),
+            symbols=symbols,
+            numbers=np.array([atomic_volume(s)[0] for s in symbols], dtype=np.int64),
+            volumes=np.array([atomic_volume(s)[1] for s in symbols]),
+            element_cdf=_cdf([sg_stats.element_probs[s] for s in symbols]),
+            n_sites_cdf=_cdf(sg_stats.n_sites_per_element_probs),
+            wyckoff_sites=np.array([i for i, _ in wyckoff], dtype=np.int64),
+            wyckoff_cdf=_cdf([p for _, p in wyckoff]),
+            max_n_elements=len(symbols),
+        )
+
+
+class FastPath:
+    """Generates checked crystals of a given space group from the statistics (seed S1 steps 2-8)."""
+
+    def __init__(self, statistics, config: GenerationConfig):
+        self.statistics = statistics
+        self.config = config
+        self.v_atomic_max = float(np.max(statistics.volume_samples[:, 0]))
+        self._tables: dict[int, _SpaceGroupTables] = {}
+
+    def tables(self, spacegroup: int) -> _SpaceGroupTables:
+        if spacegroup not in self._tables:
+            self._tables[spacegroup] = _SpaceGroupTables.build(spacegroup, self.statistics.per_spacegroup[spacegroup])
+        return self._tables[spacegroup]
+
+    def generate(self, spacegroup: int, rng: np.random.Generator, attempts: list | None = None) -> Crystal:
+        """A crystal spglib finds in `spacegroup`, by the retry rule of seed S1.
+
+        Step 2 (number of unique elements) is kept while attempts fail; after
+        `tries_per_n_elements` failures it is drawn again. Too many sites is redrawn without
+        counting as a failure (the original's rule).
+        """
+        t = self.tables(spacegroup)
+        cfg = self.config
+        while True:
+            n_elements = min(_draw(t.n_elements_cdf, rng) + 1, t.max_n_elements)
+            failures = 0
+            drawn = True
+            while failures < cfg.tries_per_n_elements:
+                attempt = Attempt(spacegroup, n_elements, drawn)
+                drawn = False
+                if attempts is not None:
+                    attempts.append(attempt)
+                crystal = self._attempt(t, n_elements, rng, attempt)
+                if crystal is not None:
+                    return crystal
+                if attempt.outcome != record.TOO_MANY_SITES:
+                    failures += 1
+
+    def _attempt(self, t: _SpaceGroupTables, n_elements: int, rng: np.random.Generator, attempt: Attempt):
+        cfg = self.config
+        table = t.table
+        # Steps 3-4: elements, how many sites each, which sites (no second atom on a fixed site).
+        chosen: list[int] = []
+        site_of_atom: list[int] = []
+        element_of_atom: list[int] = []
+        occupied = np.zeros(len(table.names), dtype=np.int64)
+        for _ in range(n_elements):
+            while True:
+                element = _draw(t.element_cdf, rng)
+                if element not in chosen:
+                    break
+            chosen.append(element)
+            repetitions = _draw(t.n_sites_cdf, rng) + 1
+            for _ in range(repetitions):
+                for _ in range(MAX_COLLISIONS + 1):
+                    site = int(t.wyckoff_sites[_draw(t.wyckoff_cdf, rng)])
+                    attempt.wyckoff_draws.append(table.names[site])
+                    if table.dofs[site] == 0 and occupied[site]:
+                        continue  # collision: draw the site again
+                    occupied[site] += 1
+                    site_of_atom.append(site)
+                    element_of_atom.append(element)
+                    break
+                else:
+                    break  # too many collisions: go on with the next element
+        attempt.elements = [t.symbols[e] for e in element_of_atom]
+        attempt.wyckoffs = [table.names[s] for s in site_of_atom]
+        if len(site_of_atom) > cfg.max_atoms_asymmetric_unit:
+            attempt.outcome = record.TOO_MANY_SITES
+            return None
+
+        # Step 7 (volume) before 5-6, since it can reject: V_atomic, denseness factor, limits.
+        sites = np.array(site_of_atom, dtype=np.int64)
+        elements = np.array(element_of_atom, dtype=np.int64)
+        multiplicities = table.multiplicities[sites]
+        v_atomic = float(np.dot(multiplicities, t.volumes[elements]))
+        if v_atomic > self.v_atomic_max:
+            attempt.outcome = record.V_ATOMIC_UNSEEN
+            return None
+        volume = self.statistics.sample_denseness(v_atomic, rng) * v_atomic
+        n_atoms = int(multiplicities.sum())
+        volume = max(volume, n_atoms * cfg.min_density_volume_per_atom)
+        if volume > cfg.max_volume:
+            attempt.outcome = record.TOO_LARGE
+            return None
+
+        # Step 6: unit-volume lattice parameters from the KDE, scaled to the volume.
+        a, b, c, alpha, beta, gamma = self.statistics.sample_lattice_parameters(table.crystal_system, rng)
+        scale = np.cbrt(volume)
+        lattice = lattice_matrix(a * scale, b * scale, c * scale, alpha, beta, gamma)
+
+        # Steps 5 and 8: uniform free coordinates, then every orbit in one batched product.
+        uniform = rng.random((len(sites), 3))
+        representatives = np.einsum(
+            "nij,nj->ni", np.stack([table.rotations[s][0] for s in sites]), uniform
+        ) + np.stack([table.translations[s][0] for s in sites])
+        rotations = np.concatenate([table.rotations[s] for s in sites])
+        translations = np.concatenate([table.translations[s] for s in sites])
+        frac = np.einsum("nij,nj->ni", rotations, np.repeat(representatives, multiplicities, axis=0)) + translations
+        frac = np.mod(frac, 1.0)
+        frac[frac >= 1.0] = 0.0  # mod can round -1e-17 up to exactly 1.0
+        numbers = np.repeat(t.numbers[elements], multiplicities)
+
+        # The check: spglib on the arrays, with the original's tolerances.
+        found = spglib_spacegroup(lattice, frac, numbers, cfg.symprec, cfg.angle_tolerance)
+        attempt.found_spacegroup = found
+        if found != table.number:
+            attempt.outcome = record.MISMATCH
+            return None
+        if cfg.distance_check and min_distance(lattice, frac) < cfg.min_distance:
+            attempt.outcome = record.TOO_CLOSE
+            return None
+        attempt.outcome = record.ACCEPTED
+        return Crystal(lattice, frac, numbers, np.ones(len(numbers)), spacegroup=table.number)
