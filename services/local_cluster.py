@@ -1,0 +1,126 @@
+"""A private single-machine Ray head for `xrdgen run` / `make run`, always stopped afterwards.
+
+Why not `ray start --head` + `ray stop`: `ray stop` kills *every* Ray process of the user on the
+machine (other runs, test sessions). Instead the head runs as `ray start --head --block` in a child
+process with its own temp dir and free ports; terminating that one process (SIGTERM, as Ctrl-C or
+any error does through the context manager) makes Ray tear down exactly the processes it started.
+
+Token authentication stays on: the shared token is ~/.ray/auth_token (created once with
+`ray get-auth-token --generate`), and the head, `ray job submit` and the job all run with
+RAY_AUTH_MODE=token. The dashboard listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+START_TIMEOUT_S = 120.0
+
+
+def _ray_executable() -> str:
+    """The `ray` next to this interpreter (the project's venv), else the one on PATH."""
+    candidate = Path(sys.executable).with_name("ray")
+    return str(candidate) if candidate.exists() else (shutil.which("ray") or "ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def token_auth_env() -> dict:
+    """Environment for every Ray command: token auth on, token file present (created if missing)."""
+    # The job's `python` must be this interpreter (the project's venv), not whatever PATH has first.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, RAY_AUTH_MODE="token", PATH=path)
+    token = Path.home() / ".ray" / "auth_token"
+    if not token.exists() and not env.get("RAY_AUTH_TOKEN") and not env.get("RAY_AUTH_TOKEN_PATH"):
+        # Prints the token on stdout: keep it out of the terminal and logs.
+        subprocess.run([_ray_executable(), "get-auth-token", "--generate"], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return env
+
+
+@dataclass
+class LocalHead:
+    dashboard_url: str
+    gcs_address: str
+    env: dict
+    log_path: Path
+
+    def submit(self, entrypoint: Sequence[str], working_dir: Path, extra: Sequence[str] = ()) -> int:
+        """`ray job submit --working-dir ... -- entrypoint`, its logs streamed here; returns its status."""
+        command = [_ray_executable(), "job", "submit", "--address", self.dashboard_url,
+                   "--working-dir", str(working_dir), *extra, "--", *entrypoint]
+        return subprocess.call(command, env=self.env)
+
+
+def _dashboard_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/api/version", timeout=2) as response:
+            return response.status == 200
+    except urllib.error.HTTPError as exc:  # 401 without a token: up, and enforcing auth
+        return exc.code in (401, 403)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def local_head(num_cpus: Optional[int] = None, num_gpus: Optional[int] = None) -> Iterator[LocalHead]:
+    """Start a private head, yield it, stop it (and only it) on exit, error or Ctrl-C."""
+    env = token_auth_env()
+    temp_dir = Path(tempfile.mkdtemp(prefix="xrdgen_ray_", dir="/tmp"))
+    port, dashboard_port, agent_port, client_port = (_free_port() for _ in range(4))
+    log_path = temp_dir / "ray_start.log"
+    command = [
+        _ray_executable(), "start", "--head", "--block", f"--port={port}", f"--temp-dir={temp_dir}",
+        "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+        f"--dashboard-agent-listen-port={agent_port}", f"--ray-client-server-port={client_port}",
+        "--disable-usage-stats",
+    ]
+    if num_cpus is not None:
+        command.append(f"--num-cpus={num_cpus}")
+    if num_gpus is not None:
+        command.append(f"--num-gpus={num_gpus}")
+    url = f"http://127.0.0.1:{dashboard_port}"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _dashboard_up(url):
+            if process.poll() is not None:
+                raise RuntimeError(f"ray start failed (exit {process.returncode}); see {log_path}:\n"
+                                   + log_path.read_text()[-2000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Ray head did not come up within {START_TIMEOUT_S:.0f} s; see {log_path}")
+            time.sleep(0.5)
+        yield LocalHead(dashboard_url=url, gcs_address=f"127.0.0.1:{port}", env=env, log_path=log_path)
+    finally:
+        _stop(process)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM the blocking `ray start` (it stops its own processes), SIGKILL its group if it hangs."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
