@@ -129,7 +129,7 @@ class PatternStream:
                 self._previous_pure, _ = self._pure_pattern()
             impurity = self._previous_pure
         t0 = time.perf_counter()
-        pattern = self._augment(pure, self.config.augmentation, self._sim_rng, impurity=impurity)
+        pattern = self._augment(pure, self.config.augmentation, self._sim_rng, impurity=impurity, grid=self.config.grid)
         self.counters.seconds_augment += time.perf_counter() - t0
         self._previous_pure = pure
         self.counters.patterns += 1
