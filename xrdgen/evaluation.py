@@ -90,28 +90,13 @@ def _ends_in_softmax(model) -> bool:
 
 
 def load_model_run(run_dir: Path | str) -> TrainedModel:
-    """Read a run directory (model.keras + meta.json); area D's `load_trained` when it is there."""
+    """Read a run directory with area D's `load_trained` (model.keras, else its latest checkpoint)."""
+    from xrdgen.training import load_trained
+
     run_dir = Path(run_dir)
-    model_path, meta_path = run_dir / "model.keras", run_dir / "meta.json"
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such model run directory")
-    for required in (model_path, meta_path):
-        if not required.is_file():
-            raise UserError(f"{run_dir}: not a model run directory ({required.name} is missing)")
-    try:
-        from xrdgen.training import load_trained
-    except ImportError:
-        load_trained = None
-    try:
-        if load_trained is not None:
-            model, meta = load_trained(run_dir)
-        else:
-            import keras
-
-            model = keras.saving.load_model(model_path, compile=False)
-            meta = json.loads(meta_path.read_text())
-    except (ValueError, OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{run_dir}: cannot load the model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    model, meta = load_trained(run_dir)
     return _from_meta(model, meta, run_dir)
 
 
@@ -388,17 +373,25 @@ def simulate_sets(
 ) -> list[LabelledSet]:
     """Structures (CIF directory or CSV with a `cif` column) simulated with area B's simulator.
 
-    Returns the unmodified set first, then one set per requested randomization (seed S3) of the
-    same crystals, re-drawn with area C's `randomize` from `statistics`. Labels are spglib's.
+    `dataset` may also be the test entries a statistics build saved (`.json`/`.json.gz`, area A),
+    the structures held out by the structure-type split. Returns the unmodified set first, then
+    one set per requested randomization (seed S3) of the same crystals, re-drawn with area C's
+    `randomize` (`statistics` needed for lattices). Labels are spglib's, as the collection gives them.
     """
     from tqdm import tqdm
 
-    from xrdgen.collection import read_collection
+    from xrdgen.training import scale_input
+
+    from xrdgen.collection import load_entries, read_collection
     from xrdgen.simulation import PatternSimulator
 
-    report = read_collection(dataset, config)
-    entries = list(report.entries)
-    skipped = [{"name": str(getattr(s, "source_id", s)), "reason": str(getattr(s, "reason", s))} for s in getattr(report, "skipped", [])]
+    dataset = Path(dataset)
+    if dataset.name.endswith((".json", ".json.gz")):  # the held-out test entries of a statistics build (area A)
+        entries, skipped = load_entries(dataset), []
+    else:
+        report = read_collection(dataset, config)
+        entries = list(report.entries)
+        skipped = [{"name": str(s.source_id), "reason": str(s.reason)} for s in report.skipped]
     if max_structures is not None:
         entries = entries[:max_structures]
     if not entries:
@@ -407,8 +400,8 @@ def simulate_sets(
     simulator = PatternSimulator(config.simulation, grid)
     variants: list[tuple[str, Optional[dict]]] = [("unmodified", None)]
     if randomizations:
-        if statistics is None:
-            raise UserError("randomized test sets need the statistics the model was trained from (--statistics FILE)")
+        if statistics is None and any(RANDOMIZATIONS.get(m, {}).get("lattice") for m in randomizations):
+            raise UserError("re-drawing lattices needs the statistics the model was trained from (--statistics FILE)")
         try:
             from xrdgen.generation import randomize
         except ImportError:
@@ -431,9 +424,7 @@ def simulate_sets(
             except Exception as exc:  # one bad crystal must not end the evaluation: count and report it
                 bad.append({"name": str(entry.source_id), "reason": f"{type(exc).__name__}: {exc}"[:200]})
                 continue
-            pattern = np.asarray(pattern, dtype=np.float32)
-            if trained.sqrt_scale:
-                pattern = np.sqrt(np.clip(pattern, 0, None))
+            pattern = scale_input(pattern, trained.sqrt_scale)
             names.append(str(entry.source_id))
             xs.append(pattern)
             labels.append(int(entry.spacegroup))

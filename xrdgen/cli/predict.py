@@ -102,15 +102,18 @@ def evaluate(
     dataset: Path = typer.Argument(
         ...,
         help="Labelled data: a folder of sample folders (pattern file + structure .cif, like lab17), "
-        "or structures to simulate (a folder of CIFs, or a CSV with a `cif` column).",
+        "or structures to simulate (a folder of CIFs, a CSV with a `cif` column, or saved test entries .json[.gz]).",
     ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: MODEL/evaluation/<dataset name>)."),
     wavelength: Optional[float] = WavelengthOption,
     randomize: Optional[list[str]] = typer.Option(
         None, "--randomize", help="Also evaluate re-drawn test crystals (seed S3): coordinates, lattice or both (repeatable)."
     ),
-    statistics: Optional[Path] = typer.Option(None, "--statistics", help="Statistics JSON the model was trained from (for --randomize)."),
+    statistics: Optional[Path] = typer.Option(
+        None, "--statistics", help="Statistics JSON the model was trained from (needed by --randomize lattice/both)."
+    ),
     max_structures: Optional[int] = typer.Option(None, "--max-structures", min=1, help="Simulate only the first N structures."),
+    simulate: bool = typer.Option(False, "--simulate", help="Simulate the structures even of a folder that has measured patterns."),
     fill: str = FillOption,
     config: Optional[Path] = ConfigOption,
     seed: Optional[int] = SeedOption,
@@ -122,7 +125,7 @@ def evaluate(
     trained = load_model_run(model)
     if not dataset.exists():
         raise UserError(f"{dataset}: no such dataset")
-    measured = dataset.is_dir() and any(p.is_dir() and any(p.glob("*.cif")) for p in dataset.iterdir())
+    measured = not simulate and dataset.is_dir() and any(p.is_dir() and any(p.glob("*.cif")) for p in dataset.iterdir())
     run_config = _config_for(trained, config, seed, sets)
     if measured:
         if randomize:
@@ -130,9 +133,7 @@ def evaluate(
         labelled = [load_measured_set(dataset, trained, wavelength=wavelength, symprec=run_config.collection.symprec, fill=fill)]
     else:
         stats = None
-        if randomize:
-            if statistics is None:
-                raise UserError("--randomize needs --statistics FILE (the statistics the model was trained from)")
+        if statistics is not None:
             from xrdgen.statistics import Statistics
 
             stats = Statistics.load(statistics)

@@ -1,0 +1,254 @@
+"""`xrdgen predict` and `xrdgen evaluate` with a small model really trained on simulated patterns.
+
+The model: a tiny 1D CNN saved in area D's run-directory format, trained for a few epochs on
+patterns of the 17 lab17 structures simulated by pymatgen (an independent simulator) with random
+peak widths, background and noise. It is small, but trained: its accuracy on the *measured* lab17
+patterns is asserted above chance, and its accuracy on area B's simulation of the same structures
+checks B's simulator against pymatgen's on the way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from xrdgen.config import Config, GridConfig
+
+GRID = GridConfig(step=0.05)  # coarser than the default: a small, quick model; the readers must honour it
+CU_KA1 = 1.54056
+
+
+def _lab17_structures(lab17_dir: Path):
+    from pymatgen.core import Structure
+
+    from xrdgen.evaluation import spacegroup_of_cif
+
+    folders = sorted(p for p in lab17_dir.iterdir() if p.is_dir())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structures = [Structure.from_file(f / "structure.cif") for f in folders]
+    labels = [spacegroup_of_cif(f / "structure.cif", 0.1) for f in folders]
+    return folders, structures, labels
+
+
+def _training_patterns(structures, labels, classes, per_structure: int, rng):
+    """pymatgen peaks, Gaussian profiles of random width, a decaying background and noise; max 1."""
+    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+
+    calculator = XRDCalculator(wavelength=CU_KA1)
+    grid = GRID.two_theta()
+    xs, ys = [], []
+    for structure, label in zip(structures, labels):
+        peaks = calculator.get_pattern(structure, two_theta_range=(GRID.two_theta_min, GRID.two_theta_max))
+        position, height = np.array(peaks.x), np.array(peaks.y)
+        for _ in range(per_structure):
+            sigma = rng.uniform(0.08, 0.5) / 2.3548
+            x = (height[:, None] * np.exp(-0.5 * ((grid[None] - position[:, None]) / sigma) ** 2)).sum(0)
+            x = x / x.max() + rng.uniform(0, 0.4) * np.exp(-(grid - grid[0]) / rng.uniform(10, 60)) + rng.uniform(0, 0.2)
+            x = x + rng.normal(0, rng.uniform(0, 0.03), grid.size)
+            x = (x - x.min()) / np.ptp(x)
+            xs.append(x.astype(np.float32))
+            ys.append(classes.index(label))
+    return np.stack(xs), np.array(ys)
+
+
+@pytest.fixture(scope="module")
+def trained_run(lab17_dir, tmp_path_factory):
+    """A run directory (model.keras + meta.json as area D writes it) of a tiny trained CNN."""
+    import keras
+
+    folders, structures, labels = _lab17_structures(lab17_dir)
+    classes = sorted(set(labels))
+    rng = np.random.default_rng(7)
+    x, y = _training_patterns(structures, labels, classes, 48, rng)
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential(
+        [
+            keras.Input((GRID.n_points,)),
+            keras.layers.Reshape((GRID.n_points, 1)),
+            keras.layers.Conv1D(16, 15, strides=2, activation="relu"),
+            keras.layers.MaxPooling1D(3),
+            keras.layers.Conv1D(32, 9, activation="relu"),
+            keras.layers.MaxPooling1D(3),
+            keras.layers.Conv1D(32, 5, activation="relu"),
+            keras.layers.GlobalMaxPooling1D(),
+            keras.layers.Dense(len(classes)),  # logits, as the contract says
+        ]
+    )
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=32, epochs=15, verbose=0, shuffle=True)
+    assert history.history["accuracy"][-1] > 0.9  # it did learn the simulated patterns
+
+    run = tmp_path_factory.mktemp("run")
+    model.save(run / "model.keras")
+    config = Config(grid=GRID)
+    meta = {
+        "version": 1,
+        "spacegroups": classes,
+        "grid": GRID.model_dump(mode="json"),
+        "input_length": GRID.n_points,
+        "sqrt_scale": False,
+        "model": "tiny_cnn",
+        "n_classes": len(classes),
+        "config": config.model_dump(mode="json"),
+    }
+    (run / "meta.json").write_text(json.dumps(meta))
+    return run, dict(zip([f.name for f in folders], labels)), classes
+
+
+def _invoke(*args):
+    from xrdgen.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_predict_every_lab17_pattern_and_skip_a_bad_file(trained_run, lab17_dir, tmp_path):
+    run, truth, classes = trained_run
+    files = sorted(lab17_dir.glob("*/pattern.csv"))
+    bad = tmp_path / "bad.xy"
+    bad.write_text("10.0 5\n10.1 7\n10.1 9\n")
+    out = tmp_path / "predictions.json"
+    plots = tmp_path / "plots"
+    result = _invoke("predict", run, *files[:8], bad, *files[8:], "--top-k", 3, "--json", out, "--plot", plots)
+    assert result.exit_code == 1, result.output  # some file failed, the others were predicted
+    assert f"{bad}: line 3: duplicated 2θ value 10.1" in result.output
+
+    payload = json.loads(out.read_text())
+    assert [f["file"] for f in payload["failed"]] == [str(bad)]
+    predictions = payload["predictions"]
+    assert [p["file"] for p in predictions] == [str(f) for f in files]
+    ranks = []
+    for p in predictions:
+        probabilities = [row["probability"] for row in p["top_k"]]
+        assert len(p["top_k"]) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert 0 < sum(probabilities) <= 1 + 1e-6
+        assert all(row["spacegroup"] in classes for row in p["top_k"])
+        assert 0.4 < p["covered_fraction"] <= 1 and p["wavelength_source"] == "assumed (model's)"
+        assert Path(p["plot"]).stat().st_size > 5000
+        sgs = [row["spacegroup"] for row in p["top_k"]]
+        truth_sg = truth[Path(p["file"]).parent.name]
+        ranks.append(sgs.index(truth_sg) if truth_sg in sgs else 99)
+    assert len(list(plots.glob("*.png"))) == 17
+    # trained on simulations only, yet it reads real measurements far above chance (3/15 for top-3)
+    assert np.mean(np.array(ranks) < 3) >= 0.4, ranks
+    # the table printed names each file and its best space group
+    first = predictions[0]
+    assert first["file"] in result.output and first["top_k"][0]["symbol"] in result.output
+
+
+def test_predict_wavelength_option_and_xrdml(trained_run, lab17_dir, tmp_path):
+    """An XRDML file saying Cu Kα1 predicts what the CSV does; a wrong --wavelength changes the input."""
+    from test_measured import write_xrdml  # pytest puts tests/ on sys.path (no __init__.py)
+
+    run, truth, classes = trained_run
+    reference = np.loadtxt(lab17_dir / "PbSe" / "pattern.csv", delimiter=",")
+    xrdml = tmp_path / "PbSe.xrdml"
+    write_xrdml(xrdml, reference[:, 0], reference[:, 1], CU_KA1, listed=False)
+    out_csv, out_xml, out_mo = tmp_path / "csv.json", tmp_path / "xml.json", tmp_path / "mo.json"
+    assert _invoke("predict", run, lab17_dir / "PbSe" / "pattern.csv", "--json", out_csv).exit_code == 0
+    assert _invoke("predict", run, xrdml, "--json", out_xml).exit_code == 0
+    assert _invoke("predict", run, xrdml, "--json", out_mo, "--wavelength", 0.7093).exit_code == 0
+    csv_p, xml_p, mo_p = (json.loads(p.read_text())["predictions"][0] for p in (out_csv, out_xml, out_mo))
+    assert xml_p["wavelength_source"] == "file" and mo_p["wavelength_source"] == "command line"
+    assert [r["spacegroup"] for r in xml_p["top_k"]] == [r["spacegroup"] for r in csv_p["top_k"]]
+    np.testing.assert_allclose([r["probability"] for r in xml_p["top_k"]], [r["probability"] for r in csv_p["top_k"]], rtol=1e-4)
+    assert mo_p["covered_range"][1] > 170  # Mo 2θ up to 80° is Cu 2θ beyond 170°: conversion applied
+
+
+def test_evaluate_lab17_measured(trained_run, lab17_dir, tmp_path):
+    from xrdgen.evaluation import crystal_system
+
+    run, truth, classes = trained_run
+    out = tmp_path / "report"
+    result = _invoke("evaluate", run, lab17_dir, "--out", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    (measured,) = summary["sets"]
+    assert measured["n"] == 17 and measured["n_outside_class_list"] == 0 and not measured["skipped"]
+    top_k = [measured["top_k_accuracy"][str(k)] for k in range(1, 11)]
+    assert all(a <= b for a, b in zip(top_k, top_k[1:]))
+    assert top_k[2] >= 0.4  # as predict: far above the 0.2 of chance
+    per_sg = measured["per_spacegroup"]
+    assert {int(k): v["count"] for k, v in per_sg.items()} == {sg: list(truth.values()).count(sg) for sg in set(truth.values())}
+    assert sum(v["correct"] for v in per_sg.values()) == round(top_k[0] * 17)
+    confusion = np.array(measured["crystal_system_confusion"])
+    assert confusion.sum() == 17
+    systems = measured["crystal_systems"]
+    for system in systems:  # row sums: the true crystal systems of the 17 CIFs
+        assert confusion[systems.index(system)].sum() == sum(crystal_system(sg) == system for sg in truth.values())
+    for figure in summary["figures"].values():
+        assert Path(figure).stat().st_size > 10000
+    assert {s["name"] for s in summary["samples"]} == set(truth)
+
+
+def test_evaluate_metrics_against_brute_force():
+    from xrdgen.evaluation import crystal_system, evaluate
+
+    rng = np.random.default_rng(3)
+    classes = sorted(rng.choice(np.arange(1, 231), 40, replace=False).tolist())
+    labels = rng.choice(classes + [1, 2, 229], 500)  # a few labels outside the class list
+    logits = rng.normal(size=(500, 40))
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    ev = evaluate(probabilities, labels, classes)
+    for k in range(1, 11):
+        hits = sum(label in [classes[j] for j in np.argsort(-row)[:k]] for row, label in zip(probabilities, labels))
+        assert ev.top_k_accuracy[k - 1] == pytest.approx(hits / 500)
+    assert ev.n_outside_classes == sum(label not in classes for label in labels)
+    top1 = [classes[int(np.argmax(row))] for row in probabilities]
+    for sg, row in ev.per_spacegroup.items():
+        mask = labels == sg
+        assert row["count"] == mask.sum()
+        assert row["correct"] == sum(t == sg for t, m in zip(top1, mask) if m)
+    assert np.trace(ev.system_confusion) == sum(crystal_system(a) == crystal_system(b) for a, b in zip(labels, top1))
+    assert [crystal_system(n) for n in (1, 2, 3, 15, 16, 74, 75, 142, 143, 167, 168, 194, 195, 230)] == [
+        "triclinic", "triclinic", "monoclinic", "monoclinic", "orthorhombic", "orthorhombic", "tetragonal",
+        "tetragonal", "trigonal", "trigonal", "hexagonal", "hexagonal", "cubic", "cubic",
+    ]
+
+
+def test_evaluate_simulated_and_randomized(trained_run, lab17_dir, tmp_path):
+    """The lab17 structures simulated by area B's simulator, unmodified and with coordinates re-drawn."""
+    pytest.importorskip("xrdgen.simulation")
+    pytest.importorskip("xrdgen.collection")
+    from xrdgen import generation
+
+    run, truth, classes = trained_run
+    out = tmp_path / "simulated"
+    args = ["evaluate", run, lab17_dir, "--simulate", "--out", out, "--seed", 1]
+    if hasattr(generation, "randomize"):
+        args += ["--randomize", "coordinates"]
+    result = _invoke(*args)
+    assert result.exit_code == 0, result.output
+    sets = json.loads((out / "summary.json").read_text())["sets"]
+    unmodified = sets[0]
+    assert unmodified["name"] == "unmodified" and unmodified["n"] + len(unmodified["skipped"]) == 17
+    assert unmodified["n"] >= 15
+    # trained on pymatgen's patterns of these very crystals: B's simulation of them must be recognised
+    assert unmodified["top_k_accuracy"]["1"] >= 0.7, unmodified["top_k_accuracy"]
+    if len(sets) > 1:
+        randomized = sets[1]
+        assert randomized["name"] == "randomized coordinates" and randomized["n"] >= 10
+        assert set(randomized["per_spacegroup"]) <= set(unmodified["per_spacegroup"])  # labels kept
+
+
+def test_cli_errors_are_one_line(trained_run, tmp_path):
+    """Through the real `xrdgen` entry point: bad model dir and a batch of only bad files."""
+    run, _, _ = trained_run
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    exe = [sys.executable, "-c", "from xrdgen.cli import main; main()"]
+    missing = subprocess.run(exe + ["predict", str(tmp_path / "nope"), "x.xy"], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nope'}: no such model run directory"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    only_bad = subprocess.run(exe + ["predict", str(run), str(empty)], capture_output=True, text=True, env=env)
+    assert only_bad.returncode == 1 and f"skipped: {empty}: empty file" in only_bad.stderr
+    assert "Traceback" not in only_bad.stderr + missing.stderr
