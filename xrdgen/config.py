@@ -149,6 +149,9 @@ class StatisticsConfig(_Section):
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     min_count_per_spacegroup: int = Field(50, ge=1, description="original: 50 on the ICSD -> 145 classes")
     prototype_grouping: Literal["auto", "structure_type", "prototype"] = "auto"
+    max_volume: float = Field(7000.0, gt=0.0, description="Å³, conventional cell; larger ones stay out of the statistics (original)")
+    max_wyckoff_sites: int = Field(100, gt=0, description="occupied Wyckoff sites (asymmetric unit); more stay out (original)")
+    include_partial_occupancies: bool = Field(False, description="original: statistics from fully ordered structures only")
 
 
 class GenerationConfig(_Section):
