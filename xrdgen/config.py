@@ -151,7 +151,6 @@ class StatisticsConfig(_Section):
     prototype_grouping: Literal["auto", "structure_type", "prototype"] = "auto"
     max_volume: float = Field(7000.0, gt=0.0, description="Å³, conventional cell; larger ones stay out of the statistics (original)")
     max_wyckoff_sites: int = Field(100, gt=0, description="occupied Wyckoff sites (asymmetric unit); more stay out (original)")
-    include_partial_occupancies: bool = Field(False, description="original: statistics from fully ordered structures only")
 
 
 class GenerationConfig(_Section):
