@@ -22,8 +22,9 @@ every checkpoint. Epoch and position inside the epoch are derived from it (step 
 so a resumed run continues the step count and the learning-rate schedule exactly where it stopped.
 
 Input scaling: batches are expected in the model's input scaling already (the stream's augmentation
-applies `config.augmentation.sqrt_scale`); the pattern sets built here apply the same scaling, and
-meta.json records the flag so that prediction on measured patterns does too.
+applies `config.augmentation.sqrt_scale` through `xrdgen.augmentation.scale_input`); the pattern sets
+built here apply the same function, and meta.json records the flag so that prediction on measured
+patterns does too.
 """
 
 from __future__ import annotations
@@ -51,17 +52,6 @@ CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 KEEP_CHECKPOINTS = 2
 META_VERSION = 1
-
-
-# ----------------------------------------------------------------------------------- input scaling
-def scale_input(patterns: np.ndarray, sqrt_scale: bool) -> np.ndarray:
-    """The model's input scaling of max-1 patterns: identity or sqrt (Zaloga et al. 2020, as the seed).
-
-    Square roots lift weak peaks relative to strong ones; negative values (noise below a zero
-    background) are clipped first so that the root is defined.
-    """
-    patterns = np.asarray(patterns, dtype=np.float32)
-    return np.sqrt(np.clip(patterns, 0.0, None)) if sqrt_scale else patterns
 
 
 # ------------------------------------------------------------------------------ fixed pattern sets
@@ -95,6 +85,7 @@ def build_pattern_set(
     """
     from tqdm import tqdm
 
+    from xrdgen.augmentation import scale_input
     from xrdgen.simulation import PatternSimulator
 
     simulator = PatternSimulator(config.simulation, config.grid)
@@ -108,7 +99,10 @@ def build_pattern_set(
             skipped["not in class list"] = skipped.get("not in class list", 0) + 1
             continue
         try:
-            patterns = [simulator.simulate(crystal, rng, crystallite_size_nm=size) for size in sizes]
+            patterns = [
+                scale_input(simulator.simulate(crystal, rng, crystallite_size_nm=size), config.augmentation.sqrt_scale)
+                for size in sizes
+            ]
         except Exception as exc:  # noqa: BLE001 - one odd crystal must not sink the set
             key = f"simulator: {type(exc).__name__}"
             skipped[key] = skipped.get(key, 0) + 1
@@ -117,7 +111,7 @@ def build_pattern_set(
         ys.extend([label] * len(patterns))
     n_points = config.grid.n_points
     x = np.asarray(xs, dtype=np.float32).reshape(-1, n_points)
-    return PatternSet(scale_input(x, config.augmentation.sqrt_scale), np.asarray(ys, dtype=np.int32), skipped)
+    return PatternSet(x, np.asarray(ys, dtype=np.int32), skipped)
 
 
 def epoch_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
