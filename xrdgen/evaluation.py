@@ -242,7 +242,8 @@ def plot_recall_vs_samples(evaluation: Evaluation, path: Path | str) -> Path:
         if mask.any():
             left.scatter(counts[mask], recalls[mask], s=18, color=colours(i), label=system)
             right.bar(np.array(groups)[mask], recalls[mask], width=1.0, color=colours(i))
-    left.set_xscale("log")
+    if counts.max() > 20:
+        left.set_xscale("log")
     left.set_xlabel("samples of the space group")
     left.set_ylabel("recall (top-1, %)")
     left.set_ylim(-3, 103)
@@ -293,7 +294,7 @@ def plot_model_input(model_input: ModelInput, pattern: MeasuredPattern, path: Pa
     ax.set_xlim(model_input.two_theta[0], model_input.two_theta[-1])
     ax.set_xlabel(f"2θ (°) at λ = {model_input.wavelength:.5g} Å → model grid")
     ax.set_ylabel("model input")
-    ax.set_title(title or f"{Path(pattern.source).name}: covered {model_input.covered_fraction:.0%} of the grid (shaded: filled)", fontsize=9)
+    ax.set_title(title or f"{'/'.join(Path(pattern.source).parts[-2:])}: covered {model_input.covered_fraction:.0%} of the grid (shaded: filled)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -380,7 +381,7 @@ def simulate_sets(
     """
     from tqdm import tqdm
 
-    from xrdgen.training import scale_input
+    from xrdgen.augmentation import scale_input
 
     from xrdgen.collection import load_entries, read_collection
     from xrdgen.simulation import PatternSimulator

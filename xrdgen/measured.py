@@ -27,7 +27,8 @@ Preprocessing (`preprocess`) follows the steps the training patterns went throug
    a convolutional network could mistake for a peak flank. ``fill="zero"`` fills with the measured
    minimum instead (0 after step 4), matching patterns simulated with nothing outside the range.
 4. The minimum is subtracted and the pattern scaled to a maximum of 1 (as every training pattern).
-5. If the model was trained on sqrt-scaled inputs (meta.json `sqrt_scale`), the square root is taken.
+5. If the model was trained on sqrt-scaled inputs (meta.json `sqrt_scale`), the square root is taken
+   (steps 4-5 through `xrdgen.augmentation.scale_input`, the scaling the training patterns got).
 """
 
 from __future__ import annotations
@@ -316,12 +317,11 @@ def preprocess(
         raise UserError(f"fill must be 'edge' or 'zero', not {fill!r}")
 
     y = y - y.min()
-    top = y.max()
-    if top <= 0:
+    if not y.max() > 0:
         raise UserError(f"{pattern.source}: the pattern is flat on the model's grid (no peaks to classify)")
-    y = y / top
-    if sqrt_scale:
-        y = np.sqrt(y)
+    from xrdgen.augmentation import scale_input  # the one place of the training input scaling
+
+    y = scale_input(y, sqrt_scale)
     return ModelInput(
         x=y.astype(np.float32),
         two_theta=grid_two_theta,

@@ -7,6 +7,7 @@ status is then 1 (0 when every file was read, 2 for a bad model directory or opt
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +23,10 @@ WavelengthOption = typer.Option(
 FillOption = typer.Option("edge", "--fill", help="Grid parts the measurement misses: 'edge' (median of the nearest 0.5°) or 'zero'.")
 
 
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the table
+
+
 def predict(
     model: Path = ModelArgument,
     files: list[Path] = typer.Argument(..., help="Measured patterns: .xy/.txt/.csv (two columns), RRUFF .txt, .xrdml."),
@@ -32,6 +37,7 @@ def predict(
     fill: str = FillOption,
 ) -> None:
     """Most probable space groups of measured powder patterns, with probabilities and crystal systems."""
+    _quiet_tensorflow()
     from xrdgen.evaluation import load_model_run, plot_model_input, top_k as rank_top_k
     from xrdgen.measured import read_pattern
 
@@ -120,6 +126,7 @@ def evaluate(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Top-k accuracy (k=1..10), per-space-group recall, crystal-system confusion: JSON + PNGs."""
+    _quiet_tensorflow()
     from xrdgen.evaluation import evaluate as score, load_measured_set, load_model_run, simulate_sets, write_report
 
     trained = load_model_run(model)
