@@ -32,7 +32,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -148,6 +148,35 @@ class SpaceGroupStatistics:
         )
 
 
+class DiagonalGaussianKDE:
+    """Fallback KDE for too few or degenerate samples: independent Gaussians around each sample.
+
+    Bandwidth per column = Scott's factor n^(-1/(d+4)) × the column's standard deviation, or 5% of
+    the column's mean magnitude where the samples do not vary. Same `resample(size, seed)` and
+    `evaluate(points)` interface as scipy's `gaussian_kde`.
+    """
+
+    def __init__(self, samples: np.ndarray):
+        self.dataset = np.asarray(samples, dtype=np.float64).T  # (d, n) like gaussian_kde
+        d, n = self.dataset.shape
+        std = self.dataset.std(axis=1)
+        fallback = 0.05 * np.maximum(np.abs(self.dataset).mean(axis=1), 1e-3)
+        self.bandwidth = np.where(std > 0, std * n ** (-1.0 / (d + 4)), fallback)
+
+    def resample(self, size: int = 1, seed=None) -> np.ndarray:
+        rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
+        picks = rng.integers(self.dataset.shape[1], size=size)
+        return self.dataset[:, picks] + self.bandwidth[:, None] * rng.standard_normal((self.dataset.shape[0], size))
+
+    def evaluate(self, points: np.ndarray) -> np.ndarray:
+        points = np.asarray(points, dtype=np.float64).reshape(self.dataset.shape[0], -1)
+        z = (points[:, :, None] - self.dataset[:, None, :]) / self.bandwidth[:, None, None]
+        norm = np.prod(np.sqrt(2 * np.pi) * self.bandwidth)
+        return np.exp(-0.5 * (z * z).sum(axis=0)).mean(axis=1) / norm
+
+    __call__ = evaluate
+
+
 @dataclass
 class Statistics:
     """Everything the generator samples from; see the module docstring for definitions and format."""
@@ -176,7 +205,9 @@ class Statistics:
     def lattice_kde(self, system: str):
         """scipy `gaussian_kde` (Scott's rule) over the unit-volume parameters of `system`, cached.
 
-        Cubic cells have no free parameter at unit volume, so there is no KDE for them.
+        With fewer than d + 2 samples, or samples whose covariance is singular (a full-covariance
+        KDE is then undefined), a `DiagonalGaussianKDE` stands in. Cubic cells have no free
+        parameter at unit volume, so there is no KDE for them.
         """
         if system in self._kde_cache:
             return self._kde_cache[system]
@@ -186,17 +217,18 @@ class Statistics:
             raise ValueError(f"unknown crystal system {system!r}")
         if system == "cubic":
             raise ValueError("cubic cells have no free lattice parameter at unit volume")
-        samples = np.asarray(self.lattice_samples.get(system, np.empty((0, 0))), dtype=np.float64)
         d = len(LATTICE_PARAMETER_NAMES[system])
-        if samples.ndim != 2 or samples.shape[0] < d + 2:
-            raise ValueError(
-                f"{system}: {samples.shape[0] if samples.ndim == 2 else 0} lattice samples are too few for a "
-                f"{d}-dimensional KDE (need at least {d + 2})"
-            )
-        try:
-            kde = gaussian_kde(samples.T, bw_method="scott")
-        except np.linalg.LinAlgError:
-            raise ValueError(f"{system}: lattice samples are degenerate (singular covariance)") from None
+        samples = np.asarray(self.lattice_samples.get(system, np.empty((0, d))), dtype=np.float64).reshape(-1, d)
+        if len(samples) == 0:
+            raise ValueError(f"{system}: no lattice samples in these statistics")
+        kde = None
+        if len(samples) >= d + 2:
+            try:
+                kde = gaussian_kde(samples.T, bw_method="scott")
+            except np.linalg.LinAlgError:
+                kde = None
+        if kde is None:
+            kde = DiagonalGaussianKDE(samples)
         self._kde_cache[system] = kde
         return kde
 
@@ -579,3 +611,82 @@ def classes_for_min_counts(statistics: Statistics, min_counts: Iterable[int]) ->
     """Number of classes the class list would have for each minimum count (per_spacegroup counts)."""
     counts = [s.count for s in statistics.per_spacegroup.values()]
     return {m: sum(c >= m for c in counts) for m in min_counts}
+
+
+def free_parameters(system: str, parameters: Sequence[float]) -> np.ndarray:
+    """The free parameters of `system` from (a, b, c, alpha, beta, gamma) (inverse of the expansion)."""
+    full = dict(zip(("a", "b", "c", "alpha", "beta", "gamma"), parameters))
+    return np.array([full[name] for name in LATTICE_PARAMETER_NAMES[system]], dtype=np.float64)
+
+
+def plot_statistics(statistics: Statistics, prefix: Path | str, seed: int = 0, n_samples: int = 4000) -> list[Path]:
+    """PNGs: space-group prior, lattice KDE marginals vs data, denseness samples vs data.
+
+    Files are `<prefix>.prior.png`, `<prefix>.lattice.png`, `<prefix>.denseness.png`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prefix = str(prefix)
+    rng = np.random.default_rng(seed)
+    written = []
+
+    fig, ax = plt.subplots(figsize=(12, 4))
+    all_sgs = sorted(statistics.per_spacegroup)
+    ax.bar(all_sgs, [statistics.per_spacegroup[sg].count for sg in all_sgs], color="0.75", width=1.0, label="all space groups")
+    ax.bar(statistics.spacegroups, [statistics.per_spacegroup[sg].count for sg in statistics.spacegroups], color="C0", width=1.0,
+           label=f"classes (>= {statistics.provenance.get('min_count_per_spacegroup', '?')}): {len(statistics.spacegroups)}")
+    ax.set_xlabel("space group number")
+    ax.set_ylabel("structures in the statistics part")
+    ax.set_xlim(0, 231)
+    ax.legend()
+    ax.set_title(f"space-group prior — {statistics.provenance.get('source', '')}")
+    fig.tight_layout()
+    written.append(Path(prefix + ".prior.png"))
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+
+    systems = [s for s in LATTICE_PARAMETER_NAMES if s != "cubic" and len(statistics.lattice_samples.get(s, ())) >= len(LATTICE_PARAMETER_NAMES[s]) + 2]
+    if systems:
+        fig, axes = plt.subplots(len(systems), 6, figsize=(16, 2.4 * len(systems)), squeeze=False)
+        for row, system in enumerate(systems):
+            data = statistics.lattice_samples[system]
+            try:
+                draws = np.array([free_parameters(system, statistics.sample_lattice_parameters(system, rng)) for _ in range(n_samples)])
+            except (ValueError, RuntimeError):
+                draws = None
+            for col in range(6):
+                ax = axes[row, col]
+                if col >= data.shape[1]:
+                    ax.axis("off")
+                    continue
+                bins = np.linspace(*np.percentile(data[:, col], [0.5, 99.5]), 40)
+                ax.hist(data[:, col], bins=bins, density=True, color="0.6", label=f"data (n={len(data)})")
+                if draws is not None:
+                    ax.hist(draws[:, col], bins=bins, density=True, histtype="step", color="C3", lw=1.5, label="KDE draws")
+                ax.set_title(f"{system}: {LATTICE_PARAMETER_NAMES[system][col]}", fontsize=9)
+                if col == 0:
+                    ax.legend(fontsize=7)
+        fig.suptitle("unit-volume lattice parameters (lengths in V^(1/3), angles in rad)")
+        fig.tight_layout()
+        written.append(Path(prefix + ".lattice.png"))
+        fig.savefig(written[-1], dpi=100)
+        plt.close(fig)
+
+    v = statistics.volume_samples
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(v[:, 0], v[:, 1], s=4, color="0.5", label="data")
+    pick = rng.choice(len(v), size=min(n_samples, 2000), replace=True)
+    draws = [statistics.sample_denseness(v[i, 0], rng) for i in pick]
+    ax.scatter(v[pick, 0], draws, s=4, color="C3", alpha=0.5, label="conditional KDE draws")
+    ax.set_xscale("log")
+    ax.set_xlabel("V_atomic [Å³]")
+    ax.set_ylabel("denseness factor f = V_cell / V_atomic")
+    ax.legend()
+    fig.tight_layout()
+    written.append(Path(prefix + ".denseness.png"))
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+    return written
