@@ -1,0 +1,232 @@
+"""The trainer on real simulated patterns of MP-40 structures (area B's simulator, A's reader and split).
+
+One module-scoped data set keeps the cost down: the structures of one MP-40 CSV, split by structure
+type, the most frequent space groups of the statistics part as class list, patterns on a short grid
+(10-70° at 0.02°, 3,001 points) with sqrt input scaling, as the seed trains.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xrdgen.config import load_config
+from xrdgen.errors import UserError
+
+N_CLASSES = 12
+SHORT_GRID = {"grid.two_theta_min": 10.0, "grid.two_theta_max": 70.0, "grid.step": 0.02}
+
+
+def make_config(**overrides):
+    return load_config(None, {**SHORT_GRID, "augmentation.sqrt_scale": True, **overrides})
+
+
+@pytest.fixture(scope="module")
+def mp40(mp40_dir):
+    """Statistics/test parts of one MP-40 CSV and their simulated patterns (baseline and test sets)."""
+    from xrdgen.collection import read_collection
+    from xrdgen.split import split_by_structure_type
+    from xrdgen.training import build_pattern_set
+
+    config = make_config()
+    report = read_collection(mp40_dir / "random_split_test.csv", config, progress=False)
+    stats_part, test_part = split_by_structure_type(report.entries, 0.3, 0)
+    counts = collections.Counter(e.spacegroup for e in stats_part)
+    spacegroups = sorted(sg for sg, _ in counts.most_common(N_CLASSES))
+    crystals = lambda entries: [dataclasses.replace(e.crystal, spacegroup=int(e.spacegroup)) for e in entries]  # noqa: E731
+    train_crystals, test_crystals = crystals(stats_part), crystals(test_part)
+    train = build_pattern_set(train_crystals, spacegroups, config, seed=1, crystallite_sizes_nm=config.training.baseline_sizes_nm)
+    test = build_pattern_set(test_crystals, spacegroups, config, seed=2, patterns_per_crystal=2)
+    return dict(config=config, spacegroups=spacegroups, train=train, test=test, train_crystals=train_crystals)
+
+
+def batches_of(pattern_set, batch_size, seed=0):
+    from xrdgen.training import epoch_batches
+
+    return epoch_batches(pattern_set.x, pattern_set.y, batch_size, seed)
+
+
+# ------------------------------------------------------------------------------------ pure parts
+def test_learning_rate_halves_every_n_epochs():
+    from xrdgen.training import learning_rate_at
+
+    assert [learning_rate_at(e, 1e-4, 500) for e in (0, 499, 500, 999, 1000, 1500)] == [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 1.25e-5]
+    assert learning_rate_at(10_000, 1e-3, None) == 1e-3
+
+
+def test_top_k_and_recall_against_brute_force():
+    from xrdgen.training import per_class_recall, top_k_accuracy
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(500, 9))
+    labels = rng.integers(0, 9, 500)
+    for k in (1, 3, 5):
+        brute = np.mean([label in np.argsort(-row)[:k] for row, label in zip(logits, labels)])
+        assert top_k_accuracy(logits, labels, k) == pytest.approx(brute)
+    spacegroups = [2, 14, 15, 62, 63, 139, 194, 221, 225]
+    recall = per_class_recall(logits.argmax(1), labels, spacegroups)
+    weights = np.bincount(labels, minlength=9)
+    assert sum(recall[spacegroups[i]] * weights[i] for i in range(9)) / 500 == pytest.approx(top_k_accuracy(logits, labels, 1))
+
+
+def test_pattern_sets_are_labelled_scaled_and_counted(mp40):
+    from xrdgen.training import build_pattern_set
+
+    config, spacegroups, train = mp40["config"], mp40["spacegroups"], mp40["train"]
+    crystals = mp40["train_crystals"]
+    in_list = [c for c in crystals if c.spacegroup in spacegroups]
+    assert len(train) == 2 * len(in_list)  # two crystallite sizes per statistics-part structure
+    assert train.skipped == {"not in class list": len(crystals) - len(in_list)}
+    assert [spacegroups[i] for i in train.y[::2]] == [c.spacegroup for c in in_list]
+    assert train.x.shape == (len(train), config.grid.n_points) and train.x.dtype == np.float32
+    assert np.allclose(train.x.max(axis=1), 1.0)
+    # sqrt scaling: the same crystals at the same sizes without it give the squares.
+    plain = build_pattern_set(in_list[:20], spacegroups, make_config(**{"augmentation.sqrt_scale": False}), seed=1,
+                              crystallite_sizes_nm=config.training.baseline_sizes_nm)
+    assert np.allclose(train.x[:40] ** 2, plain.x, atol=1e-5)
+    # the two sizes differ: 20 nm peaks are broader than 100 nm peaks, so more points are lit.
+    assert np.mean((train.x[0::2] > 0.05).sum(1) > (train.x[1::2] > 0.05).sum(1)) > 0.9
+
+
+# ------------------------------------------------------------------------------------- training
+def test_training_steps_resume_with_same_step_and_schedule(mp40, tmp_path):
+    import keras
+
+    from xrdgen.training import Trainer, load_trained
+
+    config = make_config(**{"training.model": "park_medium", "training.batch_size": 32, "training.lr_halving_epochs": 1})
+    test = (mp40["test"].x[:64], mp40["test"].y[:64])
+    run = tmp_path / "run"
+    first = Trainer(config, mp40["spacegroups"], run_dir=run, test_set=test)
+    history = first.fit(batches_of(mp40["train"], 32), epochs=2, batches_per_epoch=3)
+    assert first.step == 6 and [h["epoch"] for h in history] == [1, 2]
+    assert [h["learning_rate"] for h in history] == pytest.approx([1e-3, 5e-4])
+    for name in ("model.keras", "meta.json", "history.json", "accuracy.png"):
+        assert (run / name).is_file(), name
+    assert list((run / "tensorboard").iterdir()) and list((run / "checkpoints").glob("step_000000006.keras"))
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["spacegroups"] == mp40["spacegroups"] and meta["sqrt_scale"] is True
+    assert meta["model"] == "park_medium" and meta["grid"]["step"] == 0.02 and meta["input_length"] == 3001
+    assert set(history[-1]["test_recall"]) <= set(mp40["spacegroups"])
+
+    resumed = Trainer(config, mp40["spacegroups"], run_dir=run, test_set=test)
+    assert resumed.step == 6
+    assert resumed.learning_rate == pytest.approx(first.learning_rate)
+    for a, b in zip(first.model.optimizer.variables, resumed.model.optimizer.variables):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    for a, b in zip(first.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    history = resumed.fit(batches_of(mp40["train"], 32, seed=1), epochs=4, batches_per_epoch=3)
+    assert resumed.step == 12
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4] and [h["step"] for h in history] == [3, 6, 9, 12]
+    assert [h["learning_rate"] for h in history] == pytest.approx([1e-3, 5e-4, 2.5e-4, 1.25e-4])
+    assert all(np.isfinite(h["train_loss"]) for h in history)
+
+    model, meta = load_trained(run)
+    np.testing.assert_allclose(model.predict(test[0][:8], verbose=0), resumed.model.predict(test[0][:8], verbose=0), atol=1e-5)
+    assert meta["spacegroups"] == mp40["spacegroups"]
+
+
+def test_resnet10_trains_on_real_patterns(mp40, tmp_path):
+    import keras
+
+    from xrdgen.training import Trainer
+
+    config = make_config(**{"training.model": "resnet10", "training.batch_size": 16})
+    trainer = Trainer(config, mp40["spacegroups"], run_dir=tmp_path / "resnet")
+    before = keras.ops.convert_to_numpy(trainer.model.get_layer("logits").kernel).copy()
+    history = trainer.fit(batches_of(mp40["train"], 16), epochs=1, batches_per_epoch=3)
+    after = keras.ops.convert_to_numpy(trainer.model.get_layer("logits").kernel)
+    assert trainer.step == 3 and np.isfinite(history[0]["train_loss"])
+    assert history[0]["learning_rate"] == pytest.approx(1e-4)  # the ResNet preset
+    assert not np.allclose(before, after)
+
+
+def test_max_minutes_stops_mid_epoch_and_resume_drops_partial_entry(mp40, tmp_path):
+    from xrdgen.training import Trainer
+
+    config = make_config(**{"training.model": "park_medium", "training.batch_size": 16})
+    run = tmp_path / "budget"
+    trainer = Trainer(config, mp40["spacegroups"], run_dir=run)
+    history = trainer.fit(batches_of(mp40["train"], 16), epochs=3, batches_per_epoch=50, max_minutes=1e-4)
+    assert trainer.step < 50 and history[-1].get("partial") is True
+    assert (run / "model.keras").is_file()
+    resumed = Trainer(config, mp40["spacegroups"], run_dir=run)
+    assert resumed.step == trainer.step and resumed.history == []
+
+
+def test_run_directory_refuses_a_different_class_list(mp40, tmp_path):
+    from xrdgen.training import Trainer
+
+    config = make_config(**{"training.model": "park_medium"})
+    Trainer(config, mp40["spacegroups"], run_dir=tmp_path / "run")
+    with pytest.raises(UserError, match="different spacegroups"):
+        Trainer(config, mp40["spacegroups"][:-1], run_dir=tmp_path / "run")
+
+
+def test_one_training_step_under_jax_backend(mp40, tmp_path):
+    pytest.importorskip("jax")
+    data = tmp_path / "batch.npz"
+    np.savez(data, x=mp40["train"].x[:16], y=mp40["train"].y[:16])
+    script = textwrap.dedent(
+        f"""
+        import json, numpy as np, keras
+        assert keras.backend.backend() == "jax"
+        from xrdgen.config import load_config
+        from xrdgen.training import Trainer
+        config = load_config(None, {{**{SHORT_GRID!r}, "training.model": "park_medium"}})
+        d = np.load({str(data)!r})
+        trainer = Trainer(config, {mp40['spacegroups']!r}, run_dir={str(tmp_path / 'jax')!r}, test_set=(d["x"], d["y"]))
+        history = trainer.fit(iter([(d["x"], d["y"])] * 2), epochs=1, batches_per_epoch=2)
+        print(json.dumps(dict(step=trainer.step, loss=history[0]["train_loss"], backend=json.load(open({str(tmp_path / 'jax' / 'meta.json')!r}))["keras_backend"])))
+        """
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["step"] == 2 and np.isfinite(result["loss"]) and result["backend"] == "jax"
+
+
+def test_tiny_baseline_run_beats_chance_on_held_out_structures(mp40, tmp_path):
+    """A real learning signal: held-out top-5 above the chance level 5/K of the class list.
+
+    The test structures share no structure type with the training structures (A's split). The
+    margin is statistical (one-sided binomial test against 5/K), not a number tuned to pass.
+    """
+    from scipy.stats import binomtest
+
+    from xrdgen.training import Trainer
+
+    config = make_config(**{"training.model": "park_medium", "training.baseline": True, "training.batch_size": 64})
+    train, test = mp40["train"], mp40["test"]
+    trainer = Trainer(config, mp40["spacegroups"], run_dir=tmp_path / "baseline", test_set=(test.x, test.y))
+    assert any("dropout" in layer.name for layer in trainer.model.layers)  # baseline mode: dropout on
+    history = trainer.fit(batches_of(train, 64), epochs=6, batches_per_epoch=int(np.ceil(len(train) / 64)))
+    top5 = history[-1]["test_top5"]
+    chance = 5 / len(mp40["spacegroups"])
+    prior_top5 = np.isin(test.y, np.argsort(-np.bincount(train.y, minlength=N_CLASSES))[:5]).mean()
+    print(f"held-out top-5 {top5:.3f} on {len(test)} patterns; chance {chance:.3f}; most-frequent-5 baseline {prior_top5:.3f}")
+    successes = int(round(top5 * len(test)))
+    assert binomtest(successes, len(test), chance, alternative="greater").pvalue < 1e-3
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_cli_train_bad_statistics_file_is_one_line(tmp_path):
+    bad = tmp_path / "stats.json"
+    bad.write_text("{not json")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "xrdgen"), "train", str(bad), "--set", f"training.output_dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {bad}: not a readable JSON statistics file (JSONDecodeError)"]
