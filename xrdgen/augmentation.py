@@ -10,8 +10,9 @@ For one pattern (`augment`), with every draw independent and taken from the call
    s ~ normal(0, 75) truncated to [0, 150]. The pure pattern (max 1) is added to it.
 3. Additive noise N(0, σ_a²) per point, σ_a ~ U[0, 0.02].
 4. Multiplicative noise N(1, σ_m²) per point, σ_m ~ U[0, 0.16].
-5. Scaled to max 1; optionally square-rooted (the original trained on √I; `scale_input` applies the
-   same to measured patterns so that both look alike to the network).
+5. Shifted to a minimum of 0 and scaled to max 1, as the original did and as measured patterns are
+   prepared (`xrdgen.measured`); optionally square-rooted (the original trained on √I;
+   `scale_input` applies the same to measured patterns so that both look alike to the network).
 
 The GP is sampled exactly on nodes spaced l/5 (covariance factor cached per node count, since in units
 of l it depends on nothing else) and spline-interpolated to the grid, which is smooth at that scale.
@@ -119,7 +120,7 @@ def scale_input(pattern: np.ndarray, sqrt_scale: bool) -> np.ndarray:
 
 def augment(pattern: np.ndarray, config: Optional[AugmentationConfig] = None, rng: Optional[np.random.Generator] = None,
             impurity: Optional[np.ndarray] = None, grid: Optional[GridConfig] = None) -> np.ndarray:
-    """A pure pattern with freshly drawn imperfections, float32, max 1 (√-scaled if configured).
+    """A pure pattern with freshly drawn imperfections, float32, min 0, max 1 (√-scaled if configured).
 
     `grid` gives the 2θ of each point (the background's length scale is in degrees); default grid
     5-90° at 0.01°. `impurity` is the pure pattern of another crystal on the same grid.
@@ -133,7 +134,8 @@ def augment(pattern: np.ndarray, config: Optional[AugmentationConfig] = None, rn
         raise ValueError(f"patterns must have the grid's {len(x)} points, got {pattern.shape}"
                          + ("" if impurity is None else f" and {np.shape(impurity)}"))
     imperfections = draw_imperfections(config, rng, with_impurity=impurity is not None)
-    return scale_input(apply_imperfections(pattern, imperfections, x, rng, impurity), config.sqrt_scale)
+    y = apply_imperfections(pattern, imperfections, x, rng, impurity)
+    return scale_input(y - y.min(), config.sqrt_scale)
 
 
 def _unit_max(y) -> np.ndarray:
