@@ -48,11 +48,14 @@ class Generator:
         self.record_attempts = record_attempts
         self.attempts: list[Attempt] = []
         self.outcomes: Counter = Counter()
+        prior = np.array([statistics.prior[sg] for sg in statistics.spacegroups], dtype=np.float64)
+        self._prior_cdf = np.cumsum(prior) / prior.sum()
 
     def generate(self, spacegroup: Optional[int] = None) -> Crystal:
         """One crystal of `spacegroup` (drawn from the prior when None), spglib-checked."""
-        if spacegroup is None:
-            spacegroup = self.statistics.sample_spacegroup(self.rng)
+        if spacegroup is None:  # step 1: the prior
+            index = int(np.searchsorted(self._prior_cdf, self.rng.random(), side="right"))
+            spacegroup = self.statistics.spacegroups[min(index, len(self._prior_cdf) - 1)]
         spacegroup = int(spacegroup)
         if spacegroup not in self.statistics.per_spacegroup:
             raise ValueError(f"space group {spacegroup} has no statistics (classes: {len(self.statistics.spacegroups)})")

@@ -23,6 +23,7 @@ from xrdgen.crystal import Crystal
 from xrdgen.generation import record
 from xrdgen.generation.record import Attempt
 from xrdgen.generation.wyckoff import WyckoffTable, wyckoff_table
+from xrdgen.statistics import _full_parameters, cell_volume
 
 # Step 4: give up placing one element after this many draws of an occupied site without freedom
 # (the original's value).
@@ -96,10 +97,10 @@ class _SpaceGroupTables:
     def build(cls, spacegroup: int, sg_stats) -> "_SpaceGroupTables":
         table = wyckoff_table(spacegroup)
         symbols = [s for s, p in sg_stats.element_probs.items() if p > 0]
-        unknown = [name for name in sg_stats.wyckoff_probs if name not in table.index]
-        if unknown:
-            raise ValueError(f"space group {spacegroup}: statistics name Wyckoff sites {unknown} that pyxtal does not know")
-        wyckoff = [(table.index[name], p) for name, p in sg_stats.wyckoff_probs.items() if p > 0]
+        # A name this group does not have (an inconsistent entry of the collection) is left out.
+        wyckoff = [(table.index[name], p) for name, p in sg_stats.wyckoff_probs.items() if p > 0 and name in table.index]
+        if not wyckoff:
+            raise ValueError(f"space group {spacegroup}: the statistics name none of its Wyckoff sites")
         return cls(
             table=table,
             n_elements_cdf=_cdf(sg_stats.n_elements_probs),
@@ -114,6 +115,38 @@ class _SpaceGroupTables:
         )
 
 
+class _LatticeSampler:
+    """Step 6 in blocks: the same draws as `Statistics.sample_lattice_parameters`, fewer calls.
+
+    scipy's `gaussian_kde.resample` factorises the covariance on every call (about 0.2 ms); drawing
+    `BLOCK` parameter sets at once and handing them out one by one removes that from each crystal.
+    Validity and the rescaling to unit volume follow the statistics' definition exactly.
+    """
+
+    BLOCK = 256
+
+    def __init__(self, statistics):
+        self.statistics = statistics
+        self._queues: dict[str, list] = {}
+
+    def draw(self, system: str, rng: np.random.Generator) -> tuple[float, ...]:
+        if system == "cubic":
+            return _full_parameters("cubic", np.empty(0))
+        queue = self._queues.setdefault(system, [])
+        while not queue:
+            for free in self.statistics.lattice_kde(system).resample(self.BLOCK, seed=rng).T:
+                a, b, c, alpha, beta, gamma = _full_parameters(system, free)
+                if min(a, b, c) <= 0 or not all(0 < x < np.pi for x in (alpha, beta, gamma)):
+                    continue
+                volume = cell_volume(a, b, c, alpha, beta, gamma)
+                if not np.isfinite(volume) or volume <= 0:
+                    continue
+                s = volume ** (-1.0 / 3.0)
+                queue.append((a * s, b * s, c * s, alpha, beta, gamma))
+            queue.reverse()  # pop() from the end hands them out in drawn order
+        return queue.pop()
+
+
 class FastPath:
     """Generates checked crystals of a given space group from the statistics (seed S1 steps 2-8)."""
 
@@ -122,6 +155,7 @@ class FastPath:
         self.config = config
         self.v_atomic_max = float(np.max(statistics.volume_samples[:, 0]))
         self._tables: dict[int, _SpaceGroupTables] = {}
+        self._lattices = _LatticeSampler(statistics)
 
     def tables(self, spacegroup: int) -> _SpaceGroupTables:
         if spacegroup not in self._tables:
@@ -201,7 +235,7 @@ class FastPath:
             return None
 
         # Step 6: unit-volume lattice parameters from the KDE, scaled to the volume.
-        a, b, c, alpha, beta, gamma = self.statistics.sample_lattice_parameters(table.crystal_system, rng)
+        a, b, c, alpha, beta, gamma = self._lattices.draw(table.crystal_system, rng)
         scale = np.cbrt(volume)
         lattice = lattice_matrix(a * scale, b * scale, c * scale, alpha, beta, gamma)
 

@@ -80,7 +80,7 @@ class ReferencePath:
         dofs = group.get_site_dof(names)
         elements = [e for e, p in stats.element_probs.items() if p > 0]
         element_probs = [stats.element_probs[e] for e in elements]
-        wyckoffs = [w for w, p in stats.wyckoff_probs.items() if p > 0]
+        wyckoffs = [w for w, p in stats.wyckoff_probs.items() if p > 0 and w in names]  # unknown names left out
         wyckoff_probs = [stats.wyckoff_probs[w] for w in wyckoffs]
 
         # Steps 3 and 4: distinct elements; for each, how many sites, and which Wyckoff sites.
