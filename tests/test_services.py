@@ -1,0 +1,187 @@
+"""Reliability of the Ray services on a real local Ray cluster (the `ray_local` fixture, 2 CPUs).
+
+Real statistics (built from mp40 structures), real generator, simulator, augmentation and a real
+Keras model; only the sizes are small (short 2θ grid, small batches) so the whole module stays
+within its time budget. What is checked:
+  * the stream is reproducible from its seed and gives valid batches;
+  * backpressure: with nobody consuming, producers stop once the queue is full, so the number of
+    batches in existence (and hence memory) is bounded;
+  * killing a generator mid-training: the pool restores its size, training continues, and the
+    trainer never waits long for a batch;
+  * killing the trainer: the resubmitted job resumes from the last checkpoint, same step, same
+    learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xrdgen.config import load_config
+
+MP40_SUBSET = 400  # structures read from mp40 for the statistics (enough for a handful of classes)
+
+
+@pytest.fixture(scope="module")
+def statistics_file(mp40_dir, tmp_path_factory):
+    """Statistics of real structures, built once for the module (area A's builder)."""
+    from xrdgen.collection import read_collection
+    from xrdgen.statistics import build_statistics
+
+    csv = sorted(mp40_dir.glob("*.csv"))[0]
+    config = small_config(tmp_path_factory.mktemp("stats"))
+    entries = read_collection(csv, config, progress=False).entries[:MP40_SUBSET]
+    statistics = build_statistics(entries, config)
+    assert len(statistics.spacegroups) >= 3
+    return statistics.save(tmp_path_factory.mktemp("stats") / "statistics.json")
+
+
+def small_config(run_dir: Path, **overrides):
+    """A short grid and small sizes; everything else is the real default configuration."""
+    values = {
+        "grid.two_theta_min": 10.0,
+        "grid.two_theta_max": 50.0,
+        "grid.step": 0.05,  # 801 points
+        "statistics.min_count_per_spacegroup": 8,
+        "generation.max_atoms_asymmetric_unit": 12,
+        "generation.max_volume": 1500.0,
+        "training.model": "park_medium",
+        "training.batch_size": 8,
+        "training.batches_per_epoch": 4,
+        "training.learning_rate": 1e-3,
+        "training.output_dir": str(run_dir / "run"),
+        "cluster.n_generators": 2,
+        "cluster.cpus_per_generator": 0.5,
+        "cluster.trainer_cpus": 0.5,
+        "cluster.generator_batch_size": 4,
+        "cluster.queue_max_items": 3,
+        "cluster.prefetch_batches": 2,
+    }
+    values.update(overrides)
+    return load_config(None, values)
+
+
+@pytest.fixture(scope="module")
+def statistics(statistics_file):
+    from xrdgen.statistics import Statistics
+
+    return Statistics.load(statistics_file)
+
+
+def _wait_for(condition, timeout: float, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+# ------------------------------------------------------------------------------------ the stream
+def test_stream_is_reproducible_and_valid(statistics, tmp_path):
+    from xrdgen.stream import PatternStream
+
+    config = small_config(tmp_path)
+    a = PatternStream(statistics, config, seed=3).next_batch(6)
+    b = PatternStream(statistics, config, seed=3).next_batch(6)
+    c = PatternStream(statistics, config, seed=4).next_batch(6)
+    x, y = a
+    assert x.shape == (6, config.grid.n_points) and x.dtype == np.float32
+    assert y.dtype == np.int32 and ((0 <= y) & (y < len(statistics.spacegroups))).all()
+    assert np.isfinite(x).all() and np.allclose(x.max(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+# ------------------------------------------------------------------------------ generator pool
+@pytest.fixture(scope="module")
+def pool(ray_local, statistics, tmp_path_factory):
+    from services.generator_pool import GeneratorPool
+
+    config = small_config(tmp_path_factory.mktemp("pool"))
+    pool = GeneratorPool(statistics, config)
+    yield pool
+    pool.shutdown()
+
+
+def test_queue_memory_is_bounded_when_nobody_consumes(pool):
+    """Producers block on the full queue: batches in existence <= queue + one in hand per producer."""
+    cluster = pool.config.cluster
+    _wait_for(lambda: pool.queue.qsize() == cluster.queue_max_items, timeout=90)
+    time.sleep(3.0)  # time enough to overrun the queue many times if nothing blocked
+    first = sum(c["patterns"] for c in pool.counters())
+    time.sleep(3.0)
+    second = sum(c["patterns"] for c in pool.counters())
+    bound = (cluster.queue_max_items + 2 * cluster.n_generators) * cluster.generator_batch_size
+    assert pool.queue.qsize() == cluster.queue_max_items
+    assert second == first, "producers kept producing into a full queue"
+    assert second <= bound
+
+
+def test_killing_a_generator_keeps_training_going(ray_local, pool, statistics):
+    """Kill one generator mid-training: the pool restores its size, steps continue, no long stall."""
+    import ray
+
+    from services.trainer_actor import TrainerActor
+
+    run_dir = Path(pool.config.training.output_dir).parent / "kill_generator"
+    trainer = TrainerActor(pool.config, statistics.spacegroups, pool.queue, run_dir=run_dir)
+    done = trainer.fit(epochs=1000, max_minutes=5)
+    try:
+        _wait_for(lambda: trainer.status()["step"] >= 3, timeout=120, every=0.5)
+        victim = pool.actors[0]
+        ray.kill(victim, no_restart=True)
+        killed_at = time.time()
+        step_at_kill = trainer.status()["step"]
+        _wait_for(lambda: pool.replacements >= 1 and pool.size == pool.config.cluster.n_generators, timeout=10)
+        assert victim not in pool.actors
+        _wait_for(lambda: trainer.status()["step"] >= step_at_kill + 6, timeout=60, every=0.5)
+        stalls_after_kill = [seconds for when, seconds in trainer.status()["stalls"] if when >= killed_at]
+        assert max(stalls_after_kill, default=0.0) < 5.0, stalls_after_kill
+    finally:
+        trainer.kill()
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(done, timeout=30)
+
+
+def test_killed_trainer_resumes_from_last_checkpoint(ray_local, pool, statistics, statistics_file):
+    """Kill the trainer after a checkpoint; the resubmitted job continues at the same step and lr."""
+    import ray
+
+    from services.train import run
+    from services.trainer_actor import TrainerActor
+    from xrdgen.training import latest_checkpoint, learning_rate_at
+
+    run_dir = Path(pool.config.training.output_dir).parent / "kill_trainer"
+    # lr halves every epoch so that "same schedule" is visible in the numbers
+    config = pool.config.model_copy(deep=True)
+    config.training.output_dir = run_dir
+    config.training.lr_halving_epochs = 1
+    trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir)
+    done = trainer.fit(epochs=1000, max_minutes=5)
+    _wait_for(lambda: (c := latest_checkpoint(run_dir)) is not None and c.with_suffix(".json").exists(), timeout=120, every=0.5)
+    trainer.kill()
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(done, timeout=30)
+    checkpoint = latest_checkpoint(run_dir)  # the last one written before the kill
+    saved_step = json.loads(checkpoint.with_suffix(".json").read_text())["step"]
+    per_epoch = config.training.batches_per_epoch
+    assert saved_step > 0 and saved_step % per_epoch == 0
+
+    # Resubmission: the job's own code path, with its own pool and statistics server.
+    config.training.epochs = saved_step // per_epoch + 1
+    config.cluster.n_generators = 1  # the module's pool still holds its CPUs
+    summary = run(config, statistics_file)
+    assert summary["start_step"] == saved_step
+    assert summary["step"] == (saved_step // per_epoch + 1) * per_epoch
+    history = json.loads((run_dir / "history.json").read_text())
+    last = history[-1]
+    assert last["step"] == summary["step"]
+    assert last["learning_rate"] == pytest.approx(learning_rate_at(saved_step // per_epoch, 1e-3, 1))
+    assert (run_dir / "model.keras").exists() and (run_dir / "summary.json").exists()
