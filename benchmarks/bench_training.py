@@ -1,0 +1,96 @@
+"""Training throughput (patterns/s) of every architecture on this machine, through the Trainer.
+
+Reference, measured in the same run on the same batches: Keras' own `model.fit` on the in-memory
+arrays (same model, same optimizer, no strategy, no bookkeeping). The ratio Trainer / fit shows what
+our loop (MirroredStrategy on TensorFlow, per-step Python, progress) costs; patterns/s per core
+divides by the CPU cores this process may use.
+
+    .venv/bin/python benchmarks/bench_training.py                      # all models, 8501-point grid
+    .venv/bin/python benchmarks/bench_training.py --models park_medium resnet10 --batch 32 --steps 10
+
+Patterns are real: MP-40 structures simulated with area B's simulator on the configured grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+MP40_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp40" / "random_split_test.csv"
+
+
+def real_patterns(config, n: int, seed: int = 0):
+    import dataclasses
+
+    from xrdgen.collection import list_records, read_chunk
+    from xrdgen.training import build_pattern_set
+
+    entries, _ = read_chunk(list_records(MP40_CSV)[:n], config.collection)
+    crystals = [dataclasses.replace(e.crystal, spacegroup=int(e.spacegroup)) for e in entries]
+    spacegroups = sorted({c.spacegroup for c in crystals})
+    patterns = build_pattern_set(crystals, spacegroups, config, seed=seed)
+    return patterns.x, patterns.y
+
+
+def main() -> None:
+    import keras
+
+    from models import MODEL_NAMES, build_model
+    from xrdgen.config import load_config
+    from xrdgen.training import Trainer
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per model (after 2 warm-up steps)")
+    parser.add_argument("--classes", type=int, default=145)
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. grid.step=0.02")
+    args = parser.parse_args()
+
+    from xrdgen.cli.common import parse_overrides
+
+    config = load_config(None, parse_overrides(args.sets))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    x, y = real_patterns(config, max(args.batch, 64))
+    y = (y % args.classes).astype(np.int32)
+    reps = int(np.ceil(args.batch * (args.steps + 2) / len(y)))
+    x_all, y_all = np.tile(x, (reps, 1))[: args.batch * (args.steps + 2)], np.tile(y, reps)[: args.batch * (args.steps + 2)]
+    print(f"keras {keras.__version__} backend {keras.backend.backend()}, {cores} cores, grid {config.grid.n_points} points, "
+          f"batch {args.batch}, {args.steps} timed steps, {args.classes} classes")
+    print(f"{'model':<12} {'params':>11} {'trainer p/s':>12} {'fit p/s':>9} {'ratio':>6} {'p/s/core':>9}")
+    for name in args.models:
+        # Reference: plain Keras fit on arrays.
+        model = build_model(name, args.classes, config.grid.n_points)
+        model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        warm = 2 * args.batch
+        model.fit(x_all[:warm], y_all[:warm], batch_size=args.batch, epochs=1, verbose=0)
+        t0 = time.perf_counter()
+        model.fit(x_all[warm:], y_all[warm:], batch_size=args.batch, epochs=1, verbose=0, shuffle=False)
+        fit_rate = len(y_all[warm:]) / (time.perf_counter() - t0)
+        params = model.count_params()
+        del model
+
+        # Ours: the Trainer with its strategy and bookkeeping (no test set, no checkpoints mid-run).
+        run_config = config.model_copy(update={"training": config.training.model_copy(update={"model": name, "batch_size": args.batch})})
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(run_config, list(range(1, args.classes + 1)), run_dir=tmp, log=lambda _: None)
+            batches = [(x_all[i : i + args.batch], y_all[i : i + args.batch]) for i in range(0, len(y_all), args.batch)]
+            for xb, yb in batches[:2]:
+                trainer.model.train_on_batch(xb, yb)
+            t0 = time.perf_counter()
+            trainer.fit(iter(batches[2:]), epochs=1, batches_per_epoch=args.steps + trainer.step, log_every_s=1e9)
+            # fit() also saves a checkpoint and model.keras once at the end; time only the steps.
+            trainer_rate = args.steps * args.batch / trainer.history[-1]["seconds"]
+            _ = time.perf_counter() - t0
+        print(f"{name:<12} {params:>11,} {trainer_rate:>12.1f} {fit_rate:>9.1f} {trainer_rate / fit_rate:>6.2f} {trainer_rate / cores:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
