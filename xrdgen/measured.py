@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,46 +108,87 @@ def _decode(raw: bytes) -> str:
 
 
 def _read_text(path: Path, text: str) -> MeasuredPattern:
-    """Two-column text, RRUFF included: headers and comments first, then numbers, one pair a line."""
-    rows: list[tuple[float, float]] = []
-    line_numbers: list[int] = []
-    metadata: dict[str, str] = {}
+    """Two-column text, RRUFF included: headers and comments first, then numbers, one pair a line.
+
+    Fast path: the numeric block goes to numpy's C parser in one call; if that fails, the
+    line-by-line parse finds the first bad line and names it.
+    """
+    lines = text.splitlines()
     header_lines: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
+    first = 0  # header: comments and column names before the first numeric line
+    while first < len(lines):
+        line = lines[first].strip()
+        if line and not line.startswith(_COMMENT_PREFIXES) and _is_float(_SEPARATORS.split(line, maxsplit=1)[0]):
+            break
+        if line:
+            header_lines.append(line)
+        first += 1
+    rest = "\n".join(lines[first:])
+    if _COMMENT_LINE.search(rest):  # comments among the data (e.g. RRUFF's closing ##END=)
+        header_lines += [m.group(0).strip() for m in _COMMENT_LINE.finditer(rest)]
+        rest = _COMMENT_LINE.sub("", rest)
+    metadata: dict[str, str] = {}
+    for line in header_lines:
         if line.startswith("##"):  # RRUFF: ##KEY=VALUE
             key, _, value = line[2:].partition("=")
             if key.strip() and key.strip().upper() != "END":
                 metadata[key.strip()] = value.strip()
-            header_lines.append(line)
-            continue
-        if line.startswith(_COMMENT_PREFIXES):
-            header_lines.append(line)
-            continue
-        fields = [f for f in _SEPARATORS.split(line) if f]
-        try:
-            values = [float(f) for f in fields[:2]]
-        except ValueError:
-            if not rows and not _is_float(fields[0]):  # column names before the data
-                header_lines.append(line)
-                continue
-            bad = next(f for f in fields[:2] if not _is_float(f))
-            raise UserError(f"{path}: line {number}: non-numeric value {bad!r}") from None
-        if len(values) < 2:
-            raise UserError(f"{path}: line {number}: a single column; expected 2θ and intensity")
-        if not all(math.isfinite(v) for v in values):
-            raise UserError(f"{path}: line {number}: NaN or infinite value")
-        rows.append((values[0], values[1]))
-        line_numbers.append(number)
-    if not rows:
-        raise UserError(f"{path}: no data lines (expected two numeric columns: 2θ and intensity)")
-    data = np.asarray(rows, dtype=np.float64)
-    _check_two_theta(path, data[:, 0], lambda i: f"line {line_numbers[i]}")
+    data = _parse_block(rest)
+    if data is None:  # something is wrong: the line-by-line parse finds and names it
+        data = _parse_lines(path, lines, first)
+
+    def where(i: int) -> str:  # the file line of the i-th data row, counted only when reporting
+        numbers = [n for n, line in enumerate(lines, start=1) if n > first and line.strip() and not line.strip().startswith(_COMMENT_PREFIXES)]
+        return f"line {numbers[i]}"
+
+    _check_two_theta(path, data[:, 0], where)
     wavelength = _wavelength_from_header(path, header_lines)
     kind = "rruff" if metadata else "text"
-    return MeasuredPattern(data[:, 0], data[:, 1], wavelength, str(path), {"format": kind, **metadata})
+    return MeasuredPattern(data[:, 0].copy(), data[:, 1].copy(), wavelength, str(path), {"format": kind, **metadata})
+
+
+_TO_SPACES = str.maketrans({",": " ", ";": " ", "\t": " "})
+_COMMENT_LINE = re.compile(r"^[ \t]*(?:#|!|;|%|//).*$", re.MULTILINE)
+
+
+def _parse_block(block: str) -> Optional[np.ndarray]:
+    """Fast path: every line has the same number (>= 2) of finite numbers; else None."""
+    import io
+
+    if not block.strip():
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = np.loadtxt(io.StringIO(block.translate(_TO_SPACES)), dtype=np.float64, ndmin=2)
+    except ValueError:
+        return None
+    if data.shape[1] < 2 or data.shape[0] == 0:
+        return None
+    data = data[:, :2]
+    return data if np.all(np.isfinite(data)) else None
+
+
+def _parse_lines(path: Path, lines: list[str], first: int) -> np.ndarray:
+    """Slow path: one line at a time, so that the first bad line is named (extra columns allowed)."""
+    rows = []
+    for number, line in enumerate(lines[first:], start=first + 1):
+        line = line.strip()
+        if not line or line.startswith(_COMMENT_PREFIXES):
+            continue
+        fields = [f for f in _SEPARATORS.split(line) if f]
+        bad = next((f for f in fields[:2] if not _is_float(f)), None)
+        if bad is not None:
+            raise UserError(f"{path}: line {number}: non-numeric value {bad!r}")
+        if len(fields) < 2:
+            raise UserError(f"{path}: line {number}: a single column; expected 2θ and intensity")
+        values = (float(fields[0]), float(fields[1]))
+        if not all(math.isfinite(v) for v in values):
+            raise UserError(f"{path}: line {number}: NaN or infinite value")
+        rows.append(values)
+    if not rows:
+        raise UserError(f"{path}: no data lines (expected two numeric columns: 2θ and intensity)")
+    return np.asarray(rows, dtype=np.float64)
 
 
 def _is_float(text: str) -> bool:
