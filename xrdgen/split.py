@@ -19,7 +19,7 @@ than generalisation. Here no group is on both sides.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Literal, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 
@@ -69,10 +69,20 @@ def _prototype_groups(entries: Sequence) -> list[list[int]]:
 
 
 def split_by_structure_type(
-    entries: Sequence, test_fraction: float = 0.3, seed: int = 0, grouping: Grouping = "auto"
+    entries: Sequence,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    grouping: Grouping = "auto",
+    keys: Optional[Sequence[str]] = None,
 ) -> tuple[list, list]:
-    """(statistics_entries, test_entries): no group key on both sides, reproducible from `seed`."""
-    keys = group_keys(entries, grouping)
+    """(statistics_entries, test_entries): no group key on both sides, reproducible from `seed`.
+
+    `keys` (from `group_keys`) may be passed to reuse a grouping across seeds.
+    """
+    if keys is None:
+        keys = group_keys(entries, grouping)
+    if len(keys) != len(entries):
+        raise ValueError("one group key per entry is needed")
     members: dict[str, list[int]] = defaultdict(list)
     for i, key in enumerate(keys):
         members[key].append(i)
