@@ -84,7 +84,7 @@ def trained_run(lab17_dir, tmp_path_factory):
         ]
     )
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    history = model.fit(x, y, batch_size=32, epochs=15, verbose=0, shuffle=True)
+    history = model.fit(x, y, batch_size=32, epochs=12, verbose=0, shuffle=True)
     assert history.history["accuracy"][-1] > 0.9  # it did learn the simulated patterns
 
     run = tmp_path_factory.mktemp("run")
@@ -240,15 +240,20 @@ def test_evaluate_simulated_and_randomized(trained_run, lab17_dir, tmp_path):
 
 
 def test_cli_errors_are_one_line(trained_run, tmp_path):
-    """Through the real `xrdgen` entry point: bad model dir and a batch of only bad files."""
+    """A bad model directory is one UserError line; through the real entry point, a batch of only bad files."""
+    from xrdgen.cli import app
+    from xrdgen.errors import UserError
+
     run, _, _ = trained_run
+    missing = CliRunner().invoke(app, ["predict", str(tmp_path / "nope"), "x.xy"])
+    assert isinstance(missing.exception, UserError)
+    assert str(missing.exception) == f"{tmp_path / 'nope'}: no such model run directory"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    exe = [sys.executable, "-c", "from xrdgen.cli import main; main()"]
-    missing = subprocess.run(exe + ["predict", str(tmp_path / "nope"), "x.xy"], capture_output=True, text=True, env=env)
-    assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nope'}: no such model run directory"
     empty = tmp_path / "empty.csv"
     empty.write_text("")
+    exe = [sys.executable, "-c", "from xrdgen.cli import main; main()"]
     only_bad = subprocess.run(exe + ["predict", str(run), str(empty)], capture_output=True, text=True, env=env)
     assert only_bad.returncode == 1 and f"skipped: {empty}: empty file" in only_bad.stderr
-    assert "Traceback" not in only_bad.stderr + missing.stderr
+    assert "Traceback" not in only_bad.stderr
+    bad_wavelength = CliRunner().invoke(app, ["predict", str(run), str(empty), "-w", "9"])
+    assert str(bad_wavelength.exception) == "--wavelength 9.0: expected Å between 0.05 and 5"
