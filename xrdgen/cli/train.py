@@ -38,13 +38,21 @@ def _labelled_crystals(source: Path, config) -> list:
     return [dataclasses.replace(e.crystal, spacegroup=int(e.spacegroup)) for e in entries]
 
 
+def _companion(statistics_path: Path, part: str) -> Optional[Path]:
+    """The test/statistics part that `xrdgen stats build` wrote beside the statistics file, if any."""
+    from xrdgen.cli.stats import output_base
+
+    path = Path(output_base(statistics_path) + f".{part}.json.gz")
+    return path if path.exists() else None
+
+
 def train(
     statistics_path: Path = typer.Argument(..., help="Statistics file written by `xrdgen stats build`."),
     test: Optional[Path] = typer.Option(
-        None, "--test", help="Held-out test structures (the test-part file of `xrdgen stats build`, or a CSV/CIF folder)."
+        None, "--test", help="Held-out test structures (default: the test part `xrdgen stats build` wrote beside STATS; or a CSV/CIF folder)."
     ),
     train_source: Optional[Path] = typer.Option(
-        None, "--train", help="Baseline mode only: the statistics-part structures to train on (entries file, CSV or CIF folder)."
+        None, "--train", help="Baseline mode: structures to train on (default: the statistics part beside STATS; or a CSV/CIF folder)."
     ),
     config_path: Optional[Path] = ConfigOption,
     seed: Optional[int] = SeedOption,
@@ -53,8 +61,11 @@ def train(
     """Train a space-group classifier locally; held-out top-1/top-5 after every epoch."""
     config = start_run(config_path, seed, sets)
     training = config.training.resolved()
-    if training.baseline and train_source is None:
-        raise UserError("training.baseline=true: give the statistics-part structures with --train")
+    test = test if test is not None else _companion(statistics_path, "test")
+    if training.baseline:
+        train_source = train_source if train_source is not None else _companion(statistics_path, "statistics_part")
+        if train_source is None:
+            raise UserError("training.baseline=true: give the statistics-part structures with --train")
     for path in (statistics_path, test, train_source):
         if path is not None and not path.exists():
             raise UserError(f"{path}: no such file or directory")
