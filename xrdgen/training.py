@@ -302,7 +302,8 @@ class Trainer:
         with self._scope():
             if checkpoint is not None:
                 self.model = keras.models.load_model(checkpoint)
-                self.history = [h for h in self._read_history() if not h.get("partial")]
+                # Entries written after this checkpoint (a kill between the two writes) are dropped.
+                self.history = [h for h in self._read_history() if not h.get("partial") and h["step"] <= self.step]
                 self.log(f"resuming from {checkpoint} at step {self.step}")
             else:
                 from models import build_model
@@ -483,8 +484,8 @@ class Trainer:
         if partial:
             entry["partial"] = True
         self.history.append(entry)
-        self.save_checkpoint()
         _write_json(self.run_dir / HISTORY_FILE, self.history)
+        self.save_checkpoint()
         scalars = {k: entry.get(k) for k in ("train_loss", "train_accuracy", "test_top1", "test_top5", "learning_rate", "patterns_per_s")}
         scalars.update({f"recall/sg{sg:03d}": r for sg, r in entry.get("test_recall", {}).items()})
         self._tensorboard.write(entry["epoch"], scalars)
