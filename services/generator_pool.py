@@ -43,10 +43,15 @@ def member_seed(seed: int, index: int, restarted: bool = False) -> int:
 
 
 class _GeneratorActor:
-    def __init__(self, statistics, config: Config, index: int, queue: Queue):
+    def __init__(self, statistics_ref: list, config: Config, index: int, queue: Queue):
+        import warnings
+
         from xrdgen.stream import PatternStream
 
-        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        statistics = ray.get(statistics_ref[0])  # the shared copy in the object store
+        with warnings.catch_warnings():  # the property reads the actor id through a deprecated path
+            warnings.simplefilter("ignore", DeprecationWarning)
+            restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
         self._name = f"generator-{index}"
         self._stream = PatternStream(statistics, config, member_seed(config.seed, index, restarted))
         self._batch_size = config.cluster.generator_batch_size
@@ -107,8 +112,10 @@ class GeneratorPool:
     def _spawn(self) -> None:
         index = self._next_index
         self._next_index += 1
+        # The reference travels inside a list, so that Ray hands it over as is (a restart re-reads it
+        # from the object store) instead of pinning a resolved copy as a constructor argument.
         actor = ray.remote(_GeneratorActor).options(**self._options).remote(
-            self._statistics_ref, self.config, index, self.queue
+            [self._statistics_ref], self.config, index, self.queue
         )
         self._members[actor.run.remote()] = (index, actor)
 

@@ -88,9 +88,8 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
     statistics_ref = server.reference()
     statistics = ray.get(statistics_ref)
     print(f"statistics: {statistics_path} ({len(statistics.spacegroups)} classes)", flush=True)
+    pool = GeneratorPool(statistics_ref, config)  # starts producing while the test set is simulated
     test_set = build_test_set(test_path, statistics.spacegroups, config)
-
-    pool = GeneratorPool(statistics_ref, config)
     trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir, test_set=test_set)
     started = time.monotonic()
     try:
@@ -99,9 +98,11 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         while not ray.wait([done], timeout=1.0)[0]:
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
-                produced = sum(c["patterns"] for c in pool.counters(timeout=5))
-                print(f"[cluster] generators {pool.size} (replaced {pool.replacements}), queue {pool.queue.qsize()}, "
-                      f"patterns produced by live generators {produced}", flush=True)
+                counters = pool.counters(timeout=5)
+                produced = sum(c["patterns"] for c in counters)
+                print(f"[cluster] generators {pool.size} (replaced {pool.replacements}), queue {pool.queue.qsize()}/"
+                      f"{config.cluster.queue_max_items}, {produced} patterns made by the {len(counters)} "
+                      f"generators that answered", flush=True)
         result = ray.get(done)
     finally:
         pool.shutdown()

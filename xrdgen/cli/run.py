@@ -1,7 +1,11 @@
-"""`xrdgen run`: the main job of `make run`.
+"""`xrdgen run` (what `make run` calls): the whole pipeline on this machine, through a real Ray cluster.
 
-For now: build statistics from the embedded default collection (structures shipped inside the
-installed packages; no download) and print their summary. Area F extends it to the full pipeline.
+Statistics from the embedded default -> private local Ray head (token auth on) -> `ray job submit`
+of `services.train` (generator pool, bounded queue, trainer actor) -> accuracy plot and summary.md
+in the run directory -> Ray stopped, also on error or Ctrl-C. See `services/main_job.py`.
+
+Without --config it uses configs/run.yaml (a few minutes of training on a 2-core machine); running
+it again resumes the same run directory (`training.output_dir`) from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
 
 
 def run(
-    out: Path = typer.Option(Path("runs/default/statistics.json.gz"), "--out", "-o", help="Statistics file to write."),
     config_path: Optional[Path] = ConfigOption,
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,
 ) -> None:
-    """Build statistics from the embedded default collection and print their summary."""
-    from xrdgen.cli.stats import build_statistics_files
+    """Statistics from the embedded default, a local Ray head, the training job, plots and summary."""
+    from services.main_job import RUN_CONFIG, run_main_job
 
+    if config_path is None and RUN_CONFIG.exists():
+        config_path = RUN_CONFIG
     config = start_run(config_path, seed, sets)
-    build_statistics_files(["default"], out, config)
+    run_main_job(config, echo=typer.echo)
 
 
 def register(app: typer.Typer) -> None:
