@@ -8,7 +8,8 @@ than generalisation. Here no group is on both sides.
    - "structure_type" (and "auto" when the entry has one): the CIF's `_chemical_name_structure_type`
      or the AFLOW prototype label, as given;
    - "prototype" (and "auto" otherwise): structures that pymatgen's `StructureMatcher` finds
-     equivalent after anonymising the species (same prototype, any elements). Matching is run only
+     equivalent after anonymising the species (same prototype, any elements), closed
+     transitively (`_connected_matches`). Matching is run only
      inside buckets of equal space group, anonymous formula, number of sites of the conventional
      cell and Wyckoff multiplicities (all invariants of a prototype in its conventional standard
      cell), which keeps it fast on thousands of structures without missing a match.
@@ -55,17 +56,36 @@ def _prototype_groups(entries: Sequence) -> list[list[int]]:
         composition = entry.structure.composition
         multiplicities = tuple(sorted(int(name[:-1]) for _, name in getattr(entry, "wyckoff_sites", ()) or ()))
         buckets[(entry.spacegroup, composition.anonymized_formula, len(entry.structure), multiplicities)].append(i)
-    matcher = StructureMatcher(attempt_supercell=False, scale=True, primitive_cell=False)
+    # pymatgen's default tolerances (ltol 0.2, stol 0.3, angle_tol 5°) on Niggli-reduced
+    # conventional standard cells (equal in size within a bucket), each reduced once here instead
+    # of twice in every comparison; finding primitive cells again would cost most of the time.
+    matcher = StructureMatcher(primitive_cell=False)
     groups: list[list[int]] = []
     for members in buckets.values():
         if len(members) == 1:
             groups.append(members)
             continue
-        structures = [entries[i].structure for i in members]
-        position = {id(s): members[j] for j, s in enumerate(structures)}
-        for matched in matcher.group_structures(structures, anonymous=True):
-            groups.append([position[id(m)] for m in matched])
+        reduced = [entries[i].structure.get_reduced_structure() for i in members]
+        groups.extend(_connected_matches(reduced, members, matcher))
     return groups
+
+
+def _connected_matches(structures: list, ids: list[int], matcher) -> list[list[int]]:
+    """Connected components of "matches anonymously" (matching is not transitive, so a greedy
+    clustering against one representative per group can put two matching structures apart).
+
+    Each structure is compared with the members of every current component until one matches;
+    all components it matches are merged. In homogeneous buckets that is one comparison each.
+    """
+    components: list[list[int]] = []
+    for j, structure in enumerate(structures):
+        matched = [
+            c for c in components
+            if any(matcher.fit_anonymous(structures[k], structure, skip_structure_reduction=True) for k in c)
+        ]
+        merged = [j] + [k for c in matched for k in c]
+        components = [c for c in components if not any(c is m for m in matched)] + [merged]
+    return [sorted(ids[k] for k in c) for c in components]
 
 
 def split_by_structure_type(

@@ -1,0 +1,77 @@
+"""Structure-type split on mp40 (prototype matching) and on structure-type labels."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import numpy as np
+
+from _collection_cache import mp40_group_keys, mp40_report, mp40_split
+from xrdgen.split import split_by_structure_type
+
+
+def test_no_group_crosses_and_sizes_follow_the_fraction(mp40_dir, ray_local):
+    entries = mp40_report(str(mp40_dir)).entries
+    keys = dict(zip((e.source_id for e in entries), mp40_group_keys(str(mp40_dir))))
+    stats, test = mp40_split(str(mp40_dir))
+    assert len(stats) + len(test) == len(entries)
+    assert {e.source_id for e in stats}.isdisjoint(e.source_id for e in test)
+    assert {keys[e.source_id] for e in stats}.isdisjoint(keys[e.source_id] for e in test)
+    assert abs(len(test) / len(entries) - 0.3) < 0.03
+
+
+def test_no_prototype_crosses_by_an_independent_matcher(mp40_dir, ray_local):
+    """pymatgen's StructureMatcher (defaults, primitive cells) finds no test structure in the statistics part."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    stats, test = mp40_split(str(mp40_dir))
+    by_bucket = defaultdict(list)
+    for e in stats:
+        by_bucket[(e.spacegroup, e.structure.composition.anonymized_formula)].append(e)
+    matcher = StructureMatcher()
+    rng = np.random.default_rng(3)
+    compared = 0
+    for i in rng.choice(len(test), size=120, replace=False):
+        t = test[i]
+        for s in by_bucket.get((t.spacegroup, t.structure.composition.anonymized_formula), []):
+            compared += 1
+            assert not matcher.fit_anonymous(t.structure, s.structure), (t.source_id, s.source_id)
+    assert compared >= 20  # the check met candidates (same space group and anonymous formula)
+
+
+def test_prototype_groups_hold_matching_structures(mp40_dir, ray_local):
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    entries = mp40_report(str(mp40_dir)).entries
+    groups = defaultdict(list)
+    for entry, key in zip(entries, mp40_group_keys(str(mp40_dir))):
+        groups[key].append(entry)
+    big = sorted(groups.values(), key=len, reverse=True)
+    assert len(big[0]) >= 10  # rock salt and friends: mp40 has common prototypes
+    matcher = StructureMatcher()
+    for members in big[:5]:
+        # groups are connected components of "matches": each member matches another member
+        for entry in members[:3]:
+            assert any(matcher.fit_anonymous(entry.structure, other.structure) for other in members if other is not entry)
+
+
+def test_split_is_reproducible_from_the_seed(mp40_dir, ray_local):
+    entries = mp40_report(str(mp40_dir)).entries
+    keys = mp40_group_keys(str(mp40_dir))
+    a = split_by_structure_type(entries, 0.3, seed=5, keys=keys)
+    b = split_by_structure_type(entries, 0.3, seed=5, keys=keys)
+    c = split_by_structure_type(entries, 0.3, seed=6, keys=keys)
+    assert [e.source_id for e in a[1]] == [e.source_id for e in b[1]]
+    assert {e.source_id for e in a[1]} != {e.source_id for e in c[1]}
+
+
+def test_structure_type_field_groups_even_across_spellings(mp40_dir, ray_local):
+    entries = mp40_report(str(mp40_dir)).entries[:300]
+    spellings = ["Perovskite{}", "perovskite{} ", "PEROVSKITE{}"]
+    typed = [dataclasses.replace(e, structure_type=spellings[i % 3].format(i % 23)) for i, e in enumerate(entries)]
+    for seed in range(4):
+        stats, test = split_by_structure_type(typed, 0.3, seed=seed, grouping="structure_type")
+        norm = lambda e: e.structure_type.strip().lower()  # noqa: E731
+        assert {norm(e) for e in stats}.isdisjoint(norm(e) for e in test)
+        assert 0.2 < len(test) / len(typed) < 0.4
