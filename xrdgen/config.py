@@ -216,6 +216,21 @@ class ClusterConfig(_Section):
     prefetch_batches: int = Field(4, ge=0)
 
 
+class ExperimentConfig(_Section):
+    """The seed's central comparison (issue 8): synthetic stream (arm A) vs the collection's own
+    structures (arm B), equal gradient steps, several training seeds; see xrdgen/experiment.py."""
+
+    collection: list[str] = Field(["../shared/data/mp40"], min_length=1, description="CSV files, CIF folders, or folders of CSVs")
+    dedupe_ids: bool = Field(True, description="one entry per source id (material_id): the mp40 CSVs overlap")
+    max_structures: Optional[int] = Field(None, gt=0, description="a seeded random subset of the records (quick runs)")
+    split_seed: int = Field(0, description="structure-type split; fixed across training seeds")
+    seeds: list[int] = Field([0, 1, 2], min_length=1, description="training seeds (network init, stream, batch order)")
+    steps: int = Field(600, gt=0, description="gradient steps per arm and seed (the equal budget)")
+    eval_every: int = Field(50, gt=0, description="steps between held-out evaluations (learning curves)")
+    randomizations: list[Literal["coordinates", "lattice", "both"]] = ["coordinates", "lattice", "both"]
+    measured: Optional[str] = Field("../shared/data/lab17", description="folders of measured patterns + structure.cif; None skips")
+
+
 class Config(_Section):
     """The whole pipeline. `seed` makes every run reproducible together with this config."""
 
@@ -228,6 +243,7 @@ class Config(_Section):
     generation: GenerationConfig = GenerationConfig()
     training: TrainingConfig = TrainingConfig()
     cluster: ClusterConfig = ClusterConfig()
+    experiment: ExperimentConfig = ExperimentConfig()
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
