@@ -173,7 +173,8 @@ def test_run_directory_refuses_a_different_class_list(mp40, tmp_path):
         Trainer(config, mp40["spacegroups"][:-1], run_dir=tmp_path / "run")
 
 
-def test_one_training_step_under_jax_backend(mp40, tmp_path):
+def test_training_steps_under_jax_backend(mp40, tmp_path):
+    """The Trainer (park_medium) and a ResNet-10 step run under KERAS_BACKEND=jax (no tf. in model code)."""
     pytest.importorskip("jax")
     data = tmp_path / "batch.npz"
     np.savez(data, x=mp40["train"].x[:16], y=mp40["train"].y[:16])
@@ -187,7 +188,13 @@ def test_one_training_step_under_jax_backend(mp40, tmp_path):
         d = np.load({str(data)!r})
         trainer = Trainer(config, {mp40['spacegroups']!r}, run_dir={str(tmp_path / 'jax')!r}, test_set=(d["x"], d["y"]))
         history = trainer.fit(iter([(d["x"], d["y"])] * 2), epochs=1, batches_per_epoch=2)
-        print(json.dumps(dict(step=trainer.step, loss=history[0]["train_loss"], backend=json.load(open({str(tmp_path / 'jax' / 'meta.json')!r}))["keras_backend"])))
+        from models import build_model
+        resnet = build_model("resnet10", {N_CLASSES}, d["x"].shape[1])
+        resnet.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        resnet_loss = float(resnet.train_on_batch(d["x"][:8], d["y"][:8]))
+        print(json.dumps(dict(step=trainer.step, loss=history[0]["train_loss"], resnet_loss=resnet_loss,
+                              resnet_params=resnet.count_params(),
+                              backend=json.load(open({str(tmp_path / 'jax' / 'meta.json')!r}))["keras_backend"])))
         """
     )
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -195,6 +202,10 @@ def test_one_training_step_under_jax_backend(mp40, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["step"] == 2 and np.isfinite(result["loss"]) and result["backend"] == "jax"
+    from models import build_model
+
+    assert np.isfinite(result["resnet_loss"])
+    assert result["resnet_params"] == build_model("resnet10", N_CLASSES, mp40["train"].x.shape[1]).count_params()
 
 
 def test_tiny_baseline_run_beats_chance_on_held_out_structures(mp40, tmp_path):
