@@ -49,8 +49,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per model (after 2 warm-up steps)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per model (after 2 warm-up steps)")
     parser.add_argument("--classes", type=int, default=145)
     parser.add_argument("--repeats", type=int, default=2, help="best of this many timings per method")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. grid.step=0.02")
