@@ -59,6 +59,7 @@ def token_auth_env() -> dict:
 class LocalHead:
     dashboard_url: str
     gcs_address: str
+    metrics_url: str  # Prometheus text of this node's metrics (what the dashboard's Metrics view shows)
     env: dict
     log_path: Path
 
@@ -84,12 +85,13 @@ def local_head(num_cpus: Optional[int] = None, num_gpus: Optional[int] = None) -
     """Start a private head, yield it, stop it (and only it) on exit, error or Ctrl-C."""
     env = token_auth_env()
     temp_dir = Path(tempfile.mkdtemp(prefix="xrdgen_ray_", dir="/tmp"))
-    port, dashboard_port, agent_port, client_port = (_free_port() for _ in range(4))
+    port, dashboard_port, agent_port, client_port, metrics_port = (_free_port() for _ in range(5))
     log_path = temp_dir / "ray_start.log"
     command = [
         _ray_executable(), "start", "--head", "--block", f"--port={port}", f"--temp-dir={temp_dir}",
         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
         f"--dashboard-agent-listen-port={agent_port}", f"--ray-client-server-port={client_port}",
+        f"--metrics-export-port={metrics_port}",
         "--disable-usage-stats",
     ]
     if num_cpus is not None:
@@ -108,7 +110,8 @@ def local_head(num_cpus: Optional[int] = None, num_gpus: Optional[int] = None) -
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Ray head did not come up within {START_TIMEOUT_S:.0f} s; see {log_path}")
             time.sleep(0.5)
-        yield LocalHead(dashboard_url=url, gcs_address=f"127.0.0.1:{port}", env=env, log_path=log_path)
+        yield LocalHead(dashboard_url=url, gcs_address=f"127.0.0.1:{port}",
+                        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics", env=env, log_path=log_path)
     finally:
         _stop(process)
         shutil.rmtree(temp_dir, ignore_errors=True)

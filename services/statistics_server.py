@@ -19,17 +19,29 @@ from xrdgen.config import ClusterConfig
 
 class _StatisticsServerActor:
     def __init__(self, path: str):
+        from xrdgen.errors import UserError
         from xrdgen.statistics import Statistics
 
-        self._statistics = Statistics.load(path)
-        self._ref = ray.put(self._statistics)
-        self._summary = self._statistics.summary()
+        # A bad file is the user's input, not a crash to restart from: keep the one-line error and
+        # raise it from the calls, where the caller sees it as the cause of a task error.
+        self._error = None
+        try:
+            statistics = Statistics.load(path)
+        except UserError as exc:
+            self._error = exc
+            return
+        self._ref = ray.put(statistics)
+        self._summary = statistics.summary()
 
     def reference(self) -> list:
+        if self._error is not None:
+            raise self._error
         # Wrapped in a list so Ray passes the reference itself, not its value.
         return [self._ref]
 
     def summary(self) -> str:
+        if self._error is not None:
+            raise self._error
         return self._summary
 
 

@@ -1,7 +1,7 @@
 """Job entrypoint: the whole distributed training on a Ray cluster.
 
     ray job submit --working-dir . -- python -m services.train --config configs/cluster.yaml \
-        --statistics STATS.json [--test TEST.json] [--set training.max_minutes=60]
+        --statistics STATS.json|default [--test TEST.json] [--set training.max_minutes=60]
 
 Starts, on the cluster it runs in (RAY_ADDRESS, set by `ray job submit`; a private local Ray when
 run by hand): the statistics server, the bounded queue, the supervised generator pool and the trainer
@@ -16,6 +16,7 @@ output directory there to keep the results.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -28,7 +29,9 @@ STATUS_EVERY_S = 30.0
 def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", "-c", type=Path, default=None, help="YAML config (defaults for what it leaves out)")
-    parser.add_argument("--statistics", "-s", type=Path, required=True, help="statistics file (xrdgen stats build)")
+    parser.add_argument("--statistics", "-s", type=Path, required=True,
+                        help="statistics file (xrdgen stats build), or 'default': build them from the embedded "
+                             "default structures into the run directory (once; the test part becomes --test)")
     parser.add_argument("--test", type=Path, default=None, help="held-out test structures (the test-part list of xrdgen stats build)")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="override, e.g. training.epochs=3")
     parser.add_argument("--seed", type=int, default=None)
@@ -84,15 +87,18 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         print(f"warning: {run_dir} is inside Ray's temporary working-dir copy; set an absolute training.output_dir to keep results", flush=True)
     print(where_things_go(run_dir), flush=True)
 
-    server = StatisticsServer(statistics_path, config.cluster)
-    statistics_ref = server.reference()
-    statistics = ray.get(statistics_ref)
-    print(f"statistics: {statistics_path} ({len(statistics.spacegroups)} classes)", flush=True)
-    pool = GeneratorPool(statistics_ref, config)  # starts producing while the test set is simulated
-    test_set = build_test_set(test_path, statistics.spacegroups, config)
-    trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir, test_set=test_set)
     started = time.monotonic()
-    try:
+    with contextlib.ExitStack() as cleanup:  # whatever happens, the actors of this job go away
+        server = StatisticsServer(statistics_path, config.cluster)
+        cleanup.callback(server.shutdown)
+        statistics_ref = server.reference()
+        statistics = ray.get(statistics_ref)
+        print(f"statistics: {statistics_path} ({len(statistics.spacegroups)} classes)", flush=True)
+        pool = GeneratorPool(statistics_ref, config)  # starts producing while the test set is simulated
+        cleanup.callback(pool.shutdown)
+        test_set = build_test_set(test_path, statistics.spacegroups, config)
+        trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir, test_set=test_set)
+        cleanup.callback(trainer.kill)
         done = trainer.fit()
         last_status = time.monotonic()
         while not ray.wait([done], timeout=1.0)[0]:
@@ -104,9 +110,6 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
                       f"{config.cluster.queue_max_items}, {produced} patterns made by the {len(counters)} "
                       f"generators that answered", flush=True)
         result = ray.get(done)
-    finally:
-        pool.shutdown()
-        server.shutdown()
     history = result.pop("history")
     last = history[-1] if history else {}
     summary = dict(
@@ -140,7 +143,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.seed is not None:
             overrides["seed"] = args.seed
         config = load_config(args.config, overrides)
-        if not args.statistics.exists():
+        if str(args.statistics) != "default" and not args.statistics.exists():
             raise UserError(f"{args.statistics}: no such statistics file (build one with `xrdgen stats build`)")
         if args.test is not None and not args.test.exists():
             raise UserError(f"{args.test}: no such test-structure file")
@@ -148,8 +151,23 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(config.describe(), flush=True)
+    if str(args.statistics) == "default":
+        from services.main_job import statistics_files
+
+        run_dir = resolve_output_dir(config.training.output_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        args.statistics, test_part = statistics_files(run_dir, config)
+        args.test = args.test or test_part
+    import ray
+
     with ray_session(config.cluster.address):
-        summary = run(config, args.statistics, args.test)
+        try:
+            summary = run(config, args.statistics, args.test)
+        except ray.exceptions.RayTaskError as exc:  # bad input found inside an actor: one line, no traceback
+            if isinstance(exc.cause, UserError):
+                print(f"error: {exc.cause}", file=sys.stderr)
+                return 2
+            raise
     print("summary: " + json.dumps(summary), flush=True)
     print(where_things_go(Path(summary["run_dir"])), flush=True)
     return 0

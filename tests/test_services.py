@@ -185,3 +185,16 @@ def test_killed_trainer_resumes_from_last_checkpoint(ray_local, pool, statistics
     assert last["step"] == summary["step"]
     assert last["learning_rate"] == pytest.approx(learning_rate_at(saved_step // per_epoch, 1e-3, 1))
     assert (run_dir / "model.keras").exists() and (run_dir / "summary.json").exists()
+
+
+def test_job_entrypoint_reports_bad_input_in_one_line(ray_local, tmp_path, capsys):
+    """A missing or broken statistics file is one line naming the file, exit status 2, no traceback."""
+    from services.train import main
+
+    assert main(["--statistics", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json: no such statistics file" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": "something else"}')
+    assert main(["--statistics", str(broken), "--set", f"training.output_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "broken.json" in err[0], err
