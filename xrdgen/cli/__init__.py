@@ -24,7 +24,7 @@ app = typer.Typer(
 def _register_all() -> None:
     from importlib import import_module
 
-    for name in ("run", "stats", "simulate", "generate", "train", "predict"):
+    for name in ("run", "stats", "simulate", "generate", "train", "predict", "experiment"):
         try:
             module = import_module(f"xrdgen.cli.{name}")
         except ModuleNotFoundError as exc:
