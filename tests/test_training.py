@@ -63,21 +63,6 @@ def test_learning_rate_halves_every_n_epochs():
     assert learning_rate_at(10_000, 1e-3, None) == 1e-3
 
 
-def test_top_k_and_recall_against_brute_force():
-    from xrdgen.training import per_class_recall, top_k_accuracy
-
-    rng = np.random.default_rng(3)
-    logits = rng.normal(size=(500, 9))
-    labels = rng.integers(0, 9, 500)
-    for k in (1, 3, 5):
-        brute = np.mean([label in np.argsort(-row)[:k] for row, label in zip(logits, labels)])
-        assert top_k_accuracy(logits, labels, k) == pytest.approx(brute)
-    spacegroups = [2, 14, 15, 62, 63, 139, 194, 221, 225]
-    recall = per_class_recall(logits.argmax(1), labels, spacegroups)
-    weights = np.bincount(labels, minlength=9)
-    assert sum(recall[spacegroups[i]] * weights[i] for i in range(9)) / 500 == pytest.approx(top_k_accuracy(logits, labels, 1))
-
-
 def test_pattern_sets_are_labelled_scaled_and_counted(mp40):
     from xrdgen.training import build_pattern_set
 
@@ -130,6 +115,15 @@ def test_training_steps_resume_with_same_step_and_schedule(mp40, tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3, 4] and [h["step"] for h in history] == [3, 6, 9, 12]
     assert [h["learning_rate"] for h in history] == pytest.approx([1e-3, 5e-4, 2.5e-4, 1.25e-4])
     assert all(np.isfinite(h["train_loss"]) for h in history)
+
+    # The epoch's test metrics equal top-k and recall counted directly from the model's logits.
+    logits = resumed.model.predict(test[0], verbose=0)
+    ranks = np.array([list(np.argsort(-row)).index(label) for row, label in zip(logits, test[1])])
+    assert history[-1]["test_top1"] == pytest.approx(np.mean(ranks < 1))
+    assert history[-1]["test_top5"] == pytest.approx(np.mean(ranks < 5))
+    for index in np.unique(test[1]):
+        recall = np.mean(logits[test[1] == index].argmax(1) == index)
+        assert history[-1]["test_recall"][mp40["spacegroups"][index]] == pytest.approx(recall)
 
     model, meta = load_trained(run)
     np.testing.assert_allclose(model.predict(test[0][:8], verbose=0), resumed.model.predict(test[0][:8], verbose=0), atol=1e-5)

@@ -124,25 +124,7 @@ def epoch_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> I
             yield x[index], y[index]
 
 
-# --------------------------------------------------------------------------------------- metrics
-def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of samples whose label is among the k largest logits."""
-    if len(labels) == 0:
-        return float("nan")
-    k = min(k, logits.shape[1])
-    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    return float(np.mean(np.any(top == labels[:, None], axis=1)))
-
-
-def per_class_recall(predicted: np.ndarray, labels: np.ndarray, spacegroups: Sequence[int]) -> dict[int, float]:
-    """Recall of every class present in `labels`, keyed by space group number."""
-    recall = {}
-    for index in np.unique(labels):
-        mask = labels == index
-        recall[int(spacegroups[index])] = float(np.mean(predicted[mask] == index))
-    return recall
-
-
+# -------------------------------------------------------------------------------------- schedule
 def learning_rate_at(epoch: int, initial: float, halving_epochs: Optional[int]) -> float:
     """Step decay of the seed's ResNet training: halve every `halving_epochs` epochs (0-based)."""
     if not halving_epochs:
@@ -382,14 +364,23 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- evaluation
     def evaluate(self) -> dict:
-        """Top-1, top-5 and per-space-group recall on the held-out test set."""
+        """Top-1, top-5, per-space-group recall and crystal-system accuracy on the held-out test set.
+
+        The metrics are area E's (`xrdgen.evaluation.evaluate`), so training curves and later
+        evaluations of the saved model count the same way. Ranking logits ranks probabilities.
+        """
         if self.x_test is None or len(self.y_test) == 0:
             return {}
-        logits = np.asarray(self.model.predict(self.x_test, batch_size=256, verbose=0))
+        from xrdgen.evaluation import evaluate
+
+        logits = np.asarray(self.model.predict(self.x_test, batch_size=256, verbose=0), dtype=np.float64)
+        labels = np.asarray(self.spacegroups)[self.y_test]
+        result = evaluate(logits, labels, self.spacegroups, k_max=5).to_dict()
         return {
-            "test_top1": top_k_accuracy(logits, self.y_test, 1),
-            "test_top5": top_k_accuracy(logits, self.y_test, 5),
-            "test_recall": per_class_recall(np.argmax(logits, axis=1), self.y_test, self.spacegroups),
+            "test_top1": result["top_k_accuracy"]["1"],
+            "test_top5": result["top_k_accuracy"]["5"],
+            "test_crystal_system_accuracy": result["crystal_system_accuracy"],
+            "test_recall": {int(sg): v["recall"] for sg, v in result["per_spacegroup"].items()},
         }
 
     # --------------------------------------------------------------------------------- training
@@ -486,7 +477,8 @@ class Trainer:
         self.history.append(entry)
         _write_json(self.run_dir / HISTORY_FILE, self.history)
         self.save_checkpoint()
-        scalars = {k: entry.get(k) for k in ("train_loss", "train_accuracy", "test_top1", "test_top5", "learning_rate", "patterns_per_s")}
+        names = ("train_loss", "train_accuracy", "test_top1", "test_top5", "test_crystal_system_accuracy", "learning_rate", "patterns_per_s")
+        scalars = {k: entry.get(k) for k in names}
         scalars.update({f"recall/sg{sg:03d}": r for sg, r in entry.get("test_recall", {}).items()})
         self._tensorboard.write(entry["epoch"], scalars)
         test = f" test top-1 {entry['test_top1']:.3f} top-5 {entry['test_top5']:.3f}" if "test_top1" in entry else ""
@@ -504,7 +496,8 @@ class Trainer:
         self.model.save(tmp)
         os.replace(tmp, self.run_dir / MODEL_FILE)
         if self.history:
-            plot_history(self.history, self.run_dir / PLOT_FILE)
+            title = f"{self.training.model}, {len(self.spacegroups)} space groups, step {self.step}"
+            plot_history(self.history, self.run_dir / PLOT_FILE, title=title, n_classes=len(self.spacegroups))
         return self.run_dir / MODEL_FILE
 
 
@@ -515,8 +508,8 @@ def _hms(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def plot_history(history: list[dict], path: Path | str) -> Path:
-    """Training accuracy and held-out top-1/top-5 per epoch, as a PNG."""
+def plot_history(history: list[dict], path: Path | str, title: str = "", n_classes: Optional[int] = None) -> Path:
+    """Training accuracy and held-out top-1/top-5 per epoch, with the top-5 chance level, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -524,15 +517,18 @@ def plot_history(history: list[dict], path: Path | str) -> Path:
 
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.plot(epochs, [h["train_accuracy"] for h in history], label="training (stream)")
+    ax.plot(epochs, [h["train_accuracy"] for h in history], label="training batches (top-1)")
     for key, label in (("test_top1", "held-out top-1"), ("test_top5", "held-out top-5")):
         if all(key in h for h in history):
             ax.plot(epochs, [h[key] for h in history], label=label)
+    if n_classes:
+        ax.axhline(min(5, n_classes) / n_classes, color="grey", linestyle="--", label="top-5 chance")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
