@@ -375,13 +375,14 @@ def wyckoff_sites_of(dataset, types: Sequence[int], kinds) -> list[tuple[str, st
     """(element symbol, "<multiplicity><letter>") per crystallographic orbit, from spglib's dataset.
 
     spglib labels every input site with its Wyckoff letter (of the standard setting) and its orbit
-    (`equivalent_atoms`). The multiplicity in the conventional cell is the orbit's size in the input
+    (`crystallographic_orbits`: found with the primitive cell's symmetry; `equivalent_atoms` splits
+    orbits when the input cell is a supercell, as some Materials Project CIFs are). The multiplicity in the conventional cell is the orbit's size in the input
     cell times (sites in the conventional cell) / (sites in the input cell): each orbit has the same
     density of sites in every cell of the crystal.
     """
     from pymatgen.core.periodic_table import Element
 
-    orbits = Counter(int(i) for i in dataset.equivalent_atoms)
+    orbits = Counter(int(i) for i in dataset.crystallographic_orbits)
     scale = len(dataset.std_types) / len(types)
     sites = []
     for representative, size in sorted(orbits.items()):

@@ -1,0 +1,222 @@
+"""Statistics of mp40's statistics part: definitions, KDE reproduction, exact conditional sampler, file format, CLI."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import pickle
+import sys
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from _collection_cache import mp40_split, mp40_statistics
+from xrdgen.errors import UserError
+from xrdgen.statistics import (
+    LATTICE_PARAMETER_NAMES,
+    Statistics,
+    cell_volume,
+    classes_for_min_counts,
+    free_parameters,
+)
+
+csv.field_size_limit(sys.maxsize)
+
+
+@pytest.fixture(scope="module")
+def statistics(mp40_dir, ray_local) -> Statistics:
+    return mp40_statistics(str(mp40_dir))
+
+
+def test_class_list_prior_and_min_count(statistics, mp40_dir):
+    counts = {sg: s.count for sg, s in statistics.per_spacegroup.items()}
+    assert statistics.spacegroups == sorted(sg for sg, c in counts.items() if c >= 20)
+    assert sum(statistics.prior.values()) == pytest.approx(1.0)
+    total = sum(counts[sg] for sg in statistics.spacegroups)
+    for sg in statistics.spacegroups:
+        assert statistics.prior[sg] == pytest.approx(counts[sg] / total)
+        assert statistics.spacegroups[statistics.label_of(sg)] == sg
+    table = classes_for_min_counts(statistics, (1, 5, 20, 50))
+    assert table[20] == len(statistics.spacegroups)
+    assert table[1] >= table[5] >= table[20] >= table[50]
+    stats_part, _ = mp40_split(str(mp40_dir))
+    assert sum(counts.values()) == len(stats_part)  # mp40 is ordered and small: every structure counts
+
+
+def test_wyckoff_sites_against_pymatgen_symmetrized_structures(statistics, mp40_dir):
+    """Per entry: pymatgen's symmetrized conventional cell has the same Wyckoff names per element."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    stats_part, _ = mp40_split(str(mp40_dir))
+    rng = np.random.default_rng(4)
+    other_group = 0
+    sample = [stats_part[i] for i in rng.choice(len(stats_part), size=150, replace=False)]
+    for entry in sample:
+        analyzer = SpacegroupAnalyzer(entry.structure, symprec=0.1)
+        if analyzer.get_space_group_number() != entry.spacegroup:
+            other_group += 1  # the idealised cell gained symmetry at this tolerance
+            continue
+        symmetrized = analyzer.get_symmetrized_structure()
+        reference = sorted(
+            (str(sites[0].specie), symbol) for sites, symbol in zip(symmetrized.equivalent_sites, symmetrized.wyckoff_symbols)
+        )
+        assert sorted(entry.wyckoff_sites) == reference, entry.source_id
+    assert other_group <= 0.02 * len(sample)
+
+
+def test_per_spacegroup_tables_follow_the_definitions(statistics, mp40_dir):
+    """Recount of the most common space groups; element counts from pymatgen compositions."""
+    stats_part, _ = mp40_split(str(mp40_dir))
+    by_sg = defaultdict(list)
+    for entry in stats_part:
+        by_sg[entry.spacegroup].append(entry)
+    for sg in sorted(statistics.spacegroups, key=lambda g: -statistics.prior[g])[:4]:
+        table = statistics.per_spacegroup[sg]
+        entries = by_sg[sg]
+        assert table.count == len(entries)
+        n_elements = Counter(len(e.structure.composition.elements) for e in entries)
+        assert table.n_elements_probs == pytest.approx([n_elements[k + 1] / len(entries) for k in range(len(table.n_elements_probs))])
+        contains = Counter(str(el) for e in entries for el in e.structure.composition.elements)
+        assert table.element_probs == pytest.approx({el: c / sum(contains.values()) for el, c in contains.items()})
+        reps = [n for e in entries for n in Counter(el for el, _ in e.wyckoff_sites).values()]
+        assert table.n_sites_per_element_probs == pytest.approx([reps.count(k + 1) / len(reps) for k in range(len(table.n_sites_per_element_probs))])
+        names = Counter(name for e in entries for _, name in e.wyckoff_sites)
+        assert table.wyckoff_probs == pytest.approx({n: c / sum(names.values()) for n, c in names.items()})
+        mean_multiplicity = sum(int(name[:-1]) * p for name, p in table.wyckoff_probs.items())
+        assert mean_multiplicity == pytest.approx(sum(e.crystal.n_sites for e in entries) / sum(reps))
+
+
+def test_lattice_kde_samples_reproduce_the_unit_volume_parameters(statistics):
+    """Two-sample KS per parameter: D below the 0.1% critical value plus 0.05 for the KDE's smoothing
+    (Scott's bandwidth widens every marginal by a factor sqrt(1 + n^(-2/(d+4)))); means within 4 SE."""
+    rng = np.random.default_rng(11)
+    n_draws = 3000
+    for system, data in statistics.lattice_samples.items():
+        if system == "cubic":
+            assert statistics.sample_lattice_parameters("cubic", rng) == pytest.approx((1, 1, 1, np.pi / 2, np.pi / 2, np.pi / 2))
+            continue
+        draws = []
+        for _ in range(n_draws):
+            params = statistics.sample_lattice_parameters(system, rng)
+            assert cell_volume(*params) == pytest.approx(1.0, rel=1e-9)
+            draws.append(free_parameters(system, params))
+        draws = np.array(draws)
+        n = len(data)
+        critical = 1.95 * np.sqrt(1 / n + 1 / n_draws)
+        for j, name in enumerate(LATTICE_PARAMETER_NAMES[system]):
+            result = scipy_stats.ks_2samp(data[:, j], draws[:, j])
+            assert result.statistic < critical + 0.05, (system, name, result)
+            assert abs(draws[:, j].mean() - data[:, j].mean()) < 4 * data[:, j].std() / np.sqrt(n) + 0.02, (system, name)
+
+
+def test_denseness_sampler_is_exact_for_statsmodels_conditional_kde(statistics):
+    import statsmodels.api as sm
+
+    v = statistics.volume_samples
+    kde = sm.nonparametric.KDEMultivariateConditional(
+        endog=[v[:, 1]], exog=[v[:, 0]], dep_type="c", indep_type="c", bw="normal_reference"
+    )
+    np.testing.assert_allclose(kde.bw, statistics.volume_bandwidth, rtol=1e-12)
+    grid = np.linspace(1e-3, 6.0, 6001)
+    rng = np.random.default_rng(5)
+    for v_atomic in np.percentile(v[:, 0], [5, 35, 65, 95]):
+        reference = kde.pdf(grid, np.full(len(grid), v_atomic))
+        np.testing.assert_allclose(statistics.denseness_pdf(grid, v_atomic), reference, rtol=1e-9, atol=1e-12)
+        cdf = np.cumsum(reference)
+        cdf /= cdf[-1]
+        draws = np.array([statistics.sample_denseness(v_atomic, rng) for _ in range(2000)])
+        assert draws.min() > 0
+        assert scipy_stats.kstest(draws, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
+
+
+def test_generated_volumes_reproduce_the_input_volumes(statistics):
+    v = statistics.volume_samples
+    rng = np.random.default_rng(2)
+    picks = rng.choice(len(v), size=3000)
+    volumes = np.array([statistics.sample_denseness(v[i, 0], rng) * v[i, 0] for i in picks])
+    result = scipy_stats.ks_2samp(np.log(volumes), np.log(v[:, 0] * v[:, 1]))
+    assert result.pvalue > 1e-3, result
+
+
+def test_file_round_trip_json_and_gzip(statistics, tmp_path):
+    for name in ("s.json", "s.json.gz"):
+        path = statistics.save(tmp_path / name)
+        back = Statistics.load(path)
+        assert back.spacegroups == statistics.spacegroups
+        assert back.prior == statistics.prior
+        assert back.per_spacegroup == statistics.per_spacegroup
+        assert back.volume_bandwidth == statistics.volume_bandwidth
+        np.testing.assert_array_equal(back.volume_samples, statistics.volume_samples)
+        for system, data in statistics.lattice_samples.items():
+            np.testing.assert_array_equal(back.lattice_samples[system], data)
+        assert back.provenance["counts"] == statistics.provenance["counts"]
+        a = [back.sample_lattice_parameters("monoclinic", np.random.default_rng(1)) for _ in range(3)]
+        b = [statistics.sample_lattice_parameters("monoclinic", np.random.default_rng(1)) for _ in range(3)]
+        assert a == b
+    assert gzip.open(tmp_path / "s.json.gz").read(1) == b"{"
+
+
+def test_bad_statistics_files_are_one_line_errors(statistics, tmp_path):
+    good = statistics.to_json()
+    cases = {
+        "not_json.json": "this is not json",
+        "other.json": json.dumps({"format": "something", "version": 1}),
+        "future.json": json.dumps({**good, "version": 99}),
+        "missing.json": json.dumps({k: v for k, v in good.items() if k != "volume_samples"}),
+        "prior.json": json.dumps({**good, "prior": {"1": 0.5}}),
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "pickled.json").write_bytes(pickle.dumps(statistics))
+    expected = {
+        "not_json.json": "not a readable JSON statistics file",
+        "other.json": "not an xrdgen statistics file",
+        "future.json": "format version 99",
+        "missing.json": "missing field 'volume_samples'",
+        "prior.json": "prior must cover exactly the class list",
+        "pickled.json": "not a readable JSON statistics file",
+    }
+    for name, message in expected.items():
+        with pytest.raises(UserError) as error:
+            Statistics.load(tmp_path / name)
+        assert str(error.value).startswith(str(tmp_path / name)) and message in str(error.value)
+        assert "\n" not in str(error.value)
+
+
+def test_stats_build_and_show_cli(mp40_dir, tmp_path, ray_local):
+    from typer.testing import CliRunner
+
+    from xrdgen.cli import app
+    from xrdgen.collection import load_entries
+
+    with open(mp40_dir / "mineral_test.csv", newline="") as handle:
+        rows = [row for _, row in zip(range(150), csv.DictReader(handle))]
+    rows[10]["cif"] = "data_x\n_cell_length_a 3\n"  # one broken row
+    source = tmp_path / "small.csv"
+    with open(source, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "out" / "small.json.gz"
+    runner = CliRunner()
+    result = runner.invoke(app, ["stats", "build", str(source), "-o", str(out), "--seed", "3", "--set", "statistics.min_count_per_spacegroup=4"])
+    assert result.exit_code == 0, result.output
+    assert "149 of 150 structures read, 1 skipped" in result.output
+    statistics = Statistics.load(out)
+    assert statistics.provenance["seed"] == 3 and statistics.provenance["skipped_total"] == 1
+    assert len(statistics.spacegroups) >= 3
+    base = tmp_path / "out" / "small"
+    test_part = load_entries(f"{base}.test.json.gz")
+    stats_part = load_entries(f"{base}.statistics_part.json.gz")
+    assert len(test_part) + len(stats_part) == 149
+    assert {e.source_id for e in test_part}.isdisjoint(e.source_id for e in stats_part)
+    assert sum(s.count for s in statistics.per_spacegroup.values()) == len(stats_part)
+    assert (tmp_path / "out" / "small.skipped.tsv").read_text().count("\n") == 1
+    for kind in ("prior", "lattice", "denseness"):
+        png = tmp_path / "out" / f"small.{kind}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
+    shown = runner.invoke(app, ["stats", "show", str(out)])
+    assert shown.exit_code == 0 and "classes:" in shown.output and "class list:" in shown.output
