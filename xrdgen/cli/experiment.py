@@ -11,7 +11,6 @@ and `--set`. Repeating a command reuses the runs it finished (see xrdgen/experim
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -59,7 +58,10 @@ def experiment(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from xrdgen.experiment import run
 
-    command = shlex.join(["xrdgen", *sys.argv[1:]])
+    command = ["xrdgen", "experiment"] + (["--config", str(config_path)] if config_path else []) + (["--quick"] if quick else [])
+    command += (["--seeds", seeds] if seeds else []) + (["--seed", str(seed)] if seed is not None else [])
+    command += [arg for pair in (sets or []) for arg in ("--set", pair)] + ["-o", str(out)]
+    command = shlex.join(command)
     results = run(config, out, command=command, log=typer.echo)
     typer.echo(f"wrote {out / 'results.md'}, {out / 'results.json'}, " + ", ".join(results["figures"].values()))
 
