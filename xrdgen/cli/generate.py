@@ -22,11 +22,14 @@ def write_outputs(crystals, generator, statistics, out_dir: Path, config, stats_
     import json
     from collections import Counter
 
+    from pymatgen.core import Lattice, Structure
     from pymatgen.io.cif import CifWriter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, crystal in enumerate(crystals):
-        CifWriter(crystal.to_structure()).write_file(out_dir / f"{i:05d}_sg{crystal.spacegroup:03d}.cif")
+        # Generated crystals are ordered: one species per row, coordinates kept at full precision.
+        structure = Structure(Lattice(crystal.lattice), [int(z) for z in crystal.numbers], crystal.frac_coords)
+        CifWriter(structure).write_file(out_dir / f"{i:05d}_sg{crystal.spacegroup:03d}.cif")
     counts = Counter(int(c.spacegroup) for c in crystals)
     summary = {
         "statistics": str(stats_path),

@@ -171,6 +171,7 @@ class FastPath:
         """
         t = self.tables(spacegroup)
         cfg = self.config
+        n_attempts = 0
         while True:
             n_elements = min(_draw(t.n_elements_cdf, rng) + 1, t.max_n_elements)
             failures = 0
@@ -180,6 +181,12 @@ class FastPath:
                 drawn = False
                 if attempts is not None:
                     attempts.append(attempt)
+                n_attempts += 1
+                if n_attempts > self.config.max_attempts_per_crystal:
+                    raise RuntimeError(
+                        f"space group {spacegroup}: no crystal in {n_attempts - 1} attempts "
+                        f"(statistics and generation limits admit none?)"
+                    )
                 crystal = self._attempt(t, n_elements, rng, attempt)
                 if crystal is not None:
                     return crystal

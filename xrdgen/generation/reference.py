@@ -49,6 +49,7 @@ class ReferencePath:
         """Attempts until spglib agrees; step 2 is redrawn after `tries_per_n_elements` failures."""
         stats = self.statistics.per_spacegroup[spacegroup]
         n_available = sum(1 for p in stats.element_probs.values() if p > 0)
+        n_attempts = 0
         while True:
             # Step 2: the number of unique elements.
             n_elements = _choice(rng, list(range(1, len(stats.n_elements_probs) + 1)), stats.n_elements_probs)
@@ -60,6 +61,12 @@ class ReferencePath:
                 first = False
                 if attempts is not None:
                     attempts.append(attempt)
+                n_attempts += 1
+                if n_attempts > self.config.max_attempts_per_crystal:
+                    raise RuntimeError(
+                        f"space group {spacegroup}: no crystal in {n_attempts - 1} attempts "
+                        f"(statistics and generation limits admit none?)"
+                    )
                 crystal = self._attempt(spacegroup, n_elements, rng, attempt)
                 if crystal is not None:
                     return crystal
