@@ -165,6 +165,9 @@ class GenerationConfig(_Section):
     distance_check: bool = False
     min_distance: float = Field(0.8, gt=0.0, description="Å, only with distance_check")
     path: Literal["fast", "reference"] = "fast"
+    max_attempts_per_crystal: int = Field(
+        10_000, gt=0, description="give up (RuntimeError) when statistics and limits admit no crystal"
+    )
 
 
 ModelName = Literal["park_medium", "park_big", "resnet10", "resnet50", "resnet101"]
