@@ -55,6 +55,19 @@ def batches_of(pattern_set, batch_size, seed=0):
     return epoch_batches(pattern_set.x, pattern_set.y, batch_size, seed)
 
 
+def tensorboard_scalars(folder: Path) -> dict:
+    """tag -> [(step, value)] read back from the event files, keeping only scalar-plugin records."""
+    import tensorflow as tf
+
+    scalars = collections.defaultdict(list)
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    scalars[value.tag].append((event.step, float(tf.make_ndarray(value.tensor))))
+    return scalars
+
+
 # ------------------------------------------------------------------------------------ pure parts
 def test_learning_rate_halves_every_n_epochs():
     from xrdgen.training import learning_rate_at
@@ -102,6 +115,7 @@ def test_training_steps_resume_with_same_step_and_schedule(mp40, tmp_path):
     assert meta["spacegroups"] == mp40["spacegroups"] and meta["sqrt_scale"] is True
     assert meta["model"] == "park_medium" and meta["grid"]["step"] == 0.02 and meta["input_length"] == 3001
     assert set(history[-1]["test_recall"]) <= set(mp40["spacegroups"])
+    assert tensorboard_scalars(run / "tensorboard")["test_top5"] == [(h["epoch"], pytest.approx(h["test_top5"])) for h in history]
 
     resumed = Trainer(config, mp40["spacegroups"], run_dir=run, test_set=test)
     assert resumed.step == 6
