@@ -94,6 +94,7 @@ class GeneratorPool:
     def __init__(self, statistics, config: Config, queue: Optional[Queue] = None):
         cluster = config.cluster
         self.config = config
+        self._owns_queue = queue is None
         self.queue = queue if queue is not None else Queue(cluster.queue_max_items, actor_options=queue_options(cluster))
         self._statistics_ref = statistics if isinstance(statistics, ray.ObjectRef) else ray.put(statistics)
         self._options = generator_options(cluster)
@@ -190,3 +191,5 @@ class GeneratorPool:
             ray.wait(refs, num_returns=len(refs), timeout=timeout)
         for actor in actors:
             ray.kill(actor, no_restart=True)
+        if self._owns_queue:
+            self.queue.shutdown(force=True)

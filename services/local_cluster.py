@@ -63,10 +63,12 @@ class LocalHead:
     env: dict
     log_path: Path
 
-    def submit(self, entrypoint: Sequence[str], working_dir: Path, extra: Sequence[str] = ()) -> int:
-        """`ray job submit --working-dir ... -- entrypoint`, its logs streamed here; returns its status."""
-        command = [_ray_executable(), "job", "submit", "--address", self.dashboard_url,
-                   "--working-dir", str(working_dir), *extra, "--", *entrypoint]
+    def submit(self, entrypoint: Sequence[str], working_dir: Optional[Path] = None, extra: Sequence[str] = ()) -> int:
+        """`ray job submit [--working-dir ...] -- entrypoint`, its logs streamed here; returns its status."""
+        command = [_ray_executable(), "job", "submit", "--address", self.dashboard_url]
+        if working_dir is not None:
+            command += ["--working-dir", str(working_dir)]
+        command += [*extra, "--", *entrypoint]
         return subprocess.call(command, env=self.env)
 
 
