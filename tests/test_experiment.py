@@ -8,6 +8,7 @@ experiment's finding, not a test.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from scipy.stats import binomtest
@@ -20,8 +21,6 @@ ROOT_CONFIG = "configs/reproduce.yaml"
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, mp40_dir, lab17_dir):
-    from pathlib import Path
-
     out = tmp_path_factory.mktemp("experiment")
     config = Path(__file__).resolve().parents[1] / ROOT_CONFIG
     result = CliRunner().invoke(
@@ -63,6 +62,20 @@ def test_both_arms_learn_above_chance_on_unseen_structure_types(quick_run):
         p_value = binomtest(correct, test["n"], chance, alternative="greater").pvalue
         assert p_value < 0.01, f"arm {run['arm']}: top-1 {test['top1']:.3f} of {test['n']} vs chance {chance:.3f} (p={p_value:.3g})"
         assert test["top5"] > results["facts"]["chance"]["test"]["uniform_top5"]
+
+
+def test_repeating_the_command_reuses_data_and_finished_runs(quick_run, mp40_dir, lab17_dir):
+    out, first = quick_run
+    config = str(Path(__file__).resolve().parents[1] / ROOT_CONFIG)
+    again = CliRunner().invoke(
+        app,
+        ["experiment", "--config", config, "--quick", "-o", str(out),
+         "--set", f"experiment.collection=[{mp40_dir}]", "--set", f"experiment.measured={lab17_dir}"],
+    )
+    assert again.exit_code == 0, again.output + repr(again.exception)
+    assert "data: reusing" in again.output and again.output.count("reusing the finished run") == 2
+    second = json.loads((out / "results.json").read_text())
+    assert second["summary"] == first["summary"]
 
 
 def test_bad_options_are_one_line_errors(tmp_path):

@@ -23,9 +23,10 @@ collection's own structures.
 4. Outputs in OUT (`run`): results.json, results.md (mean ± std over seeds, chance levels),
    learning_curves.png, recall_per_spacegroup.png, config.yaml (exact config and seeds),
    command.txt, data/ (statistics, held-out test entries) and runs/<arm>_seed<s>/ (D's run
-   directories plus evaluation.json). A finished run (evaluation.json present) is reused when the
-   command is repeated; an unfinished one is redone from scratch, because the position of a
-   synthetic stream cannot be restored.
+   directories plus evaluation.json). Repeating the command (e.g. with more seeds) reuses the
+   prepared data (data/prepared.*, keyed by a hash of the settings they depend on) and every
+   finished run (evaluation.json present); an unfinished run is redone from scratch, because the
+   position of a synthetic stream cannot be restored.
 """
 
 from __future__ import annotations
@@ -83,8 +84,6 @@ class EvaluationSet:
 class ExperimentData:
     statistics: object  # xrdgen.statistics.Statistics
     classes: list[int]
-    stats_part: list
-    test_part: list
     baseline_x: np.ndarray
     baseline_y: np.ndarray
     sets: list[EvaluationSet]  # TEST_SET first
@@ -131,8 +130,58 @@ def _spec_for_inputs(config: Config, classes: list[int], out: Path):
     )
 
 
+def data_key(config: Config) -> str:
+    """Hash of every setting the data depend on: training seeds, steps and the optimiser are left out,
+    so a rerun with more seeds or steps reuses the prepared data."""
+    import hashlib
+
+    dump = config.model_dump(mode="json")
+    spec = {k: v for k, v in dump["experiment"].items() if k not in ("seeds", "steps", "eval_every")}
+    parts = {k: dump[k] for k in ("seed", "grid", "simulation", "augmentation", "collection", "statistics")}
+    parts.update(experiment=spec, baseline_sizes_nm=dump["training"]["baseline_sizes_nm"])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_data(data: ExperimentData, folder: Path, key: str) -> None:
+    """data/prepared.npz (patterns) + data/prepared.json (names, facts); statistics are saved already."""
+    arrays = {"baseline_x": data.baseline_x, "baseline_y": data.baseline_y}
+    for i, s in enumerate(data.sets):
+        arrays[f"x{i}"], arrays[f"y{i}"] = s.x, s.spacegroups
+    np.savez(folder / "prepared.npz", **arrays)
+    sets = [{"name": s.name, "names": s.names, "skipped": s.skipped} for s in data.sets]
+    (folder / "prepared.json").write_text(json.dumps({"key": key, "classes": data.classes, "sets": sets, "facts": data.facts}))
+
+
+def load_data(folder: Path, key: str) -> Optional[ExperimentData]:
+    """The data a previous run with the same `data_key` prepared, or None."""
+    from xrdgen.statistics import Statistics
+
+    try:
+        meta = json.loads((folder / "prepared.json").read_text())
+        if meta["key"] != key:
+            return None
+        arrays = np.load(folder / "prepared.npz")
+        statistics = Statistics.load(folder / "statistics.json.gz")
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+    sets = [EvaluationSet(m["name"], arrays[f"x{i}"], arrays[f"y{i}"], m["names"], m["skipped"]) for i, m in enumerate(meta["sets"])]
+    return ExperimentData(statistics, meta["classes"], arrays["baseline_x"], arrays["baseline_y"], sets, meta["facts"])
+
+
 def prepare_data(config: Config, out: Path, log: Callable[[str], None] = print, progress: bool = True) -> ExperimentData:
-    """Steps 1-2 of the module docstring; writes data/statistics.json.gz and data/test_part.json.gz."""
+    """Steps 1-2 of the module docstring, or what an earlier run with the same data settings saved."""
+    key = data_key(config)
+    cached = load_data(out / "data", key)
+    if cached is not None:
+        log(f"data: reusing {out / 'data'} (same data settings, key {key})")
+        return cached
+    data = _prepare_data(config, out, log, progress)
+    save_data(data, out / "data", key)
+    return data
+
+
+def _prepare_data(config: Config, out: Path, log: Callable[[str], None], progress: bool) -> ExperimentData:
+    """Read, split, build statistics, simulate the evaluation sets and arm B's training set."""
     from xrdgen.collection import chunked, save_entries, serial_map_chunks
     from xrdgen.evaluation import load_measured_set, simulate_sets
     from xrdgen.split import group_keys, split_by_structure_type
@@ -210,7 +259,7 @@ def prepare_data(config: Config, out: Path, log: Callable[[str], None] = print, 
         "chance": {s.name: chance_levels(s.spacegroups, classes, stats_counts) for s in sets},
         **measured_facts,
     }
-    return ExperimentData(statistics, classes, stats_part, test_part, baseline.x, baseline.y, sets, facts)
+    return ExperimentData(statistics, classes, baseline.x, baseline.y, sets, facts)
 
 
 def chance_levels(labels: np.ndarray, classes: list[int], class_counts: dict[int, int]) -> dict:
