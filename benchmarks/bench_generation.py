@@ -38,7 +38,7 @@ def load_statistics(path: str | None):
     csvs = sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "shared/data/mp40").glob("*.csv"))
     report = read_collection(csvs, progress=True)
     stats_part, _ = split_by_structure_type(report.entries, 0.3, 0)
-    return build_statistics(stats_part, StatisticsConfig(min_count_per_spacegroup=20), {"source": "mp40"})
+    return build_statistics(stats_part, StatisticsConfig(min_count_per_spacegroup=5), {"source": "mp40, min count 5"})
 
 
 def timed(fn):
