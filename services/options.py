@@ -45,4 +45,11 @@ def trainer_options(cluster: ClusterConfig) -> dict:
     No automatic restart: a killed trainer is resumed by resubmitting the job, which continues from
     the last checkpoint (the job, not the actor, owns the run).
     """
-    return dict(num_cpus=cluster.trainer_cpus, num_gpus=cluster.trainer_gpus, max_restarts=0, max_concurrency=2)
+    return dict(
+        num_cpus=cluster.trainer_cpus,
+        num_gpus=cluster.trainer_gpus,
+        max_restarts=0,
+        max_concurrency=2,  # `status` answers while `fit` runs
+        # TensorFlow's C++ info/warning lines (one per epoch from tf.data) would drown the progress lines.
+        runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}},
+    )
