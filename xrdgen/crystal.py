@@ -60,10 +60,14 @@ class Crystal:
         from pymatgen.core import Lattice, Structure
         from pymatgen.core.periodic_table import Element
 
-        sites: dict[tuple, dict] = {}
+        # Merge rows sharing a position into one disordered site; the rounded key only groups rows,
+        # the coordinates keep full precision (spglib checks at symprec 1e-8 need it).
+        sites: dict[tuple, tuple[np.ndarray, dict]] = {}
         for xyz, z, occ in zip(self.frac_coords, self.numbers, self.occupancies):
             key = tuple(np.round(np.mod(xyz, 1.0), 6) % 1.0)
-            species = sites.setdefault(key, {})
+            _, species = sites.setdefault(key, (xyz, {}))
             element = Element.from_Z(int(z))
             species[element] = species.get(element, 0.0) + float(occ)
-        return Structure(Lattice(self.lattice), list(sites.values()), [list(k) for k in sites])
+        return Structure(
+            Lattice(self.lattice), [species for _, species in sites.values()], [xyz for xyz, _ in sites.values()]
+        )

@@ -76,7 +76,7 @@ def crystal_system(spacegroup: int) -> str:
     raise ValueError(f"space group {spacegroup} is not in 1..230")
 
 
-def _full_parameters(system: str, free: np.ndarray) -> tuple[float, ...]:
+def full_lattice_parameters(system: str, free: np.ndarray) -> tuple[float, ...]:
     """(a, b, c, alpha, beta, gamma) in radians from a system's free parameters."""
     right = np.pi / 2
     if system == "cubic":
@@ -242,11 +242,11 @@ class Statistics:
            generator then multiplies the lengths by V^(1/3).
         """
         if system == "cubic":
-            return _full_parameters("cubic", np.empty(0))
+            return full_lattice_parameters("cubic", np.empty(0))
         kde = self.lattice_kde(system)
         for _ in range(_MAX_REDRAWS):
             free = kde.resample(1, seed=rng)[:, 0]
-            a, b, c, alpha, beta, gamma = _full_parameters(system, free)
+            a, b, c, alpha, beta, gamma = full_lattice_parameters(system, free)
             if min(a, b, c) <= 0 or not all(0 < angle < np.pi for angle in (alpha, beta, gamma)):
                 continue
             volume = cell_volume(a, b, c, alpha, beta, gamma)

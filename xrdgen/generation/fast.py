@@ -23,7 +23,7 @@ from xrdgen.crystal import Crystal
 from xrdgen.generation import record
 from xrdgen.generation.record import Attempt
 from xrdgen.generation.wyckoff import WyckoffTable, wyckoff_table
-from xrdgen.statistics import _full_parameters, cell_volume
+from xrdgen.statistics import full_lattice_parameters, cell_volume
 
 # Step 4: give up placing one element after this many draws of an occupied site without freedom
 # (the original's value).
@@ -131,11 +131,11 @@ class _LatticeSampler:
 
     def draw(self, system: str, rng: np.random.Generator) -> tuple[float, ...]:
         if system == "cubic":
-            return _full_parameters("cubic", np.empty(0))
+            return full_lattice_parameters("cubic", np.empty(0))
         queue = self._queues.setdefault(system, [])
         while not queue:
             for free in self.statistics.lattice_kde(system).resample(self.BLOCK, seed=rng).T:
-                a, b, c, alpha, beta, gamma = _full_parameters(system, free)
+                a, b, c, alpha, beta, gamma = full_lattice_parameters(system, free)
                 if min(a, b, c) <= 0 or not all(0 < x < np.pi for x in (alpha, beta, gamma)):
                     continue
                 volume = cell_volume(a, b, c, alpha, beta, gamma)
