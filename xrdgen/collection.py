@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import sys
 import warnings
@@ -32,6 +31,7 @@ import numpy as np
 from xrdgen.config import CollectionConfig, Config
 from xrdgen.crystal import Crystal
 from xrdgen.errors import UserError
+from xrdgen.jsonio import read_json, write_json
 
 csv.field_size_limit(sys.maxsize)
 
@@ -443,34 +443,14 @@ def read_collection(
 # ------------------------------------------------------------------------------ entry files
 def save_entries(entries: Sequence[CollectionEntry], path: Path | str, meta: Optional[dict] = None) -> Path:
     """Entries as JSON (gzip when the name ends in .gz): the held-out test part of a statistics build."""
-    import gzip
-
-    path = Path(path)
     payload = {"format": "xrdgen-entries", "version": 1, "meta": meta or {}, "entries": [e.to_json() for e in entries]}
-    text = json.dumps(payload, separators=(",", ":"))
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "wt", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
+    return write_json(path, payload)
 
 
 def load_entries(path: Path | str) -> list[CollectionEntry]:
     """Read a file written by `save_entries`; problems are one `UserError` line."""
-    import gzip
-
     path = Path(path)
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                data = json.load(handle)
-        else:
-            data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such entries file") from None
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not a readable JSON entries file ({type(exc).__name__})") from None
+    data = read_json(path, "entries")
     if not isinstance(data, dict) or data.get("format") != "xrdgen-entries" or data.get("version") != 1:
         raise UserError(f"{path}: not an xrdgen entries file (format xrdgen-entries, version 1)")
     try:

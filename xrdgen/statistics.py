@@ -27,8 +27,6 @@ n_sites_per_element_probs, wyckoff_probs}}, "lattice_samples": {"cubic": [[]...]
 from __future__ import annotations
 
 import datetime
-import gzip
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from xrdgen.errors import UserError
+from xrdgen.jsonio import read_json, write_json
 
 FORMAT_NAME = "xrdgen-statistics"
 FORMAT_VERSION = 1
@@ -362,29 +361,11 @@ class Statistics:
 
     def save(self, path: Path | str) -> Path:
         """Write JSON; gzip-compressed when the name ends in .gz."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_json(), separators=(",", ":"))
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "wt", encoding="utf-8") as handle:
-                handle.write(text)
-        else:
-            path.write_text(text, encoding="utf-8")
-        return path
+        return write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path | str) -> "Statistics":
-        path = Path(path)
-        try:
-            if path.name.endswith(".gz"):
-                with gzip.open(path, "rt", encoding="utf-8") as handle:
-                    data = json.load(handle)
-            else:
-                data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"{path}: no such statistics file") from None
-        except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path}: not a readable JSON statistics file ({type(exc).__name__})") from None
+        data = read_json(path, "statistics")
         return cls.from_json(data, source=str(path))
 
     # ---------------------------------------------------------------------------------- summary

@@ -170,28 +170,13 @@ class FastPath:
         counting as a failure (the original's rule).
         """
         t = self.tables(spacegroup)
-        cfg = self.config
-        n_attempts = 0
-        while True:
-            n_elements = min(_draw(t.n_elements_cdf, rng) + 1, t.max_n_elements)
-            failures = 0
-            drawn = True
-            while failures < cfg.tries_per_n_elements:
-                attempt = Attempt(spacegroup, n_elements, drawn)
-                drawn = False
-                if attempts is not None:
-                    attempts.append(attempt)
-                n_attempts += 1
-                if n_attempts > self.config.max_attempts_per_crystal:
-                    raise RuntimeError(
-                        f"space group {spacegroup}: no crystal in {n_attempts - 1} attempts "
-                        f"(statistics and generation limits admit none?)"
-                    )
-                crystal = self._attempt(t, n_elements, rng, attempt)
-                if crystal is not None:
-                    return crystal
-                if attempt.outcome != record.TOO_MANY_SITES:
-                    failures += 1
+        return record.retry_until_accepted(
+            spacegroup,
+            lambda: min(_draw(t.n_elements_cdf, rng) + 1, t.max_n_elements),
+            lambda n_elements, attempt: self._attempt(t, n_elements, rng, attempt),
+            self.config,
+            attempts,
+        )
 
     def _attempt(self, t: _SpaceGroupTables, n_elements: int, rng: np.random.Generator, attempt: Attempt):
         cfg = self.config

@@ -39,3 +39,35 @@ class Attempt:
 def outcome_counts(attempts: list[Attempt]) -> Counter:
     """How many attempts ended each way."""
     return Counter(a.outcome for a in attempts)
+
+
+def retry_until_accepted(spacegroup: int, draw_n_elements, attempt, config, attempts: list | None):
+    """The retry rule of seed S1, shared by both paths.
+
+    `draw_n_elements()` is step 2; `attempt(n_elements, record)` runs steps 3-8 once and returns a
+    crystal or None (with `record.outcome` set). The number of elements is kept while attempts fail
+    and drawn again after `config.tries_per_n_elements` failures; too many sites is drawn again
+    without counting as a failure (the original's rule). `max_attempts_per_crystal` stops statistics
+    and limits that admit no crystal from looping forever.
+    """
+    n_attempts = 0
+    while True:
+        n_elements = draw_n_elements()
+        failures = 0
+        drawn = True
+        while failures < config.tries_per_n_elements:
+            record = Attempt(spacegroup, n_elements, drawn)
+            drawn = False
+            if attempts is not None:
+                attempts.append(record)
+            n_attempts += 1
+            if n_attempts > config.max_attempts_per_crystal:
+                raise RuntimeError(
+                    f"space group {spacegroup}: no crystal in {n_attempts - 1} attempts "
+                    f"(statistics and generation limits admit none?)"
+                )
+            crystal = attempt(n_elements, record)
+            if crystal is not None:
+                return crystal
+            if record.outcome != TOO_MANY_SITES:
+                failures += 1

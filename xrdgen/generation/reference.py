@@ -49,29 +49,14 @@ class ReferencePath:
         """Attempts until spglib agrees; step 2 is redrawn after `tries_per_n_elements` failures."""
         stats = self.statistics.per_spacegroup[spacegroup]
         n_available = sum(1 for p in stats.element_probs.values() if p > 0)
-        n_attempts = 0
-        while True:
-            # Step 2: the number of unique elements.
-            n_elements = _choice(rng, list(range(1, len(stats.n_elements_probs) + 1)), stats.n_elements_probs)
-            n_elements = min(n_elements, n_available)
-            failures = 0
-            first = True
-            while failures < self.config.tries_per_n_elements:
-                attempt = Attempt(spacegroup, n_elements, first)
-                first = False
-                if attempts is not None:
-                    attempts.append(attempt)
-                n_attempts += 1
-                if n_attempts > self.config.max_attempts_per_crystal:
-                    raise RuntimeError(
-                        f"space group {spacegroup}: no crystal in {n_attempts - 1} attempts "
-                        f"(statistics and generation limits admit none?)"
-                    )
-                crystal = self._attempt(spacegroup, n_elements, rng, attempt)
-                if crystal is not None:
-                    return crystal
-                if attempt.outcome != record.TOO_MANY_SITES:
-                    failures += 1
+        # Step 2: the number of unique elements (no more than the statistics offer).
+        return record.retry_until_accepted(
+            spacegroup,
+            lambda: min(_choice(rng, list(range(1, len(stats.n_elements_probs) + 1)), stats.n_elements_probs), n_available),
+            lambda n_elements, attempt: self._attempt(spacegroup, n_elements, rng, attempt),
+            self.config,
+            attempts,
+        )
 
     def _attempt(self, spacegroup: int, n_elements: int, rng: np.random.Generator, attempt: Attempt):
         from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
