@@ -58,13 +58,11 @@ def build_test_set(test_path: Optional[Path], spacegroups: list, config):
     """Simulated patterns of the held-out structures (area D's pattern-set builder), or None."""
     if test_path is None:
         return None
-    import dataclasses
-
     from xrdgen.collection import load_entries
     from xrdgen.training import build_pattern_set
 
     # Label = spglib's space group of the held-out structure (the one statistics were built with).
-    crystals = [dataclasses.replace(e.crystal, spacegroup=int(e.spacegroup)) for e in load_entries(test_path)]
+    crystals = [e.crystal for e in load_entries(test_path)]
     patterns = build_pattern_set(
         crystals, spacegroups, config, seed=config.seed + 1,
         patterns_per_crystal=config.training.test_patterns_per_structure, progress=True,

@@ -55,7 +55,7 @@ class RawRecord:
 class CollectionEntry:
     """A structure of the collection, ready for split, statistics and test-set simulation."""
 
-    crystal: Crystal  # conventional standard cell (spglib), occupancies kept
+    crystal: Crystal  # conventional standard cell (spglib), occupancies kept; crystal.spacegroup == spacegroup
     spacegroup: int  # spglib's, at CollectionConfig.symprec
     spacegroup_file: Optional[int]  # the source's label (None when it gives none)
     source_id: str

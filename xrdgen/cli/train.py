@@ -23,8 +23,6 @@ from xrdgen.errors import UserError
 
 def _labelled_crystals(source: Path, config) -> list:
     """Crystals of an entries file (xrdgen stats build) or any collection, labelled with spglib's group."""
-    import dataclasses
-
     from xrdgen.collection import load_entries, read_collection
 
     name = source.name
@@ -35,7 +33,7 @@ def _labelled_crystals(source: Path, config) -> list:
         if report.skipped:
             typer.echo(f"{source}: skipped {len(report.skipped)} unreadable entries", err=True)
         entries = report.entries
-    return [dataclasses.replace(e.crystal, spacegroup=int(e.spacegroup)) for e in entries]
+    return [e.crystal for e in entries]  # labelled with spglib's space group
 
 
 def _companion(statistics_path: Path, part: str) -> Optional[Path]:
