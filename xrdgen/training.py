@@ -434,7 +434,7 @@ class Trainer:
                 now = time.monotonic()
                 if now - last_log >= log_every_s:
                     last_log = now
-                    self._log_progress(epoch, epochs, per_epoch, seen, loss_sum, correct, epoch_start, run_start, start_step, total_steps)
+                    self._log_progress(epoch, epochs, per_epoch, seen, loss_sum, correct, epoch_start, run_start, start_step, total_steps, deadline)
                 if deadline is not None and now >= deadline:
                     stopped_early = True
                     self.log(f"max_minutes={max_minutes} reached at step {self.step}")
@@ -447,13 +447,15 @@ class Trainer:
         self.finish()
         return self.history
 
-    def _log_progress(self, epoch, epochs, per_epoch, seen, loss_sum, correct, epoch_start, run_start, start_step, total_steps):
+    def _log_progress(self, epoch, epochs, per_epoch, seen, loss_sum, correct, epoch_start, run_start, start_step, total_steps, deadline=None):
         now = time.monotonic()
         in_epoch = self.step - epoch * per_epoch
         rate_steps = (self.step - start_step) / max(now - run_start, 1e-9)
         rate = seen / max(now - epoch_start, 1e-9)
         eta_epoch = (per_epoch - in_epoch) / max(rate_steps, 1e-9)
         eta_run = (total_steps - self.step) / max(rate_steps, 1e-9)
+        if deadline is not None:  # a wall-time budget ends the run first when it is shorter
+            eta_run = min(eta_run, max(deadline - now, 0.0))
         self.log(
             f"epoch {epoch + 1}/{epochs} batch {in_epoch}/{per_epoch} step {self.step} "
             f"loss {loss_sum / seen:.4f} acc {correct / seen:.3f} | {rate:.1f} patterns/s | "
