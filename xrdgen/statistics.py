@@ -97,6 +97,23 @@ def full_lattice_parameters(system: str, free: np.ndarray) -> tuple[float, ...]:
     raise ValueError(f"unknown crystal system {system!r}")
 
 
+def unit_volume_cell(system: str, free: np.ndarray) -> Optional[tuple[float, ...]]:
+    """Free KDE parameters of `system` -> (a, b, c, alpha, beta, gamma) of volume exactly 1, or None.
+
+    None when the draw describes no cell: a length <= 0, an angle outside (0, π), or triclinic
+    angles that close no parallelepiped (the original used such draws as they came). The lengths
+    are rescaled because a KDE draw only has a volume close to 1.
+    """
+    a, b, c, alpha, beta, gamma = full_lattice_parameters(system, free)
+    if min(a, b, c) <= 0 or not all(0 < angle < np.pi for angle in (alpha, beta, gamma)):
+        return None
+    volume = cell_volume(a, b, c, alpha, beta, gamma)
+    if not np.isfinite(volume) or volume <= 0:
+        return None
+    scale = volume ** (-1.0 / 3.0)
+    return (float(a * scale), float(b * scale), float(c * scale), float(alpha), float(beta), float(gamma))
+
+
 def cell_volume(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> float:
     """Cell volume from lengths and angles (radians); NaN when the angles close no cell."""
     ca, cb, cg = np.cos(alpha), np.cos(beta), np.cos(gamma)
@@ -244,15 +261,9 @@ class Statistics:
             return full_lattice_parameters("cubic", np.empty(0))
         kde = self.lattice_kde(system)
         for _ in range(_MAX_REDRAWS):
-            free = kde.resample(1, seed=rng)[:, 0]
-            a, b, c, alpha, beta, gamma = full_lattice_parameters(system, free)
-            if min(a, b, c) <= 0 or not all(0 < angle < np.pi for angle in (alpha, beta, gamma)):
-                continue
-            volume = cell_volume(a, b, c, alpha, beta, gamma)
-            if not np.isfinite(volume) or volume <= 0:
-                continue
-            scale = volume ** (-1.0 / 3.0)
-            return (float(a * scale), float(b * scale), float(c * scale), float(alpha), float(beta), float(gamma))
+            cell = unit_volume_cell(system, kde.resample(1, seed=rng)[:, 0])
+            if cell is not None:
+                return cell
         raise RuntimeError(f"{system}: no physical lattice in {_MAX_REDRAWS} KDE draws")
 
     # ----------------------------------------------------------------------------------- volume

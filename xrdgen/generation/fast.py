@@ -23,7 +23,7 @@ from xrdgen.crystal import Crystal
 from xrdgen.generation import record
 from xrdgen.generation.record import Attempt
 from xrdgen.generation.wyckoff import WyckoffTable, wyckoff_table
-from xrdgen.statistics import full_lattice_parameters, cell_volume
+from xrdgen.statistics import full_lattice_parameters, unit_volume_cell
 
 # Step 4: give up placing one element after this many draws of an occupied site without freedom
 # (the original's value).
@@ -135,14 +135,9 @@ class _LatticeSampler:
         queue = self._queues.setdefault(system, [])
         while not queue:
             for free in self.statistics.lattice_kde(system).resample(self.BLOCK, seed=rng).T:
-                a, b, c, alpha, beta, gamma = full_lattice_parameters(system, free)
-                if min(a, b, c) <= 0 or not all(0 < x < np.pi for x in (alpha, beta, gamma)):
-                    continue
-                volume = cell_volume(a, b, c, alpha, beta, gamma)
-                if not np.isfinite(volume) or volume <= 0:
-                    continue
-                s = volume ** (-1.0 / 3.0)
-                queue.append((a * s, b * s, c * s, alpha, beta, gamma))
+                cell = unit_volume_cell(system, free)
+                if cell is not None:
+                    queue.append(cell)
             queue.reverse()  # pop() from the end hands them out in drawn order
         return queue.pop()
 
