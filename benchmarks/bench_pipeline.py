@@ -90,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--statistics", type=Path, default=None)
     parser.add_argument("--patterns", type=int, default=480, help="patterns per stream measured (after its first batch)")
-    parser.add_argument("--batch", type=int, default=16, help="patterns per queue item")
+    parser.add_argument("--batch", type=int, default=64, help="patterns per queue item")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved reference / 1-actor rounds (best counts)")
     args = parser.parse_args()
 

@@ -29,6 +29,7 @@ import numpy as np
 from xrdgen.config import ANODE_WAVELENGTHS, Config, GridConfig
 from xrdgen.errors import UserError
 from xrdgen.measured import ModelInput, MeasuredPattern, find_pattern_file, preprocess, read_pattern
+from xrdgen.plotting import pyplot, save_figure
 
 CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
 _LAST_SPACEGROUP_OF_SYSTEM = (2, 15, 74, 142, 167, 194, 230)  # International Tables, vol. A
@@ -201,18 +202,9 @@ def evaluate(probabilities: np.ndarray, labels: Sequence[int], spacegroups: Sequ
 # --------------------------------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_top_k(evaluations: Sequence[Evaluation], path: Path | str) -> Path:
     """Top-k accuracy against k for each evaluated set, one line each."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for ev in evaluations:
         ks = np.arange(1, len(ev.top_k_accuracy) + 1)
@@ -223,15 +215,12 @@ def plot_top_k(evaluations: Sequence[Evaluation], path: Path | str) -> Path:
     ax.set_xticks(range(1, K_MAX + 1))
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_recall_vs_samples(evaluation: Evaluation, path: Path | str) -> Path:
     """Per-space-group top-1 recall against its number of samples (seed Figs. S7/S8), by crystal system."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.6]})
     groups = sorted(evaluation.per_spacegroup)
     counts = np.array([evaluation.per_spacegroup[g]["count"] for g in groups])
@@ -253,15 +242,12 @@ def plot_recall_vs_samples(evaluation: Evaluation, path: Path | str) -> Path:
     right.set_xlim(0, 231)
     right.set_ylim(0, 100)
     fig.suptitle(f"{evaluation.name}: per-space-group recall")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_system_confusion(evaluation: Evaluation, path: Path | str) -> Path:
     """Crystal-system confusion, rows normalised to the true system's count, counts annotated."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = evaluation.system_confusion
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6, 5))
@@ -276,15 +262,12 @@ def plot_system_confusion(evaluation: Evaluation, path: Path | str) -> Path:
     ax.set_ylabel("true")
     fig.colorbar(image, ax=ax, label="share of the true system")
     ax.set_title(f"{evaluation.name}: crystal systems")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_model_input(model_input: ModelInput, pattern: MeasuredPattern, path: Path | str, title: str = "") -> Path:
     """The measured pattern as the model sees it (on its grid), the uncovered part shaded."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(model_input.two_theta, model_input.x, lw=0.7, color="k")
     lo, hi = model_input.covered_range
@@ -295,10 +278,7 @@ def plot_model_input(model_input: ModelInput, pattern: MeasuredPattern, path: Pa
     ax.set_xlabel(f"2θ (°) at λ = {model_input.wavelength:.5g} Å → model grid")
     ax.set_ylabel("model input")
     ax.set_title(title or f"{'/'.join(Path(pattern.source).parts[-2:])}: covered {model_input.covered_fraction:.0%} of the grid (shaded: filled)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------ datasets

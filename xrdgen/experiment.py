@@ -44,6 +44,7 @@ import numpy as np
 
 from xrdgen.config import Config
 from xrdgen.errors import UserError
+from xrdgen.plotting import pyplot, save_figure
 
 ARMS = {
     "synthetic": "A: synthetic stream",
@@ -420,21 +421,12 @@ def markdown_table(summary: dict, data: ExperimentData, config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 COLOURS = {"synthetic": "tab:blue", "structures": "tab:orange"}
 
 
 def plot_learning_curves(runs: list[dict], data: ExperimentData, path: Path) -> Path:
     """Held-out top-1 and top-5 against patterns seen: mean over seeds, band = min..max."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     chance = data.facts["chance"][TEST_SET]
     for ax, metric, title in zip(axes, ("test_top1", "test_top5"), ("top-1", "top-5")):
@@ -457,15 +449,12 @@ def plot_learning_curves(runs: list[dict], data: ExperimentData, path: Path) -> 
         ax.grid(alpha=0.3)
         ax.set_title(f"{title}: {len(data.sets[0].spacegroups)} test structures of unseen structure types", fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_recall(runs: list[dict], data: ExperimentData, path: Path, set_name: str = TEST_SET) -> Path:
     """Per-space-group top-1 recall on the test part, both arms (mean over seeds, bar = min..max)."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = {}
     for r in runs:
         for sg, v in r["sets"].get(set_name, {}).get("per_spacegroup", {}).items():
@@ -489,10 +478,7 @@ def plot_recall(runs: list[dict], data: ExperimentData, path: Path, set_name: st
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"per-space-group recall on the {SET_TITLES.get(set_name, set_name)}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------- run

@@ -616,10 +616,9 @@ def plot_statistics(statistics: Statistics, prefix: Path | str, seed: int = 0, n
 
     Files are `<prefix>.prior.png`, `<prefix>.lattice.png`, `<prefix>.denseness.png`.
     """
-    import matplotlib
+    from xrdgen.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     prefix = str(prefix)
     rng = np.random.default_rng(seed)

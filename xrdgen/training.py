@@ -512,10 +512,9 @@ def _hms(seconds: float) -> str:
 
 def plot_history(history: list[dict], path: Path | str, title: str = "", n_classes: Optional[int] = None) -> Path:
     """Training accuracy and held-out top-1/top-5 per epoch, with the top-5 chance level, as a PNG."""
-    import matplotlib
+    from xrdgen.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)

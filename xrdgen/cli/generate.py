@@ -46,10 +46,9 @@ def write_outputs(crystals, generator, statistics, out_dir: Path, config, stats_
 
 
 def _plot_spacegroups(counts, statistics, n: int, path: Path) -> None:
-    import matplotlib
+    from xrdgen.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     sgs = statistics.spacegroups

@@ -80,10 +80,9 @@ def simulate(
                   "two_theta_deg  pure  with_imperfections")
         np.savetxt(output, np.column_stack([x, pure, imperfect]), fmt="%.5f", header=header)
     else:
-        import matplotlib
+        from xrdgen.plotting import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
         top.plot(x, pure, lw=0.8, color="C0")
