@@ -30,17 +30,10 @@ from xrdgen.config import ANODE_WAVELENGTHS, Config, GridConfig
 from xrdgen.errors import UserError
 from xrdgen.measured import ModelInput, MeasuredPattern, find_pattern_file, preprocess, read_pattern
 from xrdgen.plotting import pyplot, save_figure
+from xrdgen.statistics import CRYSTAL_SYSTEMS as SYSTEM_RANGES, crystal_system
 
-CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
-_LAST_SPACEGROUP_OF_SYSTEM = (2, 15, 74, 142, 167, 194, 230)  # International Tables, vol. A
+CRYSTAL_SYSTEMS = tuple(name for name, _, _ in SYSTEM_RANGES)  # rows/columns of the confusion matrix
 K_MAX = 10
-
-
-def crystal_system(spacegroup: int) -> str:
-    """Crystal system of a space group number 1..230."""
-    if not 1 <= int(spacegroup) <= 230:
-        raise ValueError(f"space group number {spacegroup} is outside 1..230")
-    return CRYSTAL_SYSTEMS[int(np.searchsorted(_LAST_SPACEGROUP_OF_SYSTEM, int(spacegroup)))]
 
 
 def spacegroup_symbol(spacegroup: int) -> str:
