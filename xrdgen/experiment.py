@@ -234,7 +234,7 @@ def _prepare_data(config: Config, out: Path, log: Callable[[str], None], progres
         sets.append(EvaluationSet(MEASURED_SET, measured.x[keep], measured.labels[keep],
                                   [n for n, k in zip(measured.names, keep) if k], measured.skipped))
 
-    crystals = [dataclasses.replace(e.crystal, spacegroup=int(e.spacegroup)) for e in stats_part]
+    crystals = [e.crystal for e in stats_part]  # labelled with spglib's space group
     baseline = build_pattern_set(crystals, classes, config, seed=config.seed, crystallite_sizes_nm=config.training.baseline_sizes_nm, progress=progress)
     log(f"arm B training set: {len(baseline)} patterns of {len(baseline) // 2} statistics-part structures; "
         + ", ".join(f"{s.name}: {len(s.spacegroups)}" for s in sets))
