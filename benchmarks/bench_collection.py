@@ -2,23 +2,32 @@
 
     .venv/bin/python benchmarks/bench_collection.py [SOURCE ...] [--serial-n 400] [--cpus N]
 
-SOURCE defaults to ../shared/data/mp40/*.csv when present, else the embedded default. The serial
-reference reads the first `--serial-n` records in this process; Ray reads all of them as chunked
-tasks on a local Ray with `--cpus` CPUs (default: all). Both include parsing (pymatgen), symmetry
-and conventional cell (spglib) and Wyckoff sites.
+SOURCE defaults to ../shared/data/mp40/*.csv when present, else the embedded default. Both runs go
+through the pipeline's reading step (`xrdgen.collection.reading.read_records`, as
+`xrdgen.pipeline` calls it): the serial reference reads the first `--serial-n` records in this
+process; the Ray run reads all of them with the services' mapper (`ray_map_chunks`) on a local Ray
+with `--cpus` CPUs (default: all). Both include parsing (pymatgen), symmetry and conventional cell
+(spglib) and Wyckoff sites.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
+import ray
+
+from services.collection_reader import ray_map_chunks
+from services.ray_runtime import ray_session
+from xrdgen.collection.entries import read_chunk
+from xrdgen.collection.reading import list_records, read_records, source_name
+from xrdgen.config import load_config
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
@@ -29,32 +38,27 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from services.collection_reader import ray_map_chunks
-    from services.ray_runtime import ray_session
-    from xrdgen.collection import chunked, list_records, read_chunk
-    from xrdgen.config import CollectionConfig
-
     sources = args.sources or sorted(str(p) for p in (ROOT.parent / "shared" / "data" / "mp40").glob("*.csv")) or ["default"]
     records = list_records(sources)
-    config = CollectionConfig()
-    print(f"source: {', '.join(sources)} ({len(records)} records), chunk_size={config.chunk_size}")
+    name = source_name(sources)
+    config = load_config().collection
+    print(f"source: {name} ({len(records)} records), chunk_size={config.chunk_size}")
 
     subset = records[: args.serial_n]
     read_chunk(subset[:5], config)  # imports and numba/pymatgen warm-up outside the timing
     start = time.perf_counter()
-    entries, skipped = read_chunk(subset, config)
+    serial = read_records(subset, config, name, progress=False)
     serial_s = time.perf_counter() - start
     serial_rate = len(subset) / serial_s
-    print(f"serial (1 core): {len(subset)} CIFs in {serial_s:.1f} s -> {serial_rate:.1f} CIFs/s/core ({len(skipped)} skipped)")
+    print(f"serial (1 core): {len(subset)} CIFs in {serial_s:.1f} s -> {serial_rate:.1f} CIFs/s/core ({len(serial.skipped)} skipped)")
 
     with ray_session(num_cpus=args.cpus):
-        import ray
-
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        list(ray_map_chunks(chunked(records[:cpus * 4], 4), config, progress=False))  # start the workers
+        read_records(records[: cpus * 4], config.model_copy(update={"chunk_size": 4}), name, partial(ray_map_chunks, progress=False))  # start the workers
         start = time.perf_counter()
-        n = sum(len(e) + len(s) for e, s in ray_map_chunks(chunked(records, config.chunk_size), config, progress=False))
+        report = read_records(records, config, name, partial(ray_map_chunks, progress=False))
         ray_s = time.perf_counter() - start
+    n = report.counts["records"]
     ray_rate = n / ray_s
     print(f"ray ({cpus} CPUs): {n} CIFs in {ray_s:.1f} s -> {ray_rate:.1f} CIFs/s, {ray_rate / cpus:.1f} CIFs/s/core")
     print(f"ratio ray / serial throughput: {ray_rate / serial_rate:.2f}x on {cpus} CPUs (ideal {cpus}x)")

@@ -23,18 +23,21 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from pymatgen.core.periodic_table import Element
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from pyxtal import pyxtal
+
+from xrdgen.collection.reading import read_collection
+from xrdgen.collection.split import split_by_structure_type
+from xrdgen.config import GenerationConfig, StatisticsConfig
+from xrdgen.generation.generator import Generator
+from xrdgen.statistics.build import build_statistics
+from xrdgen.statistics.model import Statistics
 
 
 def load_statistics(path: str | None):
-    from xrdgen.statistics import Statistics
-
     if path:
         return Statistics.load(path)
-    from xrdgen.collection import read_collection
-    from xrdgen.config import StatisticsConfig
-    from xrdgen.split import split_by_structure_type
-    from xrdgen.statistics import build_statistics
-
     csvs = sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "shared/data/mp40").glob("*.csv"))
     report = read_collection(csvs, progress=True)
     stats_part, _ = split_by_structure_type(report.entries, 0.3, 0)
@@ -50,10 +53,6 @@ def timed(fn):
 
 def run_plain(crystals, rng_seed: int) -> int:
     """pyxtal.from_random + SpacegroupAnalyzer for each (space group, composition); returns successes."""
-    from pymatgen.core.periodic_table import Element
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-    from pyxtal import pyxtal
-
     np.random.seed(rng_seed)  # PyXtal draws from numpy's global generator
     ok = 0
     for crystal in crystals:
@@ -80,9 +79,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-
-    from xrdgen.config import GenerationConfig
-    from xrdgen.generation import Generator
 
     statistics = load_statistics(args.stats)
     print(f"statistics: {len(statistics.spacegroups)} classes ({statistics.provenance.get('source', '?')})")

@@ -28,6 +28,12 @@ from pathlib import Path
 import numpy as np
 import spglib
 
+from xrdgen.config import GenerationConfig
+from xrdgen.generation import fast
+from xrdgen.generation.generator import Generator
+from xrdgen.generation.wyckoff import wyckoff_table
+from xrdgen.statistics.model import Statistics
+
 # Rows: primitive basis vectors in conventional fractional coordinates (ITA; R: obverse, hexagonal axes).
 H, T = 0.5, 1.0 / 3.0
 CENTRING = {
@@ -78,10 +84,6 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from xrdgen.config import GenerationConfig
-    from xrdgen.generation import Generator, fast, wyckoff_table
-    from xrdgen.statistics import Statistics
-
     cells = []
     check = fast.spglib_spacegroup
 
@@ -108,9 +110,12 @@ def main() -> None:
     for (lattice, frac, numbers, found), sg in zip(cells, asked):
         letter = wyckoff_table(sg).symbol[0]
         t = [time.process_time()]
-        a = dataset_number((lattice, frac, numbers)); t.append(time.process_time())
-        b = dataset_number(primitive_cell(lattice, frac, numbers, letter)); t.append(time.process_time())
-        c = number_only(lattice, frac, numbers, cfg.symprec, cfg.angle_tolerance); t.append(time.process_time())
+        a = dataset_number((lattice, frac, numbers))
+        t.append(time.process_time())
+        b = dataset_number(primitive_cell(lattice, frac, numbers, letter))
+        t.append(time.process_time())
+        c = number_only(lattice, frac, numbers, cfg.symprec, cfg.angle_tolerance)
+        t.append(time.process_time())
         ms[letter] += 1e3 * np.diff(t)
         count[letter] += 1
         disagree += int(not (a == b == c == found))

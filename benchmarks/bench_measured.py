@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from xrdgen.config import GridConfig
-from xrdgen.measured import preprocess, read_pattern
+from xrdgen.measured.preprocess import preprocess
+from xrdgen.measured.readers import read_pattern
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "lab17"
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +37,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp40"
 
 
 def statistics_from_mp40(config):
-    from xrdgen.collection import read_collection
-    from xrdgen.statistics import build_statistics
+    from xrdgen.collection.reading import read_collection
+    from xrdgen.statistics.build import build_statistics
 
     csvs = sorted(SHARED.glob("*.csv"))
     if not csvs:
@@ -49,7 +50,7 @@ def statistics_from_mp40(config):
 def seconds_without_ray(statistics, config, index: int, n_patterns: int) -> float:
     """Time for the patterns after the first batch of pool member `index`'s stream, in this process."""
     from services.generator_pool import member_seed
-    from xrdgen.stream import PatternStream
+    from xrdgen.training.stream import PatternStream
 
     stream = PatternStream(statistics, config, seed=member_seed(config.seed, index))
     batch = config.cluster.generator_batch_size
@@ -60,7 +61,7 @@ def seconds_without_ray(statistics, config, index: int, n_patterns: int) -> floa
     return time.perf_counter() - t0
 
 
-def seconds_with_ray(statistics_ref, config, n_actors: int, n_patterns: int) -> float:
+def seconds_with_ray(server, config, n_actors: int, n_patterns: int) -> float:
     """Time to receive n_actors * n_patterns patterns through the queue after each actor's first batch.
 
     With one actor the queue is FIFO, so these are exactly the patterns the reference made.
@@ -72,7 +73,7 @@ def seconds_with_ray(statistics_ref, config, n_actors: int, n_patterns: int) -> 
     config.cluster.n_generators = n_actors
     config.cluster.queue_max_items = 4 * n_actors
     batch = config.cluster.generator_batch_size
-    pool = GeneratorPool(statistics_ref, config)
+    pool = GeneratorPool(server, config)
     feed = QueueFeed(pool.queue, batch, prefetch_batches=2)
     try:
         for _ in range(n_actors):  # start-up: every actor has delivered its first batch
@@ -97,7 +98,7 @@ def main() -> None:
     config = load_config(None, {"cluster.generator_batch_size": args.batch, "cluster.cpus_per_generator": 1.0,
                                 "statistics.min_count_per_spacegroup": 20})
     if args.statistics:
-        from xrdgen.statistics import Statistics
+        from xrdgen.statistics.model import Statistics
 
         statistics = Statistics.load(args.statistics)
     else:
@@ -105,20 +106,20 @@ def main() -> None:
     print(f"statistics: {len(statistics.spacegroups)} classes; grid {config.grid.n_points} points; "
           f"{args.patterns} patterns per stream; {os.cpu_count()} cores on this machine")
 
-    import ray
-
     from services.ray_runtime import ray_session
 
     n = args.patterns
-    with ray_session(num_cpus=2):
-        statistics_ref = ray.put(statistics)
+    from services.statistics_server import StatisticsServer
+
+    with ray_session(num_cpus=2), tempfile.TemporaryDirectory() as tmp:
+        server = StatisticsServer(args.statistics or statistics.save(Path(tmp) / "statistics.json"), config.cluster)
         # Interleaved rounds, best of each (the machine is shared: the minimum is the least disturbed).
         ref0, ray1 = [], []
         for _ in range(args.rounds):
             ref0.append(seconds_without_ray(statistics, config, 0, n))
-            ray1.append(seconds_with_ray(statistics_ref, config, 1, n))
+            ray1.append(seconds_with_ray(server, config, 1, n))
         ref1 = seconds_without_ray(statistics, config, 1, n)
-        ray2 = seconds_with_ray(statistics_ref, config, 2, n)
+        ray2 = seconds_with_ray(server, config, 2, n)
     plain, one = n / min(ref0), n / min(ray1)
     plain_both, two = 2 * n / (min(ref0) + ref1), 2 * n / ray2
     print(f"reference, no Ray, 1 core, stream 0: {plain:8.2f} patterns/s   (rounds: "

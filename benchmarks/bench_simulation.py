@@ -128,7 +128,7 @@ def main() -> None:
     report("<= 10 atoms", atoms <= 10)
     report("> 50 atoms", atoms > 50)
 
-    from xrdgen.augmentation import augment
+    from xrdgen.simulation.imperfections import augment
     from xrdgen.config import AugmentationConfig
 
     rng = np.random.default_rng(args.seed)

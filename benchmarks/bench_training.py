@@ -30,7 +30,8 @@ MP40_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp40" / "r
 def real_patterns(config, n: int, seed: int = 0):
     import dataclasses
 
-    from xrdgen.collection import list_records, read_chunk
+    from xrdgen.collection.entries import read_chunk
+    from xrdgen.collection.reading import list_records
     from xrdgen.training import build_pattern_set
 
     entries, _ = read_chunk(list_records(MP40_CSV)[:n], config.collection)
@@ -45,7 +46,7 @@ def main() -> None:
 
     from models import MODEL_NAMES, build_model
     from xrdgen.config import load_config
-    from xrdgen.training import Trainer
+    from xrdgen.training.trainer import Trainer
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. grid.step=0.02")
     args = parser.parse_args()
 
-    from xrdgen.cli.common import parse_overrides
+    from xrdgen.config import parse_overrides
 
     config = load_config(None, parse_overrides(args.sets))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -1,8 +1,12 @@
 """Keras 3 architectures as data: each network is a spec handed to one builder.
 
+`MODEL_SPECS` is the one registry of model names: the config's `training.model`, the benchmarks and
+the tests take the names from it (tests/test_models.py fails on a name the registry lacks).
 `build_model(name, n_classes, input_length, dropout=False)` returns an uncompiled `keras.Model`
 mapping patterns of shape (batch, input_length) to logits (batch, n_classes). Model code uses
-`keras` only (no `tf.`), so the TensorFlow, JAX and PyTorch backends all build it.
+`keras` only (no `tf.`), so the TensorFlow, JAX and PyTorch backends all build it. Importing this
+package does not import Keras (only building a model does), so the config can read the names.
+This package imports nothing of the project.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ MODEL_SPECS: dict[str, ParkSpec | ResNetSpec] = {**PARK_SPECS, **RESNET_SPECS}
 MODEL_NAMES = tuple(MODEL_SPECS)
 
 
-def build_model(name: str, n_classes: int, input_length: int, dropout: bool = False):
-    """The named architecture for `n_classes` classes and patterns of `input_length` points."""
+def model_family(name: str) -> str:
+    """"park" or "resnet": the family whose training preset a model takes."""
     if name not in MODEL_SPECS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    spec = MODEL_SPECS[name]
-    builder = build_park if isinstance(spec, ParkSpec) else build_resnet
-    return builder(spec, n_classes, input_length, dropout=dropout, name=name)
+    return "park" if isinstance(MODEL_SPECS[name], ParkSpec) else "resnet"
 
 
-__all__ = ["MODEL_SPECS", "MODEL_NAMES", "build_model", "PARK_SPECS", "RESNET_SPECS"]
+def build_model(name: str, n_classes: int, input_length: int, dropout: bool = False):
+    """The named architecture for `n_classes` classes and patterns of `input_length` points."""
+    builder = build_park if model_family(name) == "park" else build_resnet
+    return builder(MODEL_SPECS[name], n_classes, input_length, dropout=dropout, name=name)

@@ -1,4 +1,4 @@
-"""The CNN of Park et al. (2017) as the seed trains it, in two sizes ("medium" and "big").
+"""The CNN of Park et al. (2017) as the method trains it, in two sizes ("medium" and "big").
 
 Architecture (Park et al., IUCrJ 4, 2017; sizes as in Schopf et al., SI): three strided 1D
 convolutions of 80 filters, each followed by ReLU and average pooling, then two fully connected
@@ -9,15 +9,16 @@ ReLU layers and a linear output layer of one logit per class.
     conv  k=25  s=2 "same"  -> ReLU -> [dropout 0.3] -> avg-pool 3, stride 3
     flatten -> dense d1 -> ReLU -> [dropout 0.5] -> dense d2 -> ReLU -> [dropout 0.5] -> dense n_classes
 
-Dropout is only used in the seed's baseline (training directly on the few real structures), where
+Dropout is only used in the method's baseline (training directly on the few real structures), where
 the network would otherwise memorise them; on the endless synthetic stream it is not needed.
+
+Keras is imported inside `build_park` only: it takes seconds to import, and the specs here are read
+by the model registry (`models.MODEL_SPECS`), which the config uses to check model names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import keras
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,10 @@ PARK_SPECS = {
 }
 
 
-def build_park(spec: ParkSpec, n_classes: int, input_length: int, dropout: bool = False, name: str = "park") -> keras.Model:
-    """One builder for every parkCNN spec; layer names are `conv{i}`, `pool{i}`, `dense{i}`, `logits`."""
+def build_park(spec: ParkSpec, n_classes: int, input_length: int, dropout: bool = False, name: str = "park"):
+    """One builder for every parkCNN spec (a `keras.Model`); layers are `conv{i}`, `pool{i}`, `dense{i}`, `logits`."""
+    import keras  # lazy: see the module docstring
+
     inputs = keras.Input(shape=(input_length,), name="pattern")
     x = keras.layers.Reshape((input_length, 1), name="channel")(inputs)
     for i, conv in enumerate(spec.convs, start=1):

@@ -1,6 +1,6 @@
 """1D ResNets (He et al. 2016, Table 1) adapted to powder patterns as in Schopf et al. (SI, Table S1).
 
-Changes from the 2D image network, all following the seed:
+Changes from the 2D image network, all following the method:
 
 1. Every 3x3 kernel becomes a 1D kernel of 9 = 3^2 points, and the stride 2 of downsampling
    blocks and projection shortcuts becomes 4 = 2^2, so that a 1D layer sees and skips as many
@@ -8,20 +8,21 @@ Changes from the 2D image network, all following the seed:
 2. The stem keeps the 2D network's kernel 7 and stride 2 (as the original's 1D port does), followed
    by max pooling 3, stride 2.
 3. Batch normalisation is replaced by group normalisation with 32 groups: batch statistics made the
-   training on the synthetic stream unstable in the seed.
+   training on the synthetic stream unstable in the original work.
 4. The head is flatten -> dense 256 -> dense n_classes (logits). The original applies no activation
    between the two dense layers; we keep that (a low-rank factorisation of one large dense layer).
 
 As in the TensorFlow model garden that the original ported, the first block of every stage has a
 projection shortcut (1x1 convolution + normalisation), convolutions carry no bias (the
 normalisation's offset replaces it), and the first stage does not downsample.
+
+Keras is imported inside the builder functions only: it takes seconds to import, and the specs here
+are read by the model registry (`models.MODEL_SPECS`), which the config uses to check model names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import keras
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ BOTTLENECK_EXPANSION = 4
 
 
 def _conv_norm(x, filters, kernel_size, strides, groups, name, relu=True):
+    import keras  # lazy: see the module docstring
+
     x = keras.layers.Conv1D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = keras.layers.GroupNormalization(groups=groups, name=f"{name}_norm")(x)
     if relu:
@@ -68,6 +71,8 @@ def _conv_norm(x, filters, kernel_size, strides, groups, name, relu=True):
 
 def _block(x, stage: StageSpec, spec: ResNetSpec, strides: int, projection: bool, name: str):
     """One residual block; the stride sits on the first k=9 convolution (model-garden convention)."""
+    import keras  # lazy: see the module docstring
+
     shortcut = x
     if projection:
         out_filters = stage.filters * (BOTTLENECK_EXPANSION if stage.block == "bottleneck" else 1)
@@ -85,11 +90,13 @@ def _block(x, stage: StageSpec, spec: ResNetSpec, strides: int, projection: bool
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def build_resnet(spec: ResNetSpec, n_classes: int, input_length: int, dropout: bool = False, name: str = "resnet") -> keras.Model:
-    """One builder for every ResNet spec; layers are named `stem_*`, `stage{s}_block{b}_*`, `dense`, `logits`.
+def build_resnet(spec: ResNetSpec, n_classes: int, input_length: int, dropout: bool = False, name: str = "resnet"):
+    """One builder for every ResNet spec (a `keras.Model`); layers are `stem_*`, `stage{s}_block{b}_*`, `dense`, `logits`.
 
-    `dropout` is accepted for a uniform `build_model` signature; the seed's ResNets use none.
+    `dropout` is accepted for a uniform `build_model` signature; the method's ResNets use none.
     """
+    import keras  # lazy: see the module docstring
+
     inputs = keras.Input(shape=(input_length,), name="pattern")
     x = keras.layers.Reshape((input_length, 1), name="channel")(inputs)
     x = _conv_norm(x, spec.stem_filters, spec.stem_kernel, spec.stem_stride, spec.groups, "stem")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import queue as local_queue
 import threading
 import time
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 import numpy as np
 from ray.util.queue import Empty, Queue
@@ -27,7 +28,7 @@ STALL_S = 0.5
 class QueueFeed:
     """Iterator of (x float32 (batch_size, n_points), y int32 (batch_size,)) from a Ray queue."""
 
-    def __init__(self, queue: Queue, batch_size: int, prefetch_batches: int = 4):
+    def __init__(self, queue: Queue, batch_size: int, prefetch_batches: int):
         self.queue = queue
         self.batch_size = int(batch_size)
         self._buffer: local_queue.Queue = local_queue.Queue(maxsize=max(1, prefetch_batches))

@@ -1,13 +1,23 @@
-"""Generator pool: N long-lived actors looping `PatternStream` batches into one bounded queue.
+"""Generator pool: supervised long-lived actors looping `PatternStream` batches into one bounded queue.
 
 Shape (style of ray/util/queue.py: a public class wrapping a plain private actor class):
-  * `_GeneratorActor` is a thin shell around `xrdgen.stream.PatternStream`: build the stream once,
-    then `run` forever: next_batch -> queue.put (blocks while the queue is full: backpressure, so
-    memory stays bounded by queue_max_items + n_generators batches whatever the trainer's speed).
+  * `_GeneratorActor` is a thin shell around `PatternStream`: fetch the statistics from the
+    statistics server, build the stream once, then `run` forever: next_batch -> queue.put (blocks
+    while the queue is full: backpressure, so memory stays bounded by queue_max_items + one batch in
+    hand per producer, whatever the trainer's speed).
   * `GeneratorPool` starts the actors and supervises them from a background thread: an actor whose
     process dies is restarted by Ray (`max_restarts`, and its `run` retried); an actor that is gone
-    for good (killed, restarts used up, its node lost) is replaced by a new one, so the pool keeps
-    its size.
+    for good (killed, restarts used up, its node lost) is replaced by a new one while the pool is
+    below its target size.
+
+Target size: `generator_count` (services/options.py): `cluster.n_generators`, or with "auto" the
+cluster's CPUs left by the trainer, re-read from Ray every RESIZE_EVERY_S, so the pool grows when the autoscaler adds a node and stops
+replacing members when a node's CPUs are gone (they come back with a replacement node).
+
+Why the statistics come from the server and not as a constructor argument: Ray must keep the
+arguments of a restartable actor alive for its restarts; an ObjectRef among them is pinned by the
+pool's driver and lost with the server's node (Ray warns about exactly this, ray-project/ray#53727).
+The server's handle is an ordinary argument, and a restarted generator asks it again.
 
 Seeds: member i of the pool streams with seed SeedSequence([config.seed, i]); a replacement takes
 the next unused i, and a Ray-restarted actor mixes in fresh entropy, so no member ever replays
@@ -17,8 +27,10 @@ patterns another already produced.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -27,13 +39,16 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.util.queue import Full, Queue
 
 from services import metrics
-from services.options import generator_options, queue_options
+from services.options import generator_count, generator_options, queue_options
+from services.statistics_server import StatisticsServer
 from xrdgen.config import Config
+from xrdgen.training.stream import PatternStream
 
 log = logging.getLogger(__name__)
 
 PUT_TIMEOUT_S = 1.0  # how often a blocked producer looks up to see whether it should stop
 SUPERVISE_EVERY_S = 0.5
+RESIZE_EVERY_S = 2.0  # how often `n_generators: auto` re-reads the cluster's CPUs
 
 
 def member_seed(seed: int, index: int, restarted: bool = False) -> int:
@@ -43,12 +58,8 @@ def member_seed(seed: int, index: int, restarted: bool = False) -> int:
 
 
 class _GeneratorActor:
-    def __init__(self, statistics_ref: list, config: Config, index: int, queue: Queue):
-        import warnings
-
-        from xrdgen.stream import PatternStream
-
-        statistics = ray.get(statistics_ref[0])  # the shared copy in the object store
+    def __init__(self, statistics_server, config: Config, index: int, queue: Queue):
+        statistics = ray.get(ray.get(statistics_server.reference.remote())[0])  # shared, zero-copy
         with warnings.catch_warnings():  # the property reads the actor id through a deprecated path
             warnings.simplefilter("ignore", DeprecationWarning)
             restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
@@ -82,43 +93,46 @@ class _GeneratorActor:
         self._stop.set()
 
     def counters(self) -> dict:
-        return dict(name=self._name, pid=__import__("os").getpid(), **self._stream.counters.as_dict())
+        return dict(name=self._name, pid=os.getpid(), **self._stream.counters.as_dict())
 
 
 class GeneratorPool:
-    """`config.cluster.n_generators` supervised producers feeding `queue` (a new bounded one if None).
+    """Supervised producers feeding `queue` (a new bounded one if None), statistics from `server`."""
 
-    `statistics` is a `Statistics` or an ObjectRef to one (from `StatisticsServer.reference()`).
-    """
-
-    def __init__(self, statistics, config: Config, queue: Optional[Queue] = None):
+    def __init__(self, server: StatisticsServer, config: Config, queue: Optional[Queue] = None):
         cluster = config.cluster
         self.config = config
         self._owns_queue = queue is None
-        self.queue = queue if queue is not None else Queue(cluster.queue_max_items, actor_options=queue_options(cluster))
-        self._statistics_ref = statistics if isinstance(statistics, ray.ObjectRef) else ray.put(statistics)
+        if queue is None:
+            queue = Queue(cluster.queue_max_items, actor_options=queue_options(cluster, ray.get_runtime_context().get_node_id()))
+        self.queue = queue
+        self._server = server.actor
         self._options = generator_options(cluster)
         self._lock = threading.Lock()
         self._members: dict = {}  # run() ObjectRef -> (index, actor handle)
         self._next_index = 0
         self.replacements = 0
         self.errors: list[str] = []
+        self.target = self._target()
         self._stopping = threading.Event()
-        for _ in range(cluster.n_generators):
-            self._spawn()
+        with self._lock:
+            for _ in range(self.target):
+                self._spawn()
         self._supervisor = threading.Thread(target=self._supervise, name="generator-pool-supervisor", daemon=True)
         self._supervisor.start()
 
+    def _target(self) -> int:
+        cpus = ray.cluster_resources().get("CPU", 0.0) if self.config.cluster.n_generators == "auto" else 0.0
+        return generator_count(self.config.cluster, cpus)
+
     # ------------------------------------------------------------------------------------ members
-    def _spawn(self) -> None:
+    def _spawn(self) -> int:
+        """One new member (call with the lock held); returns its index."""
         index = self._next_index
         self._next_index += 1
-        # The reference travels inside a list, so that Ray hands it over as is (a restart re-reads it
-        # from the object store) instead of pinning a resolved copy as a constructor argument.
-        actor = ray.remote(_GeneratorActor).options(**self._options).remote(
-            [self._statistics_ref], self.config, index, self.queue
-        )
+        actor = ray.remote(_GeneratorActor).options(**self._options).remote(self._server, self.config, index, self.queue)
         self._members[actor.run.remote()] = (index, actor)
+        return index
 
     @property
     def actors(self) -> list:
@@ -131,36 +145,55 @@ class GeneratorPool:
             return len(self._members)
 
     def _supervise(self) -> None:
-        """Replace members whose `run` ended while the pool is running; export pool metrics."""
+        """Replace members whose `run` ended, follow the target size; export pool metrics."""
         depth, alive = metrics.queue_depth(), metrics.pool_size()
+        last_resize = time.monotonic()
         while not self._stopping.is_set():
             with self._lock:
                 refs = list(self._members)
             ready, _ = ray.wait(refs, num_returns=1, timeout=SUPERVISE_EVERY_S) if refs else ([], [])
-            for ref in ready:
-                if self._stopping.is_set():
-                    break
-                try:
-                    ray.get(ref)
-                    reason = "returned"
-                except RayActorError as exc:
-                    reason = f"actor died: {type(exc).__name__}"
-                except RayTaskError as exc:  # a bug in the loop: keep the message, replace the member
-                    reason = f"failed: {exc}"
-                    self.errors.append(str(exc).splitlines()[-1])
-                with self._lock:
-                    index, _ = self._members.pop(ref)
-                    if len(self.errors) > 3 * self.config.cluster.n_generators:
-                        log.error("generator pool: too many failures, not replacing %s", index)
-                        continue
-                    self._spawn()
-                    self.replacements += 1
-                log.warning("generator-%d %s; replaced by generator-%d", index, reason, self._next_index - 1)
+            if self.config.cluster.n_generators == "auto" and time.monotonic() - last_resize >= RESIZE_EVERY_S:
+                last_resize = time.monotonic()
+                self.target = self._target()
+            retired = [self._retire(ref) for ref in ready if not self._stopping.is_set()]
+            self._fill(retired)
             try:
                 depth.set(self.queue.qsize())
                 alive.set(self.size)
             except Exception:  # noqa: BLE001 - metrics are best effort; the queue may be restarting
                 pass
+
+    def _fill(self, retired: list[int]) -> None:
+        """Spawn members up to the target; the first len(retired) of them count as replacements."""
+        if self._stopping.is_set():
+            return
+        if len(self.errors) > 3 * self.target:
+            if retired:
+                log.error("generator pool: %d failures, not replacing generator(s) %s", len(self.errors), retired)
+            return
+        with self._lock:
+            new = [self._spawn() for _ in range(self.target - len(self._members))]
+        replaced = min(len(new), len(retired))
+        self.replacements += replaced
+        for old, index in zip(retired, new):
+            log.warning("generator-%d replaced by generator-%d", old, index)
+        if len(new) > replaced:
+            log.warning("generator pool grows to its target of %d (cluster CPUs changed)", self.target)
+
+    def _retire(self, ref) -> int:
+        """Take a member whose `run` ended out of the pool, log why; returns its index."""
+        try:
+            ray.get(ref)
+            reason = "returned"
+        except RayActorError as exc:
+            reason = f"actor died: {type(exc).__name__}"
+        except RayTaskError as exc:  # a bug in the loop: keep the message, replace the member
+            reason = f"failed: {exc}"
+            self.errors.append(str(exc).splitlines()[-1])
+        with self._lock:
+            index, _ = self._members.pop(ref)
+        log.warning("generator-%d %s", index, reason)
+        return index
 
     def counters(self, timeout: float = 10.0) -> list[dict]:
         """Counters of every live member (members that do not answer in time are left out)."""

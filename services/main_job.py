@@ -1,6 +1,6 @@
 """The main job (`make run` = `xrdgen run`): the whole pipeline on this machine through a real Ray cluster.
 
-1. statistics from the embedded default structures (area A's `stats build`: structure-type split,
+1. statistics from the embedded default structures (`xrdgen.pipeline`, as `stats build`: structure-type split,
    statistics part, held-out test part), reused when the run directory already has them;
 2. a private local Ray head (`ray start --head`, token authentication on, dashboard on 127.0.0.1);
 3. `ray job submit -- python -m services.train ...`: generator pool -> bounded
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from xrdgen.config import Config
 from xrdgen.errors import UserError
+from xrdgen.pipeline import build_statistics_files, statistics_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_CONFIG = ROOT / "configs" / "run.yaml"
@@ -27,14 +28,11 @@ RUN_CONFIG = ROOT / "configs" / "run.yaml"
 
 def statistics_files(run_dir: Path, config: Config, echo=print) -> tuple[Path, Path]:
     """(statistics, held-out test structures) of the embedded default, built once per run directory."""
-    stats_path = run_dir / "statistics.json.gz"
-    test_path = run_dir / "statistics.test.json.gz"
-    if stats_path.exists() and test_path.exists():
-        echo(f"statistics: reusing {stats_path}")
-        return stats_path, test_path
-    from xrdgen.cli.stats import build_statistics_files
-
-    paths = build_statistics_files(["default"], stats_path, config, parallel=False, plots=True)["paths"]
+    paths = statistics_paths(run_dir / "statistics.json.gz")
+    if paths["statistics"].exists() and paths["test_part"].exists():
+        echo(f"statistics: reusing {paths['statistics']}")
+        return paths["statistics"], paths["test_part"]
+    build_statistics_files(["default"], paths["statistics"], config, plots=True, log=echo)  # serial: a few hundred structures
     return paths["statistics"], paths["test_part"]
 
 

@@ -6,21 +6,55 @@ Why here and not at each `@ray.remote`: resources, restarts and concurrency are 
 
 from __future__ import annotations
 
+import math
+
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
 from xrdgen.config import ClusterConfig
 
 # Retry an interrupted actor method after a restart (the generator's endless `run`, a queue call).
 RETRY_FOREVER = -1
 
 
-def queue_options(cluster: ClusterConfig) -> dict:
-    """The bounded queue: tiny, restartable, and never evicted by a CPU request."""
-    return dict(num_cpus=0, max_restarts=RETRY_FOREVER, max_task_retries=RETRY_FOREVER)
+def process_env(gpus: float) -> dict:
+    """Environment variables of an actor process, in place before its first import of TensorFlow.
+
+    Without a GPU: CUDA_VISIBLE_DEVICES="" because Ray no longer empties it for a zero-GPU actor
+    (ray-project/ray#54868), so TensorFlow on the GPU head would see, and reserve memory on, the
+    trainer's GPU; and TF_CPP_MIN_LOG_LEVEL=3 because TensorFlow logs its failed `cuInit` at ERROR
+    level in every process without a usable GPU (CUDA hidden or absent). Errors of the Python API
+    still raise.
+    With a GPU: TF_CPP_MIN_LOG_LEVEL=2, info and warning lines off (tf.data prints some every
+    epoch), C++ errors kept.
+    """
+    if gpus > 0:
+        return {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    return {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def generator_count(cluster: ClusterConfig, cluster_cpus: float) -> int:
+    """Size of the generator pool: `n_generators`, or for "auto"
+        max(1, floor((cluster_cpus - trainer_cpus) / cpus_per_generator)),
+    every CPU of the cluster that the trainer does not hold (the queue and the statistics server ask
+    for none)."""
+    if cluster.n_generators != "auto":
+        return cluster.n_generators
+    return max(1, math.floor((cluster_cpus - cluster.trainer_cpus) / cluster.cpus_per_generator + 1e-9))
+
+
+def queue_options(cluster: ClusterConfig, node_id: str) -> dict:
+    """The bounded queue: tiny, restartable, never evicted by a CPU request, and on `node_id` (the
+    driver's node, the head): a lost worker node then never takes the queued batches with it."""
+    return dict(
+        num_cpus=0,
+        max_restarts=RETRY_FOREVER,
+        max_task_retries=RETRY_FOREVER,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True),
+    )
 
 
 def statistics_server_options(cluster: ClusterConfig, node_id: str) -> dict:
     """Pinned to `node_id` (the driver's node), where the statistics file is."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     return dict(
         num_cpus=0,
         max_restarts=RETRY_FOREVER,
@@ -36,6 +70,7 @@ def generator_options(cluster: ClusterConfig) -> dict:
         max_restarts=cluster.max_restarts,
         max_task_retries=RETRY_FOREVER if cluster.max_restarts != 0 else 0,
         max_concurrency=2,
+        runtime_env={"env_vars": process_env(gpus=0)},
     )
 
 
@@ -50,6 +85,5 @@ def trainer_options(cluster: ClusterConfig) -> dict:
         num_gpus=cluster.trainer_gpus,
         max_restarts=0,
         max_concurrency=2,  # `status` answers while `fit` runs
-        # TensorFlow's C++ info/warning lines (one per epoch from tf.data) would drown the progress lines.
-        runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}},
+        runtime_env={"env_vars": process_env(cluster.trainer_gpus)},
     )

@@ -3,25 +3,25 @@
 The statistics (KDE samples, per-space-group tables) are read and parsed once on the cluster; the
 server `ray.put`s the object, and every generator actor gets the same shared, zero-copy copy of its
 arrays instead of re-reading the file. The server runs on the driver's node, because that is where
-the file is (a worker node of the cluster need not have it).
+the file is (a worker node of the cluster need not have it). Generators ask the server for the
+reference themselves (also after a restart of either side); see services/generator_pool.py for why
+the reference is not a constructor argument.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import ray
 
 from services.options import statistics_server_options
 from xrdgen.config import ClusterConfig
+from xrdgen.errors import UserError
+from xrdgen.statistics.model import Statistics
 
 
 class _StatisticsServerActor:
     def __init__(self, path: str):
-        from xrdgen.errors import UserError
-        from xrdgen.statistics import Statistics
-
         # A bad file is the user's input, not a crash to restart from: keep the one-line error and
         # raise it from the calls, where the caller sees it as the cause of a task error.
         self._error = None
@@ -46,14 +46,14 @@ class _StatisticsServerActor:
 
 
 class StatisticsServer:
-    """Public handle: `StatisticsServer(path).reference()` is an ObjectRef to the `Statistics`."""
+    """Public handle: `StatisticsServer(path, cluster).reference()` is an ObjectRef to the `Statistics`."""
 
-    def __init__(self, path: Path | str, cluster: Optional[ClusterConfig] = None):
+    def __init__(self, path: Path | str, cluster: ClusterConfig):
         node_id = ray.get_runtime_context().get_node_id()
-        options = statistics_server_options(cluster or ClusterConfig(), node_id)
+        options = statistics_server_options(cluster, node_id)
         self.actor = ray.remote(_StatisticsServerActor).options(**options).remote(str(Path(path).resolve()))
 
-    def reference(self) -> "ray.ObjectRef":
+    def reference(self) -> ray.ObjectRef:
         return ray.get(self.actor.reference.remote())[0]
 
     def get(self):

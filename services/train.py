@@ -55,10 +55,10 @@ def where_things_go(run_dir: Path) -> str:
 
 
 def build_test_set(test_path: Optional[Path], spacegroups: list, config):
-    """Simulated patterns of the held-out structures (area D's pattern-set builder), or None."""
+    """Simulated patterns of the held-out structures (the training pattern-set builder), or None."""
     if test_path is None:
         return None
-    from xrdgen.collection import load_entries
+    from xrdgen.collection.entries import load_entries
     from xrdgen.training import build_pattern_set
 
     # Label = spglib's space group of the held-out structure (the one statistics were built with).
@@ -77,7 +77,7 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
 
     from services.generator_pool import GeneratorPool
     from services.statistics_server import StatisticsServer
-    from services.trainer_actor import TrainerActor
+    from services.trainer_actor import TrainerActor, reserve_trainer
 
     run_dir = resolve_output_dir(config.training.output_dir)
     config = config.model_copy(update={"training": config.training.model_copy(update={"output_dir": run_dir})})
@@ -92,10 +92,14 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         statistics_ref = server.reference()
         statistics = ray.get(statistics_ref)
         print(f"statistics: {statistics_path} ({len(statistics.spacegroups)} classes)", flush=True)
-        pool = GeneratorPool(statistics_ref, config)  # starts producing while the test set is simulated
+        reservation = reserve_trainer(config.cluster)  # before the generators take the trainer's node
+        if reservation is not None:
+            cleanup.callback(ray.util.remove_placement_group, reservation)
+        pool = GeneratorPool(server, config)  # starts producing while the test set is simulated
         cleanup.callback(pool.shutdown)
         test_set = build_test_set(test_path, statistics.spacegroups, config)
-        trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir, test_set=test_set)
+        trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir, test_set=test_set,
+                               reservation=reservation)
         cleanup.callback(trainer.kill)
         done = trainer.fit()
         last_status = time.monotonic()
@@ -131,8 +135,7 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
 
 def main(argv: Optional[list[str]] = None) -> int:
     from services.ray_runtime import ray_session
-    from xrdgen.cli.common import parse_overrides
-    from xrdgen.config import load_config
+    from xrdgen.config import load_config, parse_overrides
     from xrdgen.errors import UserError
 
     args = _parse(argv)
@@ -148,12 +151,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(config.describe(), flush=True)
+    run_dir = resolve_output_dir(config.training.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = config.model_copy(update={"training": config.training.model_copy(update={"output_dir": run_dir})})
+    (run_dir / "config.yaml").write_text(config.to_yaml())  # the full config this job runs
+    print(config.describe_changes(run_dir / "config.yaml"), flush=True)
     if str(args.statistics) == "default":
         from services.main_job import statistics_files
 
-        run_dir = resolve_output_dir(config.training.output_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
         args.statistics, test_part = statistics_files(run_dir, config)
         args.test = args.test or test_part
     import ray

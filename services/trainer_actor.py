@@ -18,19 +18,22 @@ from pathlib import Path
 from typing import Optional
 
 import ray
+from ray.util.placement_group import PlacementGroup, placement_group
 from ray.util.queue import Queue
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from services import metrics
 from services.batch_feed import QueueFeed
 from services.options import trainer_options
-from xrdgen.config import Config
+from xrdgen.config import ClusterConfig, Config
 
 RATE_EVERY_S = 5.0
+RESERVE_NOTICE_S = 30.0  # how often a job waiting for the trainer's resources says so
 
 
 class _TrainerActor:
     def __init__(self, config: Config, spacegroups: list, run_dir: str, queue: Queue, test_set=None):
-        from xrdgen.training import Trainer
+        from xrdgen.training.trainer import Trainer
 
         self._config = config
         self._queue = queue
@@ -85,16 +88,37 @@ class _TrainerActor:
         )
 
 
+def reserve_trainer(cluster: ClusterConfig, echo=print) -> Optional[PlacementGroup]:
+    """The trainer's CPUs and GPUs, reserved (a placement group) before any generator is placed.
+
+    Why: the generators start first (they produce while the test set is simulated) and Ray fills the
+    driver's node first, so on the head+two layout they could take the GPU head's CPUs and leave the
+    trainer unplaceable for good. Waits until the cluster (or its autoscaler) offers the resources.
+    """
+    bundle = {k: v for k, v in {"CPU": cluster.trainer_cpus, "GPU": cluster.trainer_gpus}.items() if v > 0}
+    if not bundle:
+        return None
+    group = placement_group([bundle])
+    while not ray.wait([group.ready()], timeout=RESERVE_NOTICE_S)[0]:
+        echo(f"waiting for the trainer's resources {bundle} (cluster offers {ray.cluster_resources()})")
+    return group
+
+
 class TrainerActor:
-    """Public handle; `fit(...)` returns an ObjectRef to the final status (with `history`)."""
+    """Public handle; `fit(...)` returns an ObjectRef to the final status (with `history`).
+
+    `reservation`: the placement group of `reserve_trainer`, which the actor then runs in.
+    """
 
     def __init__(self, config: Config, spacegroups: list, queue: Queue, run_dir: Optional[Path | str] = None,
-                 test_set=None):
+                 test_set=None, reservation: Optional[PlacementGroup] = None):
         run_dir = str(run_dir if run_dir is not None else config.training.output_dir)
         options = trainer_options(config.cluster)
+        if reservation is not None:
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(reservation, placement_group_bundle_index=0)
         self.actor = ray.remote(_TrainerActor).options(**options).remote(config, list(spacegroups), run_dir, queue, test_set)
 
-    def fit(self, **kwargs) -> "ray.ObjectRef":
+    def fit(self, **kwargs) -> ray.ObjectRef:
         return self.actor.fit.remote(**kwargs)
 
     def status(self, timeout: float = 30.0) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from xrdgen.augmentation import (
+from xrdgen.simulation.imperfections import (
     Imperfections,
     apply_imperfections,
     augment,

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+import spglib
 from _collection_cache import mp40_report
-from xrdgen.collection import (
-    CollectionEntry,
-    list_records,
-    load_entries,
-    read_chunk,
-    read_collection,
-    save_entries,
-)
+from pymatgen.core import Structure
+from pyxtal import pyxtal
+
+from services.collection_reader import ray_map_chunks, read_collection_parallel
+from xrdgen.cli import main
+from xrdgen.collection.entries import load_entries, read_chunk, save_entries
+from xrdgen.collection.reading import chunked, list_records, read_collection
 from xrdgen.config import CollectionConfig
 from xrdgen.errors import UserError
 
@@ -42,9 +41,6 @@ def test_mp40_read_on_ray_keeps_every_structure_and_both_labels(mp40_dir, ray_lo
 
 def test_conventional_cells_keep_the_crystal(mp40_dir, ray_local):
     """Against pymatgen/spglib on the original CIF: same density, same space group, standard cell."""
-    import spglib
-    from pymatgen.core import Structure
-
     report = mp40_report(str(mp40_dir))
     by_id = {e.source_id: e for e in report.entries}
     rows = _mp40_rows(mp40_dir, 60)
@@ -66,8 +62,6 @@ def test_conventional_cells_keep_the_crystal(mp40_dir, ray_local):
 
 def test_wyckoff_sites_match_pyxtal_from_seed(mp40_dir, ray_local):
     """The original took Wyckoff occupations from pyxtal's from_seed; ours come from spglib."""
-    from pyxtal import pyxtal
-
     entries = mp40_report(str(mp40_dir)).entries
     rng = np.random.default_rng(7)
     checked = 0
@@ -107,8 +101,6 @@ def _no_atoms_cif(cif: str) -> str:
 
 
 def test_broken_cifs_are_skipped_counted_and_listed(mp40_dir, tmp_path, ray_local):
-    from services.collection_reader import read_collection_parallel
-
     rows = _mp40_rows(mp40_dir, 30)
     _write_cif_dir(tmp_path / "export", rows)
     broken = tmp_path / "export" / "broken"
@@ -148,9 +140,6 @@ def test_broken_csv_rows_are_skipped_and_the_rest_kept(mp40_dir, tmp_path):
 
 
 def test_ray_and_serial_reading_agree(mp40_dir, ray_local):
-    from services.collection_reader import ray_map_chunks
-    from xrdgen.collection import chunked
-
     config = CollectionConfig(chunk_size=7)
     records = list_records(mp40_dir / "mineral_test.csv")[:40]
     serial = [read_chunk(chunk, config) for chunk in chunked(records, 7)]
@@ -163,8 +152,6 @@ def test_ray_and_serial_reading_agree(mp40_dir, ray_local):
 
 
 def test_embedded_default_collection(ray_local):
-    from services.collection_reader import read_collection_parallel
-
     records = list_records("default")
     sources = {r.source_id.split(":")[0] for r in records}
     assert {"aflow", "pyxtal", "pymatgen"} <= sources
@@ -194,8 +181,6 @@ def test_entries_file_round_trip(mp40_dir, tmp_path, ray_local):
 
 
 def test_bad_sources_are_one_line_errors(tmp_path, monkeypatch, capsys):
-    from xrdgen.cli import main
-
     with pytest.raises(UserError, match="no such file or directory"):
         list_records(tmp_path / "missing")
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")

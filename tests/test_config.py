@@ -1,8 +1,12 @@
 """The typed config: defaults match the method, bad values fail with one line naming the field."""
 
-import pytest
+import inspect
 
-from xrdgen.config import Config, load_config
+import pytest
+import yaml
+
+from services.batch_feed import QueueFeed
+from xrdgen.config import Config, load_config, parse_overrides
 from xrdgen.errors import UserError
 
 
@@ -46,3 +50,40 @@ def test_invalid_values_give_one_line_naming_the_field(tmp_path, text, fragment)
         load_config(path)
     message = str(info.value)
     assert "\n" not in message and fragment in message and str(path) in message
+
+
+def test_overrides_are_parsed_as_yaml_scalars():
+    assert parse_overrides(["training.epochs=3", "grid.step=0.02", "simulation.kalpha2=true", "experiment.seeds=[0, 1]"]) == {
+        "training.epochs": 3,
+        "grid.step": 0.02,
+        "simulation.kalpha2": True,
+        "experiment.seeds": [0, 1],
+    }
+    assert parse_overrides(["experiment.measured=null", "a=b=c"]) == {"experiment.measured": None, "a": "b=c"}
+    with pytest.raises(UserError, match=r"^--set training\.epochs: expected KEY=VALUE"):
+        parse_overrides(["training.epochs"])
+
+
+def test_max_volume_has_one_source_the_statistics_section():
+    assert Config().generation.max_volume == Config().statistics.max_volume
+    config = load_config(overrides={"statistics.max_volume": 1500.0})
+    assert config.generation.max_volume == 1500.0
+    assert load_config(overrides={"statistics.max_volume": 900.0, "generation.max_volume": 900.0}).generation.max_volume == 900.0
+    with pytest.raises(UserError) as info:
+        load_config(overrides={"generation.max_volume": 1500.0})
+    assert "generation.max_volume=1500.0 differs from statistics.max_volume=7000.0" in str(info.value)
+    assert "\n" not in str(info.value)
+    again = Config(**yaml.safe_load(config.to_yaml()))
+    assert again == config and again.generation.max_volume == 1500.0
+
+
+def test_experiment_steps_must_be_whole_evaluation_periods():
+    with pytest.raises(UserError, match="experiment.steps=30 must be a multiple of experiment.eval_every=20"):
+        load_config(overrides={"experiment.steps": 30, "experiment.eval_every": 20})
+    assert load_config(overrides={"experiment.steps": 40, "experiment.eval_every": 20}).experiment.steps == 40
+
+
+def test_the_queue_feed_takes_its_prefetch_depth_from_the_config():
+    """No second default beside cluster.prefetch_batches: the feed must be told its depth."""
+    parameter = inspect.signature(QueueFeed).parameters["prefetch_batches"]
+    assert parameter.default is inspect.Parameter.empty

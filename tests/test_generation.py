@@ -1,6 +1,6 @@
 """The synthetic crystal generator (issue 4): symmetry, distributions, reproducibility, limits, CLI.
 
-Statistics: built by area A's `build_statistics` from the mp40 statistics part with a low minimum
+Statistics: built by `build_statistics` from the mp40 statistics part with a low minimum
 count (3), so the class list is broad; plus a hand-made generic statistics over all 230 space groups
 (every Wyckoff site possible) that borrows the mp40 lattice and volume samples.
 Sample sizes (test-time budget 2.5 min): fast path 2,000 crystals, reference path 2,000 crystals for
@@ -9,15 +9,30 @@ the chi-square tests; every class 3 fast + 1 reference crystals; all 230 groups 
 
 from __future__ import annotations
 
+import json
+import sys
+from collections import Counter
+
 import numpy as np
 import pytest
 import spglib
+from pymatgen.core import Lattice, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from pyxtal.database.element import Element
+from pyxtal.symmetry import Group
 from scipy import stats as scipy_stats
+from typer.testing import CliRunner
 
 from tests._collection_cache import mp40_split
-from xrdgen.config import GenerationConfig
-from xrdgen.generation import Generator, randomize, wyckoff_table
-from xrdgen.generation.record import ACCEPTED, TOO_MANY_SITES
+from xrdgen.cli import app, main
+from xrdgen.config import CollectionConfig, GenerationConfig, StatisticsConfig
+from xrdgen.crystal import Crystal
+from xrdgen.generation.attempts import ACCEPTED, TOO_MANY_SITES
+from xrdgen.generation.generator import Generator
+from xrdgen.generation.randomize import ordered_reference, randomize
+from xrdgen.generation.wyckoff import wyckoff_table
+from xrdgen.statistics.build import build_statistics
+from xrdgen.statistics.model import SpaceGroupStatistics, Statistics
 
 N_CHI2 = 2000
 P_MIN = 1e-3  # fixed seeds: a p-value below this is a real disagreement, not bad luck
@@ -25,9 +40,6 @@ P_MIN = 1e-3  # fixed seeds: a p-value below this is a real disagreement, not ba
 
 @pytest.fixture(scope="module")
 def mp40_stats(mp40_dir, ray_local):
-    from xrdgen.config import StatisticsConfig
-    from xrdgen.statistics import build_statistics
-
     stats_part, _ = mp40_split(str(mp40_dir))
     return build_statistics(stats_part, StatisticsConfig(min_count_per_spacegroup=3), {"source": "mp40 (test)"})
 
@@ -35,8 +47,6 @@ def mp40_stats(mp40_dir, ray_local):
 @pytest.fixture(scope="module")
 def generic_stats(mp40_stats):
     """All 230 space groups, every Wyckoff site equally likely: reaches sites the data never uses."""
-    from xrdgen.statistics import SpaceGroupStatistics, Statistics
-
     elements = {"O": 0.3, "Si": 0.15, "Na": 0.1, "Fe": 0.1, "Cl": 0.1, "Mg": 0.1, "Ba": 0.05, "Cu": 0.1}
     per = {}
     for sg in range(1, 231):
@@ -64,9 +74,6 @@ def spglib_number(crystal, symprec=1e-8, angle_tolerance=5.0) -> int:
 
     (Not `Crystal.to_structure()`: it rounds coordinates to 1e-6, coarser than symprec 1e-8.)
     """
-    from pymatgen.core import Lattice, Structure
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
     structure = Structure(Lattice(crystal.lattice), [int(z) for z in crystal.numbers], crystal.frac_coords)
     return SpacegroupAnalyzer(structure, symprec=symprec, angle_tolerance=angle_tolerance).get_space_group_number()
 
@@ -79,8 +86,6 @@ def _rows(frac: np.ndarray) -> np.ndarray:
 
 
 def test_wyckoff_tables_reproduce_pyxtal_orbits_for_all_230_groups():
-    from pyxtal.symmetry import Group
-
     rng = np.random.default_rng(0)
     for sg in range(1, 231):
         table, group = wyckoff_table(sg), Group(sg)
@@ -183,8 +188,6 @@ def test_draws_follow_the_statistics(chi2_runs, mp40_stats, path):
 
 def _two_sample_p(a: list, b: list, min_total: int = 10) -> float:
     """chi-square test of homogeneity of two samples of labels; rare labels pooled into one."""
-    from collections import Counter
-
     ca, cb = Counter(a), Counter(b)
     keys = [k for k in set(ca) | set(cb) if ca[k] + cb[k] >= min_total]
     rows = [[ca[k] for k in keys], [cb[k] for k in keys]]
@@ -280,8 +283,6 @@ def test_retry_rule_redraws_the_number_of_elements_after_the_set_failures(mp40_s
 
 
 def test_optional_distance_check(mp40_stats):
-    from pymatgen.core import Structure  # noqa: F401 - the independent distance calculation
-
     generator = Generator(mp40_stats, GenerationConfig(distance_check=True, min_distance=1.2), seed=9)
     for crystal in generator.generate_many(60):
         structure = crystal.to_structure()
@@ -293,36 +294,106 @@ def test_optional_distance_check(mp40_stats):
 
 
 # ---------------------------------------------------------------------------------- randomize
+def _v_atomic(crystal) -> float:
+    """Occupancy-weighted Σ 4/3·π·((r_cov + r_vdW)/2)³ over the rows, from PyXtal's radii directly."""
+    total = 0.0
+    for z, occupancy in zip(crystal.numbers, crystal.occupancies):
+        element = Element(int(z))
+        total += occupancy * 4 / 3 * np.pi * ((element.covalent_radius + element.vdw_radius) / 2) ** 3
+    return total
+
+
 def test_randomize_keeps_wyckoff_assignment_and_redraws_coordinates_and_lattice(mp40_dir, mp40_stats):
     _, test_part = mp40_split(str(mp40_dir))
+    collection, generation = CollectionConfig(), GenerationConfig()
     entries = [e for e in test_part if e.ordered][:40]
     rng = np.random.default_rng(10)
+    n_new_volume = 0
     for entry in entries:
         crystal = entry.crystal
-        moved = randomize(crystal, mp40_stats, rng, coordinates=True, lattice=False)
+        moved = randomize(crystal, mp40_stats, rng, collection, generation, coordinates=True, lattice=False)
         assert moved.spacegroup == entry.spacegroup
         assert spglib_number(moved, symprec=1e-5) == entry.spacegroup
         assert sorted(moved.numbers) == sorted(crystal.numbers)
         assert moved.volume == pytest.approx(crystal.volume, rel=1e-6)
-        reshaped = randomize(crystal, mp40_stats, rng, coordinates=False, lattice=True)
-        assert reshaped.volume == pytest.approx(crystal.volume, rel=1e-6)
+        reshaped = randomize(crystal, mp40_stats, rng, collection, generation, coordinates=False, lattice=True)
         assert spglib_number(reshaped, symprec=1e-5) == entry.spacegroup
+        assert sorted(reshaped.numbers) == sorted(crystal.numbers)
+        assert reshaped.n_sites * generation.min_density_volume_per_atom * (1 - 1e-9) <= reshaped.volume <= generation.max_volume
+        n_new_volume += reshaped.volume != pytest.approx(crystal.volume, rel=1e-3)
+    assert n_new_volume >= 0.9 * len(entries)  # the lattice mode redraws the volume too
     free = [e for e in entries if any(wyckoff_table(e.spacegroup).dofs[wyckoff_table(e.spacegroup).index[w]] for _, w in e.wyckoff_sites)]
     assert free  # some have free coordinates, and those moved
-    moved = randomize(free[0].crystal, mp40_stats, np.random.default_rng(0))
+    moved = randomize(free[0].crystal, mp40_stats, np.random.default_rng(0), collection, generation)
     before, after = _rows(free[0].crystal.frac_coords), _rows(moved.frac_coords)
     assert before.shape == after.shape and not np.allclose(before, after)
 
 
+def test_randomized_volumes_follow_the_volume_kde(mp40_dir, mp40_stats):
+    """Lattice mode: V / V_atomic of the redrawn cells against direct draws of the denseness factor."""
+    _, test_part = mp40_split(str(mp40_dir))
+    collection, generation = CollectionConfig(), GenerationConfig()
+    crystal = next(e.crystal for e in test_part if e.ordered and e.crystal.n_sites >= 4)
+    v_atomic = _v_atomic(crystal)
+    rng = np.random.default_rng(13)
+    redrawn = [randomize(crystal, mp40_stats, rng, collection, generation, coordinates=False, lattice=True) for _ in range(300)]
+    floor = crystal.n_sites * generation.min_density_volume_per_atom
+    direct = [max(mp40_stats.sample_denseness(v_atomic, rng) * v_atomic, floor) / v_atomic for _ in range(300)]
+    ratios = [c.volume / v_atomic for c in redrawn]
+    assert scipy_stats.ks_2samp(ratios, direct).pvalue > P_MIN
+    assert np.std(ratios) > 0.01 * np.mean(ratios)  # drawn, not a fixed volume
+
+
+def test_randomize_takes_its_tolerances_from_the_config(mp40_dir, mp40_stats):
+    """The label follows `collection.symprec`; the check follows `generation.symprec`."""
+    _, test_part = mp40_split(str(mp40_dir))
+    loose, tight = CollectionConfig(symprec=0.1), CollectionConfig(symprec=1e-4)
+    ordered = [e.crystal for e in test_part if e.ordered]
+    # A crystal whose label depends on the tolerance (a slightly distorted one).
+    crystal = next(c for c in ordered if spglib_number(c, 0.1, -1.0) != spglib_number(c, 1e-4, -1.0))
+    labels = set()
+    for collection in (loose, tight):
+        moved = randomize(crystal, mp40_stats, np.random.default_rng(1), collection, GenerationConfig())
+        assert moved.spacegroup == spglib_number(crystal, symprec=collection.symprec, angle_tolerance=-1.0)
+        labels.add(moved.spacegroup)
+    assert len(labels) == 2
+    # A check tolerance of 10 Å merges every atom: no redraw can keep the space group.
+    with pytest.raises(ValueError, match="kept space group"):
+        randomize(ordered[0], mp40_stats, np.random.default_rng(2), loose, GenerationConfig(symprec=10.0), max_tries=3)
+
+
+def test_ordered_reference_sets_occupancies_to_one_and_relabels(mp40_dir, mp40_stats):
+    _, test_part = mp40_split(str(mp40_dir))
+    collection = CollectionConfig()
+    for entry in [e for e in test_part if e.ordered][:20]:  # ordered crystals stay as they are
+        reference = ordered_reference(entry.crystal, collection)
+        assert np.array_equal(reference.frac_coords, entry.crystal.frac_coords)
+        assert np.array_equal(reference.numbers, entry.crystal.numbers) and reference.spacegroup == entry.spacegroup
+    # mp40 is ordered throughout: two disordered crystals by hand. CsCl type with the body centre
+    # 60 % Cs / 40 % Cl (Pm-3m; ordered to Cs on both sites it is body-centred, Im-3m), and rock salt
+    # with half-occupied Na sites (Fm-3m either way).
+    fcc = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    disordered = [
+        (Crystal(np.eye(3) * 4.1, [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], [55, 55, 17], [1.0, 0.6, 0.4]), 221, 229),
+        (Crystal(np.eye(3) * 5.6, np.vstack([fcc, fcc + 0.5]) % 1.0, [11] * 4 + [17] * 4, [0.5] * 4 + [1.0] * 4), 225, 225),
+    ]
+    for crystal, label, ordered_label in disordered:
+        assert spglib_number(crystal, symprec=collection.symprec, angle_tolerance=-1.0) != 0
+        reference = ordered_reference(crystal, collection)
+        assert np.all(reference.occupancies == 1.0)
+        assert len(np.unique(_rows(reference.frac_coords), axis=0)) == reference.n_sites  # one atom per position
+        assert reference.n_sites == len(np.unique(_rows(crystal.frac_coords), axis=0))
+        for position, z in zip(reference.frac_coords, reference.numbers):  # the majority species of its site
+            here = np.all(np.isclose(np.mod(crystal.frac_coords - position + 0.5, 1.0), 0.5, atol=1e-5), axis=1)
+            assert crystal.occupancies[here & (crystal.numbers == z)].max() == crystal.occupancies[here].max()
+        assert reference.spacegroup == ordered_label == spglib_number(reference, symprec=collection.symprec, angle_tolerance=-1.0)
+        assert randomize(crystal, mp40_stats, np.random.default_rng(3), collection, GenerationConfig()).spacegroup == label
+        moved = randomize(reference, mp40_stats, np.random.default_rng(3), collection, GenerationConfig(), lattice=True)
+        assert moved.spacegroup == ordered_label and np.all(moved.occupancies == 1.0)
+
+
 # -------------------------------------------------------------------------------------- CLI
 def test_cli_writes_cifs_in_their_space_groups_and_a_summary(mp40_stats, tmp_path):
-    import json
-
-    from pymatgen.core import Structure
-    from typer.testing import CliRunner
-
-    from xrdgen.cli import app
-
     stats_file = mp40_stats.save(tmp_path / "stats.json.gz")
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["generate", str(stats_file), "-n", "6", "-o", str(out), "--seed", "4"])
@@ -331,14 +402,28 @@ def test_cli_writes_cifs_in_their_space_groups_and_a_summary(mp40_stats, tmp_pat
     assert len(cifs) == 6
     for cif in cifs:
         sg = int(cif.stem.split("_sg")[1])
-        crystal_sg = spglib.get_symmetry_dataset(
-            (lambda s: (s.lattice.matrix, s.frac_coords, [site.specie.Z for site in s]))(Structure.from_file(cif)),
-            symprec=1e-5,
-        ).number
-        assert crystal_sg == sg
+        structure = Structure.from_file(cif)
+        cell = (structure.lattice.matrix, structure.frac_coords, [site.specie.Z for site in structure])
+        assert spglib.get_symmetry_dataset(cell, symprec=1e-5).number == sg
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_crystals"] == 6 and summary["attempt_outcomes"]["accepted"] == 6
     assert (out / "spacegroups.png").stat().st_size > 1000
 
-    bad = CliRunner().invoke(app, ["generate", str(tmp_path / "missing.json"), "-n", "2", "-o", str(out)])
-    assert bad.exit_code != 0 and "missing.json" in str(bad.exception or bad.output)
+
+@pytest.mark.parametrize(
+    "args, culprit",
+    [
+        (["{tmp}/missing.json", "-n", "2"], "missing.json"),
+        (["{stats}", "-n", "2", "--spacegroup", "999"], "999"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_code_2(mp40_stats, tmp_path, monkeypatch, capsys, args, culprit):
+    stats_file = mp40_stats.save(tmp_path / "stats.json.gz")
+    argv = [a.format(tmp=tmp_path, stats=stats_file) for a in args]
+    monkeypatch.setattr(sys, "argv", ["xrdgen", "generate", *argv, "-o", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and culprit in err and "\n" not in err
+    assert not (tmp_path / "out").exists()

@@ -8,7 +8,6 @@ wavelengths on many Materials Project structures.
 from __future__ import annotations
 
 import csv
-import io
 import warnings
 from pathlib import Path
 
@@ -17,7 +16,9 @@ import pytest
 
 from xrdgen.config import GridConfig
 from xrdgen.errors import UserError
-from xrdgen.measured import convert_wavelength, preprocess, read_pattern
+from xrdgen.measured.pattern import MeasuredPattern
+from xrdgen.measured.preprocess import convert_wavelength, preprocess
+from xrdgen.measured.readers import read_pattern
 
 CU_KA1, MO_KA1 = 1.54056, 0.70930
 
@@ -94,11 +95,11 @@ def test_reads_every_lab17_pattern(lab17_dir):
 
 
 def test_lab17_labels_match_spglib(lab17_dir):
-    """Labels (evaluation.spacegroup_of_cif) against spglib called directly on the CIF's cell."""
+    """Labels (datasets.spacegroup_of_cif) against spglib called directly on the CIF's cell."""
     import spglib
     from pymatgen.core import Structure
 
-    from xrdgen.evaluation import spacegroup_of_cif
+    from xrdgen.training.datasets import spacegroup_of_cif
 
     for folder in lab17_folders(lab17_dir):
         cif = folder / "structure.cif"
@@ -185,7 +186,7 @@ MALFORMED = {
     "empty.csv": (lambda lines: "", "empty file"),
     "blank.xy": (lambda lines: "\n  \n\t\n", "empty file"),
     "header_only.csv": (lambda lines: "two_theta,intensity\n# nothing else\n", "no data lines"),
-    "single_column.txt": (lambda lines: "\n".join(l.split(",")[0] for l in lines), "line 1: a single column"),
+    "single_column.txt": (lambda lines: "\n".join(line.split(",")[0] for line in lines), "line 1: a single column"),
     "non_numeric.csv": (lambda lines: "\n".join(lines[:5] + ["10.6,abc"] + lines[5:]), "line 6: non-numeric value 'abc'"),
     "non_numeric_first.csv": (lambda lines: "\n".join(["10.0,12x"] + lines[1:]), "line 1: non-numeric value '12x'"),
     "nan.csv": (lambda lines: "\n".join(lines[:3] + [lines[3].split(",")[0] + ",nan"] + lines[4:]), "line 4: NaN"),
@@ -304,7 +305,6 @@ def test_preprocess_converts_wavelength_through_d_spacing(mp40_dir):
     """A pattern 'measured' with Mo Kα (pymatgen) gives the same model input as the Cu Kα one."""
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    from xrdgen.measured import MeasuredPattern
 
     grid = GridConfig(step=0.02)
     for structure in _mp40_structures(mp40_dir, 8):

@@ -1,7 +1,8 @@
-"""The model zoo: every architecture builds, and its size matches the definition counted by hand.
+"""The model zoo: every architecture builds, its size matches the definition counted by hand, and
+every model name used anywhere (config, config files, tests, benchmarks) is one of the registry's.
 
 The expected parameter counts are derived here from the written definition (Park et al. 2017 /
-the seed's Table S1 with its 1D changes), layer by layer with plain arithmetic, independent of
+the method's Table S1 with its 1D changes), layer by layer with plain arithmetic, independent of
 Keras' own bookkeeping: conv k*c_in*c_out (+ c_out bias), group norm 2c (gamma, beta),
 dense n_in*n_out + n_out; "same" padding gives ceil(L/s) points, "valid" pooling floor((L-p)/s)+1.
 """
@@ -10,13 +11,21 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
+import typing
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 keras = pytest.importorskip("keras")
 
-from models import MODEL_NAMES, build_model  # noqa: E402
+from models import MODEL_NAMES, build_model, model_family  # noqa: E402
+from xrdgen.config import TRAINING_PRESETS, ModelName, TrainingConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 N_POINTS = 8501
 N_CLASSES = 145
@@ -75,8 +84,42 @@ def zoo():
     return {name: build_model(name, N_CLASSES, N_POINTS) for name in MODEL_NAMES}
 
 
-def test_zoo_is_the_contract():
-    assert set(MODEL_NAMES) == {"park_medium", "park_big", "resnet10", "resnet50", "resnet101"}
+def test_every_registered_model_has_a_hand_counted_definition():
+    assert set(MODEL_NAMES) == set(EXPECTED)
+
+
+def _names_in_files() -> set[tuple[str, str]]:
+    """(file, model name) wherever a name is written: `training.model` settings, `model:` in YAML
+    files, `build_model("...")` calls (this file's own names are `EXPECTED`'s, checked above)."""
+    found = set()
+    for path in [*ROOT.glob("configs/*.yaml"), *ROOT.glob("docs/**/*.yaml")]:
+        model = ((yaml.safe_load(path.read_text()) or {}).get("training") or {}).get("model")
+        if model is not None:
+            found.add((path.name, model))
+    patterns = (r"training\.model['\"]?\s*[:=]\s*['\"]([A-Za-z0-9_]+)", r"build_model\(\s*['\"]([A-Za-z0-9_]+)['\"]")
+    for folder in ("xrdgen", "services", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name == Path(__file__).name:
+                continue
+            for pattern in patterns:
+                found.update((path.name, name) for name in re.findall(pattern, path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_every_model_name_in_use_is_in_the_registry():
+    assert set(typing.get_args(ModelName)) == set(MODEL_NAMES)  # the config accepts exactly the registry
+    assert TrainingConfig().model in MODEL_NAMES
+    assert {model_family(name) for name in MODEL_NAMES} == set(TRAINING_PRESETS)  # a preset for each family
+    used = _names_in_files()
+    assert len({name for _, name in used}) >= 3  # the scan finds the names (park_medium, resnet10, resnet50)
+    unknown = sorted((file, name) for file, name in used if name not in MODEL_NAMES)
+    assert not unknown, unknown
+
+
+def test_the_registry_needs_neither_keras_nor_the_project():
+    code = "import sys, models; print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'xrdgen', 'services')))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -29,8 +29,8 @@ MP40_SUBSET = 400  # structures read from mp40 for the statistics (enough for a 
 @pytest.fixture(scope="module")
 def statistics_file(mp40_dir, tmp_path_factory):
     """Statistics of real structures, built once for the module (area A's builder)."""
-    from xrdgen.collection import read_collection
-    from xrdgen.statistics import build_statistics
+    from xrdgen.collection.reading import read_collection
+    from xrdgen.statistics.build import build_statistics
 
     csv = sorted(mp40_dir.glob("*.csv"))[0]
     config = small_config(tmp_path_factory.mktemp("stats"))
@@ -48,7 +48,7 @@ def small_config(run_dir: Path, **overrides):
         "grid.step": 0.05,  # 801 points
         "statistics.min_count_per_spacegroup": 8,
         "generation.max_atoms_asymmetric_unit": 12,
-        "generation.max_volume": 1500.0,
+        "statistics.max_volume": 1500.0,
         "training.model": "park_medium",
         "training.batch_size": 8,
         "training.batches_per_epoch": 4,
@@ -67,7 +67,7 @@ def small_config(run_dir: Path, **overrides):
 
 @pytest.fixture(scope="module")
 def statistics(statistics_file):
-    from xrdgen.statistics import Statistics
+    from xrdgen.statistics.model import Statistics
 
     return Statistics.load(statistics_file)
 
@@ -84,7 +84,7 @@ def _wait_for(condition, timeout: float, every: float = 0.25):
 
 # ------------------------------------------------------------------------------------ the stream
 def test_stream_is_reproducible_and_valid(statistics, tmp_path):
-    from xrdgen.stream import PatternStream
+    from xrdgen.training.stream import PatternStream
 
     config = small_config(tmp_path)
     a = PatternStream(statistics, config, seed=3).next_batch(6)
@@ -101,13 +101,16 @@ def test_stream_is_reproducible_and_valid(statistics, tmp_path):
 
 # ------------------------------------------------------------------------------ generator pool
 @pytest.fixture(scope="module")
-def pool(ray_local, statistics, tmp_path_factory):
+def pool(ray_local, statistics_file, tmp_path_factory):
     from services.generator_pool import GeneratorPool
+    from services.statistics_server import StatisticsServer
 
     config = small_config(tmp_path_factory.mktemp("pool"))
-    pool = GeneratorPool(statistics, config)
+    server = StatisticsServer(statistics_file, config.cluster)
+    pool = GeneratorPool(server, config)
     yield pool
     pool.shutdown()
+    server.shutdown()
 
 
 def test_queue_memory_is_bounded_when_nobody_consumes(pool):
@@ -156,7 +159,8 @@ def test_killed_trainer_resumes_from_last_checkpoint(ray_local, pool, statistics
 
     from services.train import run
     from services.trainer_actor import TrainerActor
-    from xrdgen.training import latest_checkpoint, learning_rate_at
+    from xrdgen.training.rundir import latest_checkpoint
+    from xrdgen.training.trainer import learning_rate_at
 
     run_dir = Path(pool.config.training.output_dir).parent / "kill_trainer"
     # lr halves every epoch so that "same schedule" is visible in the numbers

@@ -1,14 +1,26 @@
-"""The cluster-launcher YAMLs pass Ray's own validation; the KubeRay manifests have the CRD's shape.
+"""The cluster-launcher YAMLs pass Ray's own validation; the KubeRay manifests pass the CRDs' schemas.
 
 Ray's check is the one `ray up` runs (prepare_config fills defaults per provider, validate_config
 applies ray-schema.json), so a typo or a wrong type fails here rather than on a real cluster.
+
+KubeRay: the OpenAPI v3 schemas inside the operator's CustomResourceDefinitions
+(../shared/schemas/kuberay/, see SOURCE.md there), applied with `jsonschema`. An object schema with
+`properties` gets additionalProperties: false, because the API server prunes (or, with
+`kubectl apply --validate=strict`, rejects) unknown fields: a misspelt field would otherwise vanish
+silently. The CRDs' CEL rules (x-kubernetes-validations) need a Kubernetes API server and are not
+checked here.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
+import json
+import re
 import shlex
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -61,13 +73,54 @@ def test_local_yaml_declares_gpu_head_and_cpu_workers():
 
 
 def test_aws_yaml_has_the_same_layout():
-    config = _prepared("cluster/aws_head_plus_two.yaml")
+    _same_layout(_prepared("cluster/aws_head_plus_two.yaml"))
+
+
+def _same_layout(config: dict) -> None:
+    """head_plus_two's layout: a GPU head (trainer) and one CPU-only worker type, exactly two nodes."""
     types = config["available_node_types"]
     head = types[config["head_node_type"]]
     workers = [t for n, t in types.items() if n != config["head_node_type"]]
     assert head["resources"]["GPU"] >= 1
     assert len(workers) == 1 and workers[0]["resources"].get("GPU", 0) == 0
-    assert workers[0]["min_workers"] == workers[0]["max_workers"] == 2
+    assert workers[0]["min_workers"] == workers[0]["max_workers"] == config["max_workers"] == 2
+
+
+def test_fake_multinode_yaml_has_the_same_layout():
+    """Ray's schema check only: prepare_config would read the provider's example.yaml, which Ray's
+    wheel does not ship (the autoscaler itself reads the file as is)."""
+    from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_TYPE
+    from ray.autoscaler._private.util import validate_config
+
+    config = yaml.safe_load((ROOT / "cluster/fake_multinode.yaml").read_text())
+    validate_config(config)
+    assert config["provider"]["type"] == "fake_multinode"
+    assert config["head_node_type"] == FAKE_HEAD_NODE_TYPE  # the provider knows its head by this name
+    _same_layout(config)
+
+
+def _layout_cpus(name: str) -> float:
+    """CPUs of a launcher YAML's cluster once its workers are up (head + min_workers of each type)."""
+    config = yaml.safe_load((ROOT / name).read_text())
+    return sum(t["resources"]["CPU"] * (1 if n == config["head_node_type"] else t["min_workers"])
+               for n, t in config["available_node_types"].items())
+
+
+def test_auto_pool_size_follows_the_layout():
+    """n_generators: auto = floor((cluster CPUs - trainer_cpus) / cpus_per_generator), at least 1."""
+    from services.options import generator_count
+    from xrdgen.config import load_config
+
+    cluster = load_config(ROOT / "configs/cluster.yaml").cluster
+    assert cluster.n_generators == "auto"
+    assert _layout_cpus("cluster/aws_head_plus_two.yaml") == 40
+    assert generator_count(cluster, 40) == 36  # 8 + 2 x 16 - 4 trainer CPUs, one CPU per generator
+    assert generator_count(cluster, 24) == 20  # a worker lost: the pool stops replacing down to 20
+    assert generator_count(cluster, 4) == 1  # never empty
+    halves = cluster.model_copy(update={"cpus_per_generator": 0.5, "trainer_cpus": 1})
+    assert generator_count(halves, _layout_cpus("cluster/fake_multinode.yaml")) == 4
+    fixed = cluster.model_copy(update={"n_generators": 5})
+    assert generator_count(fixed, 40) == 5
 
 
 def test_a_broken_launcher_yaml_is_rejected():
@@ -85,99 +138,123 @@ def test_a_broken_launcher_yaml_is_rejected():
         validate_config(prepare_config(config))
 
 
-# --- KubeRay: field names of the ray.io/v1 CRDs (KubeRay v1.5+ API reference) -----------------------
-# Required fields per object, and the fields the CRD knows (anything else is a typo the API server
-# would prune or reject).
-KUBERAY_FIELDS = {
-    "RayClusterSpec": dict(
-        required={"headGroupSpec"},
-        known={"authOptions", "autoscalerOptions", "enableInTreeAutoscaling", "gcsFaultToleranceOptions",
-               "headGroupSpec", "headServiceAnnotations", "managedBy", "rayVersion", "suspend",
-               "upgradeStrategy", "workerGroupSpecs"},
-    ),
-    "HeadGroupSpec": dict(
-        required={"template"},
-        known={"enableIngress", "headService", "rayStartParams", "serviceType", "template", "resources", "labels"},
-    ),
-    "WorkerGroupSpec": dict(
-        required={"groupName", "template"},
-        known={"groupName", "idleTimeoutSeconds", "maxReplicas", "minReplicas", "numOfHosts", "rayStartParams",
-               "replicas", "scaleStrategy", "suspend", "template", "resources", "labels"},
-    ),
-    "RayJobSpec": dict(
-        required={"entrypoint"},
-        known={"activeDeadlineSeconds", "backoffLimit", "clusterSelector", "deletionStrategy", "entrypoint",
-               "entrypointNumCpus", "entrypointNumGpus", "entrypointResources", "jobId", "managedBy", "metadata",
-               "rayClusterSpec", "runtimeEnvYAML", "shutdownAfterJobFinishes", "submissionMode", "submitterConfig",
-               "submitterPodTemplate", "suspend", "ttlSecondsAfterFinished"},
-    ),
-}
+# --- KubeRay ------------------------------------------------------------------------------------
+SCHEMAS = ROOT.parent / "shared" / "schemas" / "kuberay"
+CRDS = {"RayCluster": "ray.io_rayclusters.yaml.gz", "RayJob": "ray.io_rayjobs.yaml.gz"}
 
 
-def _check(obj: dict, kind: str) -> None:
-    spec = KUBERAY_FIELDS[kind]
-    assert isinstance(obj, dict), kind
-    missing = spec["required"] - obj.keys()
-    unknown = obj.keys() - spec["known"]
-    assert not missing, f"{kind} lacks {missing}"
-    assert not unknown, f"{kind} has unknown fields {unknown}"
+def _strict(node):
+    """The schema with unknown fields forbidden (pruned by the API server) and OpenAPI's nullable."""
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _strict(value) for key, value in node.items()}
+    if (node.get("type") == "object" and "properties" in node and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")):
+        node["additionalProperties"] = False
+    if node.get("nullable") and "type" in node:
+        node["type"] = [node["type"], "null"]
+    return node
 
 
-def _check_pod_template(template: dict, gpus: bool) -> None:
-    containers = template["spec"]["containers"]
-    assert containers and all(c["name"] and c["image"] for c in containers)
-    limits = containers[0]["resources"]["limits"]
-    assert ("nvidia.com/gpu" in limits) == gpus
-    assert all(isinstance(v, (str, int)) for v in limits.values()), "quantities are scalars"
+@functools.cache
+def _validator(kind: str, version: str):
+    path = SCHEMAS / CRDS[kind]
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the KubeRay CRDs live in ../shared/schemas/kuberay beside the checkout")
+    crd = yaml.safe_load(gzip.decompress(path.read_bytes()))
+    assert crd["spec"]["names"]["kind"] == kind
+    schema = next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version)
+    return jsonschema.Draft4Validator(_strict(schema))  # OpenAPI 3.0 schemas are draft-4 style
 
 
-def _check_raycluster_spec(spec: dict) -> None:
-    _check(spec, "RayClusterSpec")
+def _schema_errors(manifest: dict) -> list[str]:
+    group, version = manifest["apiVersion"].split("/")
+    assert group == "ray.io", manifest["apiVersion"]
+    errors = _validator(manifest["kind"], version).iter_errors(manifest)
+    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+
+
+def _manifest(name: str) -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def _cluster_spec(manifest: dict) -> dict:
+    return manifest["spec"] if manifest["kind"] == "RayCluster" else manifest["spec"]["rayClusterSpec"]
+
+
+@pytest.mark.parametrize("name", ["deploy/raycluster.yaml", "deploy/rayjob.yaml"])
+def test_kuberay_manifest_passes_the_crd_schema(name):
+    manifest = _manifest(name)
+    assert _schema_errors(manifest) == []
+    assert manifest["metadata"]["name"]  # the API server requires it; the CRD schema leaves metadata open
+    spec = _cluster_spec(manifest)
+    # The layout of cluster/head_plus_two.yaml: a GPU head (trainer) and two CPU-only workers.
+    assert "nvidia.com/gpu" in spec["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    (workers,) = spec["workerGroupSpecs"]
+    assert workers["replicas"] == workers["minReplicas"] == workers["maxReplicas"] == 2
+    assert "nvidia.com/gpu" not in workers["template"]["spec"]["containers"][0]["resources"]["limits"]
+    # Token authentication on, with the client's Ray (token auth needs >= 2.52; the image must match).
+    import ray
+
     assert spec["authOptions"]["mode"] == "token"
-    major, minor = (int(x) for x in spec["rayVersion"].split(".")[:2])
-    assert (major, minor) >= (2, 52), "token auth needs Ray >= 2.52"
-    head = spec["headGroupSpec"]
-    _check(head, "HeadGroupSpec")
-    assert all(isinstance(v, str) for v in head["rayStartParams"].values()), "rayStartParams values are strings"
-    _check_pod_template(head["template"], gpus=True)
-    assert len(spec["workerGroupSpecs"]) == 1
-    for group in spec["workerGroupSpecs"]:
-        _check(group, "WorkerGroupSpec")
-        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
-        assert group["replicas"] == 2
-        assert all(isinstance(v, str) for v in group["rayStartParams"].values())
-        _check_pod_template(group["template"], gpus=False)
+    assert spec["rayVersion"] == ray.__version__
 
 
-def test_raycluster_manifest_has_kuberay_shape():
-    manifest = yaml.safe_load((ROOT / "deploy/raycluster.yaml").read_text())
-    assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayCluster"
-    assert manifest["metadata"]["name"]
-    _check_raycluster_spec(manifest["spec"])
+@pytest.mark.parametrize("name", ["deploy/raycluster.yaml", "deploy/rayjob.yaml"])
+def test_the_crd_schema_rejects_typos_and_wrong_types(name):
+    """The check is real: a misspelt field, a string count and an unknown container key all fail."""
+    manifest = _manifest(name)
+    spec = _cluster_spec(manifest)
+    spec["headGroupSpec"]["rayStartParam"] = {"num-gpus": "1"}
+    spec["workerGroupSpecs"][0]["replicas"] = "two"
+    spec["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 3
+    errors = _schema_errors(manifest)
+    assert any("rayStartParam" in e and "unexpected" in e for e in errors), errors
+    assert any(e.startswith(_path(manifest, "workerGroupSpecs.0.replicas")) for e in errors), errors
+    assert any("imagePullPolicy" in e for e in errors), errors
+    assert len(errors) == 3, errors
 
 
-def test_rayjob_manifest_runs_the_entrypoint():
-    manifest = yaml.safe_load((ROOT / "deploy/rayjob.yaml").read_text())
-    assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayJob"
-    spec = manifest["spec"]
-    _check(spec, "RayJobSpec")
+def _path(manifest: dict, inner: str) -> str:
+    return ("spec." if manifest["kind"] == "RayCluster" else "spec.rayClusterSpec.") + inner
+
+
+def test_rayjob_runs_the_training_entrypoint():
+    spec = _manifest("deploy/rayjob.yaml")["spec"]
     words = shlex.split(spec["entrypoint"])
     assert words[:3] == ["python", "-m", "services.train"]
     config_path = words[words.index("--config") + 1]
     from xrdgen.config import load_config
 
     load_config(ROOT / config_path)  # the config the job runs is valid
-    yaml.safe_load(spec["runtimeEnvYAML"])
-    _check_raycluster_spec(spec["rayClusterSpec"])
+    assert isinstance(yaml.safe_load(spec["runtimeEnvYAML"]), dict)
+
+
+def test_grafana_dashboard_plots_every_xrdgen_series():
+    """Each series of services/metrics.py has a panel, and nothing queries a series we do not export."""
+    from services.metrics import SERIES, prometheus_name
+
+    text = (ROOT / "deploy/grafana_xrdgen_dashboard.json").read_text()
+    dashboard = json.loads(text)
+    exported = {prometheus_name(name) for name in SERIES}
+    panels = dashboard["panels"]
+    plotted = {m for p in panels for t in p["targets"] for m in re.findall(r"\bray_xrdgen_\w+", t["expr"])}
+    assert plotted == exported
+    assert set(re.findall(r"\bray_xrdgen_\w+", text)) <= exported
+    assert len({p["id"] for p in panels}) == len(panels)
+    assert all(p["datasource"] == "${datasource}" for p in panels)  # Ray's own dashboards' convention
 
 
 def test_dockerfile_installs_the_project():
-    lines = [l.strip() for l in (ROOT / "deploy/Dockerfile").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    text = (ROOT / "deploy/Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     assert lines[0].startswith("FROM rayproject/ray:")
     import ray
 
     assert ray.__version__ in lines[0], "image Ray must match the client's Ray"
-    copied = {l.split()[-2].rstrip("/") for l in lines if l.startswith("COPY")}
+    copied = {line.split()[-2].rstrip("/") for line in lines if line.startswith("COPY")}
     for package in ("xrdgen", "models", "services", "configs"):
         assert package in copied and (ROOT / package).is_dir()
-    assert any("pip install" in l and "-e ." in l for l in lines)
+    assert any("pip install" in line and "-e ." in line for line in lines)

@@ -6,9 +6,10 @@ import dataclasses
 from collections import defaultdict
 
 import numpy as np
-
 from _collection_cache import mp40_group_keys, mp40_report, mp40_split
-from xrdgen.split import split_by_structure_type
+from pymatgen.analysis.structure_matcher import StructureMatcher
+
+from xrdgen.collection.split import split_by_structure_type
 
 
 def test_no_group_crosses_and_sizes_follow_the_fraction(mp40_dir, ray_local):
@@ -23,8 +24,6 @@ def test_no_group_crosses_and_sizes_follow_the_fraction(mp40_dir, ray_local):
 
 def test_no_prototype_crosses_by_an_independent_matcher(mp40_dir, ray_local):
     """pymatgen's StructureMatcher (defaults, primitive cells) finds no test structure in the statistics part."""
-    from pymatgen.analysis.structure_matcher import StructureMatcher
-
     stats, test = mp40_split(str(mp40_dir))
     by_bucket = defaultdict(list)
     for e in stats:
@@ -41,8 +40,6 @@ def test_no_prototype_crosses_by_an_independent_matcher(mp40_dir, ray_local):
 
 
 def test_prototype_groups_hold_matching_structures(mp40_dir, ray_local):
-    from pymatgen.analysis.structure_matcher import StructureMatcher
-
     entries = mp40_report(str(mp40_dir)).entries
     groups = defaultdict(list)
     for entry, key in zip(entries, mp40_group_keys(str(mp40_dir))):

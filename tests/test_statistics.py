@@ -11,17 +11,30 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
-from scipy import stats as scipy_stats
-
+import statsmodels.api as sm
 from _collection_cache import mp40_split, mp40_statistics
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from pyxtal.database.element import Element as PyxtalElement
+from scipy import stats as scipy_stats
+from typer.testing import CliRunner
+
+from xrdgen.cli import app
+from xrdgen.collection.entries import load_entries
 from xrdgen.errors import UserError
-from xrdgen.statistics import (
+from xrdgen.geometry import (
     LATTICE_PARAMETER_NAMES,
-    Statistics,
+    atomic_volume,
     cell_volume,
-    classes_for_min_counts,
+    element_volume,
     free_parameters,
+    full_lattice_parameters,
+    lattice_matrix,
+    lattice_parameters,
+    unit_volume_cell,
+    unit_volume_parameters,
 )
+from xrdgen.statistics.build import classes_for_min_counts
+from xrdgen.statistics.model import Statistics
 
 csv.field_size_limit(sys.maxsize)
 
@@ -48,8 +61,6 @@ def test_class_list_prior_and_min_count(statistics, mp40_dir):
 
 def test_wyckoff_sites_against_pymatgen_symmetrized_structures(statistics, mp40_dir):
     """Per entry: pymatgen's symmetrized conventional cell has the same Wyckoff names per element."""
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
     stats_part, _ = mp40_split(str(mp40_dir))
     rng = np.random.default_rng(4)
     other_group = 0
@@ -89,6 +100,32 @@ def test_per_spacegroup_tables_follow_the_definitions(statistics, mp40_dir):
         assert mean_multiplicity == pytest.approx(sum(e.crystal.n_sites for e in entries) / sum(reps))
 
 
+def test_lattice_geometry_round_trips_and_v_atomic_follows_its_definition():
+    """Matrix <-> parameters round trip, |det| = the closed-form volume, unit-volume cells have V = 1;
+    V_atomic = Σ 4/3·π·((r_cov + r_vdW)/2)³ over the atoms, from PyXtal's radii read here directly."""
+    rng = np.random.default_rng(2)
+    for system, names in LATTICE_PARAMETER_NAMES.items():
+        for _ in range(20):
+            angles = {"alpha": rng.uniform(1.2, 1.9), "beta": rng.uniform(1.2, 1.9), "gamma": rng.uniform(1.2, 1.9)}
+            free = np.array([rng.uniform(2, 12) if name in "abc" else angles[name] for name in names])
+            params = full_lattice_parameters(system, free)
+            matrix = lattice_matrix(*params)
+            assert lattice_parameters(matrix) == pytest.approx(params, rel=1e-9)
+            assert abs(np.linalg.det(matrix)) == pytest.approx(cell_volume(*params), rel=1e-9)
+            np.testing.assert_allclose(free_parameters(system, params), free, rtol=1e-12)
+            unit = full_lattice_parameters(system, unit_volume_parameters(system, params)) if names else params
+            assert cell_volume(*unit) == pytest.approx(1.0 if names else cell_volume(*params), rel=1e-9)
+            if names:
+                assert unit_volume_cell(system, free) == pytest.approx(unit, rel=1e-9)
+    symbols = ["Na", "Cl", "Cl", "O"]
+    expected = sum(
+        4 / 3 * np.pi * ((PyxtalElement(s).covalent_radius + PyxtalElement(s).vdw_radius) / 2) ** 3 for s in symbols
+    )
+    assert atomic_volume(symbols) == pytest.approx(expected, rel=1e-12)
+    assert element_volume("Cl")[0] == 17
+    assert atomic_volume(symbols) == pytest.approx(sum(element_volume(s)[1] for s in symbols), rel=1e-12)
+
+
 def test_lattice_kde_samples_reproduce_the_unit_volume_parameters(statistics):
     """Two-sample KS per parameter: D below the 0.1% critical value plus 0.05 for the KDE's smoothing
     (Scott's bandwidth widens every marginal by a factor sqrt(1 + n^(-2/(d+4)))); means within 4 SE."""
@@ -113,8 +150,6 @@ def test_lattice_kde_samples_reproduce_the_unit_volume_parameters(statistics):
 
 
 def test_denseness_sampler_is_exact_for_statsmodels_conditional_kde(statistics):
-    import statsmodels.api as sm
-
     v = statistics.volume_samples
     kde = sm.nonparametric.KDEMultivariateConditional(
         endog=[v[:, 1]], exog=[v[:, 0]], dep_type="c", indep_type="c", bw="normal_reference"
@@ -129,7 +164,7 @@ def test_denseness_sampler_is_exact_for_statsmodels_conditional_kde(statistics):
         cdf /= cdf[-1]
         draws = np.array([statistics.sample_denseness(v_atomic, rng) for _ in range(2000)])
         assert draws.min() > 0
-        assert scipy_stats.kstest(draws, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
+        assert scipy_stats.kstest(draws, lambda x, cdf=cdf: np.interp(x, grid, cdf)).pvalue > 1e-3
 
 
 def test_generated_volumes_reproduce_the_input_volumes(statistics):
@@ -187,11 +222,6 @@ def test_bad_statistics_files_are_one_line_errors(statistics, tmp_path):
 
 
 def test_stats_build_and_show_cli(mp40_dir, tmp_path, ray_local):
-    from typer.testing import CliRunner
-
-    from xrdgen.cli import app
-    from xrdgen.collection import load_entries
-
     with open(mp40_dir / "mineral_test.csv", newline="") as handle:
         rows = [row for _, row in zip(range(150), csv.DictReader(handle))]
     rows[10]["cif"] = "data_x\n_cell_length_a 3\n"  # one broken row

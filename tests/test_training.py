@@ -1,8 +1,8 @@
-"""The trainer on real simulated patterns of MP-40 structures (area B's simulator, A's reader and split).
+"""The trainer on real simulated patterns of MP-40 structures (the project's simulator, collection reader and split).
 
 One module-scoped data set keeps the cost down: the structures of one MP-40 CSV, split by structure
 type, the most frequent space groups of the statistics part as class list, patterns on a short grid
-(10-70° at 0.02°, 3,001 points) with sqrt input scaling, as the seed trains.
+(10-70° at 0.02°, 3,001 points) with sqrt input scaling, as the method trains.
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xrdgen.collection.reading import read_collection
+from xrdgen.collection.split import split_by_structure_type
 from xrdgen.config import load_config
 from xrdgen.errors import UserError
+from xrdgen.training.datasets import simulate_set
+from xrdgen.training.rundir import InputSpec, load_model_run
+from xrdgen.training.trainer import Trainer, epoch_batches, learning_rate_at
 
 N_CLASSES = 12
 SHORT_GRID = {"grid.two_theta_min": 10.0, "grid.two_theta_max": 70.0, "grid.step": 0.02}
@@ -33,10 +38,6 @@ def make_config(**overrides):
 @pytest.fixture(scope="module")
 def mp40(mp40_dir):
     """Statistics/test parts of one MP-40 CSV and their simulated patterns (baseline and test sets)."""
-    from xrdgen.collection import read_collection
-    from xrdgen.split import split_by_structure_type
-    from xrdgen.training import build_pattern_set
-
     config = make_config()
     report = read_collection(mp40_dir / "random_split_test.csv", config, progress=False)
     stats_part, test_part = split_by_structure_type(report.entries, 0.3, 0)
@@ -44,14 +45,18 @@ def mp40(mp40_dir):
     spacegroups = sorted(sg for sg, _ in counts.most_common(N_CLASSES))
     crystals = lambda entries: [dataclasses.replace(e.crystal, spacegroup=int(e.spacegroup)) for e in entries]  # noqa: E731
     train_crystals, test_crystals = crystals(stats_part), crystals(test_part)
-    train = build_pattern_set(train_crystals, spacegroups, config, seed=1, crystallite_sizes_nm=config.training.baseline_sizes_nm)
-    test = build_pattern_set(test_crystals, spacegroups, config, seed=2, patterns_per_crystal=2)
+    train = simulate_pattern_set(train_crystals, spacegroups, config, seed=1, crystallite_sizes_nm=config.training.baseline_sizes_nm)
+    test = simulate_pattern_set(test_crystals, spacegroups, config, seed=2, patterns_per_crystal=2)
+    # the training labels: index into the class list
+    train.y, test.y = train.class_indices(spacegroups), test.class_indices(spacegroups)
     return dict(config=config, spacegroups=spacegroups, train=train, test=test, train_crystals=train_crystals)
 
 
-def batches_of(pattern_set, batch_size, seed=0):
-    from xrdgen.training import epoch_batches
+def simulate_pattern_set(crystals, spacegroups, config, seed, **how):
+    return simulate_set(crystals, InputSpec.from_config(config), config.simulation, seed, classes=spacegroups, **how)
 
+
+def batches_of(pattern_set, batch_size, seed=0):
     return epoch_batches(pattern_set.x, pattern_set.y, batch_size, seed)
 
 
@@ -70,26 +75,25 @@ def tensorboard_scalars(folder: Path) -> dict:
 
 # ------------------------------------------------------------------------------------ pure parts
 def test_learning_rate_halves_every_n_epochs():
-    from xrdgen.training import learning_rate_at
-
     assert [learning_rate_at(e, 1e-4, 500) for e in (0, 499, 500, 999, 1000, 1500)] == [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 1.25e-5]
     assert learning_rate_at(10_000, 1e-3, None) == 1e-3
 
 
 def test_pattern_sets_are_labelled_scaled_and_counted(mp40):
-    from xrdgen.training import build_pattern_set
-
     config, spacegroups, train = mp40["config"], mp40["spacegroups"], mp40["train"]
     crystals = mp40["train_crystals"]
     in_list = [c for c in crystals if c.spacegroup in spacegroups]
     assert len(train) == 2 * len(in_list)  # two crystallite sizes per statistics-part structure
-    assert train.skipped == {"not in class list": len(crystals) - len(in_list)}
+    assert train.skipped_summary() == {"not in class list": len(crystals) - len(in_list)}
     assert [spacegroups[i] for i in train.y[::2]] == [c.spacegroup for c in in_list]
+    assert train.spacegroups[::2].tolist() == [c.spacegroup for c in in_list]
+    with pytest.raises(ValueError, match="not in the class list"):
+        train.class_indices(spacegroups[1:])
     assert train.x.shape == (len(train), config.grid.n_points) and train.x.dtype == np.float32
     assert np.allclose(train.x.max(axis=1), 1.0)
     # sqrt scaling: the same crystals at the same sizes without it give the squares.
-    plain = build_pattern_set(in_list[:20], spacegroups, make_config(**{"augmentation.sqrt_scale": False}), seed=1,
-                              crystallite_sizes_nm=config.training.baseline_sizes_nm)
+    plain = simulate_pattern_set(in_list[:20], spacegroups, make_config(**{"augmentation.sqrt_scale": False}), seed=1,
+                                 crystallite_sizes_nm=config.training.baseline_sizes_nm)
     assert np.allclose(train.x[:40] ** 2, plain.x, atol=1e-5)
     # the two sizes differ: 20 nm peaks are broader than 100 nm peaks, so more points are lit.
     assert np.mean((train.x[0::2] > 0.05).sum(1) > (train.x[1::2] > 0.05).sum(1)) > 0.9
@@ -98,8 +102,6 @@ def test_pattern_sets_are_labelled_scaled_and_counted(mp40):
 # ------------------------------------------------------------------------------------- training
 def test_training_steps_resume_with_same_step_and_schedule(mp40, tmp_path):
     import keras
-
-    from xrdgen.training import Trainer, load_trained
 
     config = make_config(**{"training.model": "park_medium", "training.batch_size": 32, "training.lr_halving_epochs": 1})
     test = (mp40["test"].x[:64], mp40["test"].y[:64])
@@ -112,8 +114,13 @@ def test_training_steps_resume_with_same_step_and_schedule(mp40, tmp_path):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").iterdir()) and list((run / "checkpoints").glob("step_000000006.keras"))
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["spacegroups"] == mp40["spacegroups"] and meta["sqrt_scale"] is True
-    assert meta["model"] == "park_medium" and meta["grid"]["step"] == 0.02 and meta["input_length"] == 3001
+    assert meta["spacegroups"] == mp40["spacegroups"] and meta["model"] == "park_medium"
+    # the input spec: grid, wavelength (Cu Kα1 by default) and scaling, as written into meta.json
+    assert meta["input"] == {
+        "grid": {"two_theta_min": 10.0, "two_theta_max": 70.0, "step": 0.02},
+        "wavelength": config.simulation.wavelength_kalpha1,
+        "preprocessing": {"sqrt_scale": True},
+    }
     assert set(history[-1]["test_recall"]) <= set(mp40["spacegroups"])
     assert tensorboard_scalars(run / "tensorboard")["test_top5"] == [(h["epoch"], pytest.approx(h["test_top5"])) for h in history]
 
@@ -139,15 +146,37 @@ def test_training_steps_resume_with_same_step_and_schedule(mp40, tmp_path):
         recall = np.mean(logits[test[1] == index].argmax(1) == index)
         assert history[-1]["test_recall"][mp40["spacegroups"][index]] == pytest.approx(recall)
 
-    model, meta = load_trained(run)
-    np.testing.assert_allclose(model.predict(test[0][:8], verbose=0), resumed.model.predict(test[0][:8], verbose=0), atol=1e-5)
-    assert meta["spacegroups"] == mp40["spacegroups"]
+    trained = load_model_run(run)
+    np.testing.assert_allclose(trained.model.predict(test[0][:8], verbose=0), resumed.model.predict(test[0][:8], verbose=0), atol=1e-5)
+    assert trained.spacegroups == mp40["spacegroups"] and trained.spec == InputSpec.from_config(config)
+
+
+def test_input_spec_round_trips_a_non_default_wavelength_and_grid(mp40, tmp_path):
+    """Whatever the config's wavelength, grid and scaling, the run directory gives them back."""
+    config = make_config(**{"training.model": "park_medium", "simulation.anode": "Mo", "augmentation.sqrt_scale": False})
+    trainer = Trainer(config, mp40["spacegroups"], run_dir=tmp_path / "mo")
+    trainer.finish()
+    trained = load_model_run(tmp_path / "mo")
+    assert trained.spec == InputSpec(config.grid, 0.70930, False) == InputSpec.from_config(config)
+    assert trained.spec.wavelength != make_config().simulation.wavelength_kalpha1  # not the Cu default
+
+
+def test_run_without_input_spec_is_one_line_error(mp40, tmp_path):
+    """A meta.json from before the input spec: resuming and loading name the file in one line."""
+    config = make_config(**{"training.model": "park_medium"})
+    run = tmp_path / "old"
+    Trainer(config, mp40["spacegroups"], run_dir=run).finish()
+    meta = json.loads((run / "meta.json").read_text())
+    del meta["input"]
+    (run / "meta.json").write_text(json.dumps(meta))
+    for attempt in (lambda: load_model_run(run), lambda: Trainer(config, mp40["spacegroups"], run_dir=run)):
+        with pytest.raises(UserError) as error:
+            attempt()
+        assert str(error.value).startswith(f"{run / 'meta.json'}: no input spec") and "\n" not in str(error.value)
 
 
 def test_resnet10_trains_on_real_patterns(mp40, tmp_path):
     import keras
-
-    from xrdgen.training import Trainer
 
     config = make_config(**{"training.model": "resnet10", "training.batch_size": 16})
     trainer = Trainer(config, mp40["spacegroups"], run_dir=tmp_path / "resnet")
@@ -160,8 +189,6 @@ def test_resnet10_trains_on_real_patterns(mp40, tmp_path):
 
 
 def test_max_minutes_stops_mid_epoch_and_resume_drops_partial_entry(mp40, tmp_path):
-    from xrdgen.training import Trainer
-
     config = make_config(**{"training.model": "park_medium", "training.batch_size": 16})
     run = tmp_path / "budget"
     trainer = Trainer(config, mp40["spacegroups"], run_dir=run)
@@ -173,8 +200,6 @@ def test_max_minutes_stops_mid_epoch_and_resume_drops_partial_entry(mp40, tmp_pa
 
 
 def test_run_directory_refuses_a_different_class_list(mp40, tmp_path):
-    from xrdgen.training import Trainer
-
     config = make_config(**{"training.model": "park_medium"})
     Trainer(config, mp40["spacegroups"], run_dir=tmp_path / "run")
     with pytest.raises(UserError, match="different spacegroups"):
@@ -191,7 +216,7 @@ def test_training_steps_under_jax_backend(mp40, tmp_path):
         import json, numpy as np, keras
         assert keras.backend.backend() == "jax"
         from xrdgen.config import load_config
-        from xrdgen.training import Trainer
+        from xrdgen.training.trainer import Trainer
         config = load_config(None, {{**{SHORT_GRID!r}, "training.model": "park_medium"}})
         d = np.load({str(data)!r})
         trainer = Trainer(config, {mp40['spacegroups']!r}, run_dir={str(tmp_path / 'jax')!r}, test_set=(d["x"], d["y"]))
@@ -223,8 +248,6 @@ def test_tiny_baseline_run_beats_chance_on_held_out_structures(mp40, tmp_path):
     margin is statistical (one-sided binomial test against 5/K), not a number tuned to pass.
     """
     from scipy.stats import binomtest
-
-    from xrdgen.training import Trainer
 
     config = make_config(**{"training.model": "park_medium", "training.baseline": True, "training.batch_size": 64})
     train, test = mp40["train"], mp40["test"]

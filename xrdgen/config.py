@@ -6,16 +6,19 @@ provenance, and it is printed at the start of every run so that a run is reprodu
 printed config and seed alone.
 
 Defaults follow the original work (Schopf et al., ML4pXRDs) unless a comment says otherwise.
+
+Longer than 350 lines because every section is here, beside the loading and `--set` parsing: one
+file to read for every tunable of the pipeline, and one place where each parameter is defined.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from xrdgen.errors import UserError
 
@@ -37,6 +40,17 @@ ANODE_KALPHA2 = {
     "Co": 1.79285,
     "Ag": 0.56380,
 }
+# Wavelengths (Å) accepted anywhere (config, CLI options, measured-file headers): hard synchrotron
+# radiation to the softest laboratory anodes, with room on both sides.
+WAVELENGTH_RANGE = (0.05, 5.0)
+
+
+def check_wavelength(value: float, what: str = "wavelength") -> float:
+    """The one range check of a wavelength in Å; ValueError naming `what` when it is outside."""
+    lo, hi = WAVELENGTH_RANGE
+    if not lo < value < hi:
+        raise ValueError(f"{what} {value:g} Å is outside {lo:g}–{hi:g} Å")
+    return value
 
 
 class _Section(BaseModel):
@@ -75,10 +89,10 @@ class GridConfig(_Section):
 
 
 class SimulationConfig(_Section):
-    """Physics of the pure pattern (seed S4): radiation, profile and peak broadening."""
+    """Physics of the pure pattern: radiation, profile and peak broadening."""
 
     anode: Optional[Literal["Cu", "Mo", "Cr", "Fe", "Co", "Ag"]] = "Cu"
-    wavelength: Optional[float] = Field(None, gt=0.05, lt=5.0, description="Å; overrides the anode's Kα1")
+    wavelength: Optional[float] = Field(None, description="Å; overrides the anode's Kα1")
     kalpha2: bool = False
     kalpha2_ratio: float = Field(0.5, ge=0.0, le=1.0, description="I(Kα2)/I(Kα1)")
     profile: Literal["gaussian", "pseudo_voigt"] = "gaussian"
@@ -92,6 +106,8 @@ class SimulationConfig(_Section):
 
     @model_validator(mode="after")
     def _ranges(self):
+        if self.wavelength is not None:
+            check_wavelength(self.wavelength)
         _check_range(self.crystallite_size_nm, "crystallite_size_nm")
         if self.crystallite_size_nm[0] <= 0:
             raise ValueError("crystallite_size_nm must be positive")
@@ -113,7 +129,7 @@ class SimulationConfig(_Section):
 
 
 class AugmentationConfig(_Section):
-    """Experimental imperfections added to a pure pattern (seed S4.2); each one switchable."""
+    """Experimental imperfections added to a pure pattern (background, noise, impurity); each one switchable."""
 
     background: bool = True
     background_length_scale: tuple[float, float] = (7.0, 40.0)
@@ -126,10 +142,34 @@ class AugmentationConfig(_Section):
     impurity: bool = True
     impurity_fraction_max: float = Field(0.05, ge=0.0, le=1.0)
     sqrt_scale: bool = False
+    # Sample and instrument effects beyond the method (issue 14), applied while the pattern is
+    # simulated; formulas and literature ranges in xrdgen/simulation/imperfections.py.
+    preferred_orientation: bool = False
+    march_dollase_r: tuple[float, float] = Field((0.7, 1.0), description="March–Dollase r (1 = random powder)")
+    zero_shift: bool = False
+    zero_shift_max_deg: float = Field(0.1, ge=0.0, description="2θ zero error drawn from U[-max, max]")
+    sample_displacement: bool = False
+    sample_displacement_max_mm: float = Field(0.2, ge=0.0, description="height error s drawn from U[-max, max]")
+    goniometer_radius_mm: float = Field(240.0, gt=0.0)
+    lattice_strain: bool = False
+    lattice_strain_max: float = Field(0.04, ge=0.0, lt=0.5, description="relative change of each free lattice parameter")
+    microstrain: bool = False
+    microstrain_max: float = Field(0.005, ge=0.0, description="ε of the 4ε·tanθ broadening, drawn from U[0, max]")
+    axial_asymmetry: bool = False
+    axial_asymmetry_max: float = Field(0.05, ge=0.0, le=1.0, description="A of the split widths Γ(1 ± A·cot 2θ)")
+    debye_waller: bool = False
+    debye_waller_b: tuple[float, float] = Field((0.3, 1.5), description="Å², isotropic B drawn per pattern")
+    small_crystallites: bool = False
+    crystallite_size_nm: tuple[float, float] = Field((3.0, 100.0), description="Scherrer size drawn per pattern")
 
     @model_validator(mode="after")
     def _ranges(self):
         _check_range(self.background_length_scale, "background_length_scale")
+        for name in ("march_dollase_r", "crystallite_size_nm"):
+            if _check_range(getattr(self, name), name)[0] <= 0:
+                raise ValueError(f"{name}: values must be positive")
+        if _check_range(self.debye_waller_b, "debye_waller_b")[0] < 0:
+            raise ValueError("debye_waller_b: values must be non-negative")
         return self
 
 
@@ -144,7 +184,11 @@ class CollectionConfig(_Section):
 
 
 class StatisticsConfig(_Section):
-    """Structure-type split and the per-space-group statistics (seed S1)."""
+    """Structure-type split and the per-space-group statistics (space-group prior, Wyckoff occupation, lattice and volume KDEs).
+
+    `max_volume` is also the generator's limit (`GenerationConfig.max_volume` follows it): generated
+    cells above it are rejected, so the generator never leaves the range the statistics describe.
+    """
 
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     min_count_per_spacegroup: int = Field(50, ge=1, description="original: 50 on the ICSD -> 145 classes")
@@ -154,17 +198,27 @@ class StatisticsConfig(_Section):
 
 
 class GenerationConfig(_Section):
-    """Synthetic crystal generation (seed S1 steps 1-8 and its retry rule)."""
+    """Synthetic crystal generation (space group, Wyckoff occupation, coordinates, lattice and volume draws, retry rule).
+
+    `max_volume` is not set here: inside a `Config` it is `statistics.max_volume` (one source of
+    truth); a standalone section (tests, tools) may set it directly.
+    """
 
     max_atoms_asymmetric_unit: int = Field(100, gt=0)
-    max_volume: float = Field(7000.0, gt=0.0, description="Å³, conventional cell")
+    max_volume: float = Field(7000.0, gt=0.0, description="Å³, conventional cell; in a Config: statistics.max_volume")
     tries_per_n_elements: int = Field(20, gt=0)
+    max_collisions: int = Field(
+        50, ge=0, description="Wyckoff occupation: redraws of an occupied site without freedom before the element's other sites are dropped (original: 50)"
+    )
     min_density_volume_per_atom: float = Field(0.75, ge=0.0)
     symprec: float = Field(1e-8, gt=0.0, description="spglib check, as the original")
     angle_tolerance: float = Field(5.0, ge=-1.0)
     distance_check: bool = False
     min_distance: float = Field(0.8, gt=0.0, description="Å, only with distance_check")
     path: Literal["fast", "reference"] = "fast"
+    check: Literal["fast", "spglib"] = Field(
+        "spglib", description="fast path's space-group check: our exact search for extra operations (spglib only where needed) or spglib on every draw"
+    )
     max_attempts_per_crystal: int = Field(
         10_000, gt=0, description="give up (RuntimeError) when statistics and limits admit no crystal"
     )
@@ -195,7 +249,7 @@ class TrainingConfig(_Section):
     test_patterns_per_structure: int = Field(1, gt=0)
     output_dir: Path = Path("runs/latest")
 
-    def resolved(self) -> "TrainingConfig":
+    def resolved(self) -> TrainingConfig:
         """A copy with every None filled from the architecture's preset."""
         preset = TRAINING_PRESETS["park" if self.model.startswith("park") else "resnet"]
         values = self.model_dump()
@@ -209,7 +263,9 @@ class ClusterConfig(_Section):
     """Ray services: how many actors, how much each asks for, how deep the queue is."""
 
     address: Optional[str] = Field(None, description="Ray address; None starts or joins a local one")
-    n_generators: int = Field(2, gt=0)
+    n_generators: Union[int, Literal["auto"]] = Field(
+        2, description='"auto": the cluster\'s CPUs minus trainer_cpus, per cpus_per_generator; follows the autoscaler'
+    )
     cpus_per_generator: float = Field(1.0, gt=0.0)
     generator_batch_size: int = Field(64, gt=0, description="patterns per queue item; Ray overhead per item is fixed, so 64+ keeps it under 5 %")
     queue_max_items: int = Field(16, gt=0)
@@ -218,10 +274,17 @@ class ClusterConfig(_Section):
     max_restarts: int = Field(-1, ge=-1)
     prefetch_batches: int = Field(4, ge=0)
 
+    @field_validator("n_generators", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            return value
+        raise ValueError(f"expected a positive integer or auto, got {value!r}")
+
 
 class ExperimentConfig(_Section):
-    """The seed's central comparison (issue 8): synthetic stream (arm A) vs the collection's own
-    structures (arm B), equal gradient steps, several training seeds; see xrdgen/experiment.py."""
+    """The method's central comparison (issue 8): synthetic stream (arm A) vs the collection's own
+    structures (arm B), equal gradient steps, several training seeds; see xrdgen/experiment/."""
 
     collection: list[str] = Field(["../shared/data/mp40"], min_length=1, description="CSV files, CIF folders, or folders of CSVs")
     dedupe_ids: bool = Field(True, description="one entry per source id (material_id): the mp40 CSVs overlap")
@@ -232,6 +295,12 @@ class ExperimentConfig(_Section):
     eval_every: int = Field(50, gt=0, description="steps between held-out evaluations (learning curves)")
     randomizations: list[Literal["coordinates", "lattice", "both"]] = ["coordinates", "lattice", "both"]
     measured: Optional[str] = Field("../shared/data/lab17", description="folders of measured patterns + structure.cif; None skips")
+
+    @model_validator(mode="after")
+    def _whole_evaluations(self):
+        if self.steps % self.eval_every:
+            raise ValueError(f"experiment.steps={self.steps} must be a multiple of experiment.eval_every={self.eval_every}")
+        return self
 
 
 class Config(_Section):
@@ -248,12 +317,49 @@ class Config(_Section):
     cluster: ClusterConfig = ClusterConfig()
     experiment: ExperimentConfig = ExperimentConfig()
 
+    @model_validator(mode="after")
+    def _one_max_volume(self):
+        """generation.max_volume is statistics.max_volume; an explicit different value is an error."""
+        generation, limit = self.generation, self.statistics.max_volume
+        if "max_volume" in generation.model_fields_set and generation.max_volume != limit:
+            raise ValueError(
+                f"generation.max_volume={generation.max_volume} differs from statistics.max_volume={limit}; "
+                "the generator uses the statistics' limit, set statistics.max_volume only"
+            )
+        if generation.max_volume != limit:
+            generation.max_volume = limit
+        return self
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def describe(self) -> str:
-        """The text printed at the start of every run."""
+        """The whole configuration as commented YAML."""
         return "# xrdgen configuration\n" + self.to_yaml()
+
+    def changes(self) -> dict:
+        """{dotted field: value} of every field whose value differs from the default configuration."""
+        mine, default = _flatten(self.model_dump(mode="json")), _flatten(Config().model_dump(mode="json"))
+        return {key: value for key, value in mine.items() if key not in default or default[key] != value}
+
+    def describe_changes(self, full_config: Optional[Path] = None) -> str:
+        """What a run prints at its start: the values that differ from the defaults, and where the
+        full configuration was written (a run is reproducible from that file and its seed)."""
+        where = f"; full config: {full_config}" if full_config is not None else ""
+        lines = [f"config: differences from the defaults{where}"]
+        lines += [f"  {key} = {value}" for key, value in self.changes().items()] or ["  (none)"]
+        return "\n".join(lines)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    """Nested sections to {"section.field": value}; lists stay values."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
@@ -262,6 +368,17 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{source}: {where}: {first['msg']}{suffix}"
+
+
+def parse_overrides(pairs: Optional[list[str]]) -> dict:
+    """`a.b=value` strings (`--set` options) to a dict; values are parsed as YAML scalars (3, 0.1, true, [1, 2])."""
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise UserError(f"--set {pair}: expected KEY=VALUE, e.g. training.epochs=3")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def load_config(path: Optional[Path | str] = None, overrides: Optional[dict] = None) -> Config:

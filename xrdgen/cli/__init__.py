@@ -1,4 +1,4 @@
-"""The `xrdgen` command: one Typer app, one module per area registering its subcommands.
+"""The `xrdgen` command: one Typer app, one module per pipeline stage registering its subcommands.
 
 The CLI is the front door: it may call `services/` (Ray) while the science modules of `xrdgen/`
 stay Ray-free. Every `UserError` becomes one line on stderr and exit status 2.
@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from xrdgen.cli import experiment, generate, predict, run, simulate, stats, train
 from xrdgen.errors import UserError
 
 app = typer.Typer(
@@ -20,21 +21,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-
-def _register_all() -> None:
-    from importlib import import_module
-
-    for name in ("run", "stats", "simulate", "generate", "train", "predict", "experiment"):
-        try:
-            module = import_module(f"xrdgen.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"xrdgen.cli.{name}":
-                continue  # area not built yet
-            raise
-        module.register(app)
-
-
-_register_all()
+for command in (run, stats, simulate, generate, train, predict, experiment):  # the order of `xrdgen --help`
+    command.register(app)
 
 
 def main() -> None:

@@ -6,27 +6,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 
-from xrdgen.config import Config, load_config
-from xrdgen.errors import UserError
+from xrdgen.config import Config, load_config, parse_overrides
 
 ConfigOption = typer.Option(None, "--config", "-c", help="YAML config; defaults apply to what it leaves out.")
 SeedOption = typer.Option(None, "--seed", help="Overrides config.seed.")
-SetOption = typer.Option(
-    None, "--set", help="Override one field, e.g. --set training.epochs=3 (repeatable)."
-)
-
-
-def parse_overrides(pairs: Optional[list[str]]) -> dict:
-    """`a.b=value` strings to a dict; values are parsed as YAML scalars (3, 0.1, true, [1, 2])."""
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise UserError(f"--set {pair}: expected KEY=VALUE, e.g. training.epochs=3")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+SetOption = typer.Option(None, "--set", help="Override one field, e.g. --set training.epochs=3 (repeatable).")
 
 
 def start_run(config_path: Optional[Path], seed: Optional[int], sets: Optional[list[str]], quiet: bool = False) -> Config:

@@ -1,23 +1,26 @@
-"""`xrdgen experiment -o OUT`: the seed's central comparison, synthetic stream vs real structures.
+"""`xrdgen experiment -o OUT`: the method's central comparison, synthetic stream vs real structures.
 
     xrdgen experiment --config configs/reproduce.yaml -o results/reproduce           # the full run
     xrdgen experiment --config configs/reproduce.yaml --quick -o /tmp/quick          # about a minute
     xrdgen experiment --config configs/reproduce.yaml --seeds 0,1 -o results/two-seeds
 
-Precedence: config file, then the `--quick` overrides (xrdgen.experiment.QUICK), then `--seeds`
-and `--set`. Repeating a command reuses the runs it finished (see xrdgen/experiment.py).
+Precedence: config file, then the `--quick` overrides (xrdgen.experiment.run.QUICK), then `--seeds`
+and `--set`. Repeating a command reuses the runs it finished (see xrdgen/experiment/).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, parse_overrides
+from xrdgen.cli.common import ConfigOption, SeedOption, SetOption
+from xrdgen.config import load_config, parse_overrides
 from xrdgen.errors import UserError
+from xrdgen.experiment.run import QUICK, run
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -41,9 +44,6 @@ def experiment(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Train parkCNN on the synthetic stream (A) and on the statistics-part structures (B); compare on unseen structure types."""
-    from xrdgen.config import load_config
-    from xrdgen.experiment import QUICK
-
     overrides = dict(QUICK) if quick else {}
     if seeds is not None:
         overrides["experiment.seeds"] = parse_seeds(seeds)
@@ -52,17 +52,12 @@ def experiment(
     overrides.update(parse_overrides(sets))
     config = load_config(config_path, overrides)
     typer.echo(config.describe())
-
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from xrdgen.experiment import run
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the Trainer imports TensorFlow: no start-up chatter
 
     command = ["xrdgen", "experiment"] + (["--config", str(config_path)] if config_path else []) + (["--quick"] if quick else [])
     command += (["--seeds", seeds] if seeds else []) + (["--seed", str(seed)] if seed is not None else [])
     command += [arg for pair in (sets or []) for arg in ("--set", pair)] + ["-o", str(out)]
-    command = shlex.join(command)
-    results = run(config, out, command=command, log=typer.echo)
+    results = run(config, out, command=shlex.join(command), log=typer.echo)
     typer.echo(f"wrote {out / 'results.md'}, {out / 'results.json'}, " + ", ".join(results["figures"].values()))
 
 

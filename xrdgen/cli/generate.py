@@ -8,20 +8,24 @@ Writes into OUT_DIR:
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
 from xrdgen.errors import UserError
+from xrdgen.generation.generator import Generator
+from xrdgen.jsonio import write_json
+from xrdgen.plotting import pyplot
+from xrdgen.statistics.model import Statistics
 
 
 def write_outputs(crystals, generator, statistics, out_dir: Path, config, stats_path: Path) -> dict:
     """CIFs, summary.json and spacegroups.png for `crystals`; returns the summary."""
-    import json
-    from collections import Counter
-
+    # Lazy: pymatgen takes a while to import, and every `xrdgen` command imports this module.
     from pymatgen.core import Lattice, Structure
     from pymatgen.io.cif import CifWriter
 
@@ -40,17 +44,13 @@ def write_outputs(crystals, generator, statistics, out_dir: Path, config, stats_
         "attempt_outcomes": dict(generator.outcomes),
         "config": config.model_dump(mode="json"),
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    write_json(out_dir / "summary.json", summary)
     _plot_spacegroups(counts, statistics, len(crystals), out_dir / "spacegroups.png")
     return summary
 
 
 def _plot_spacegroups(counts, statistics, n: int, path: Path) -> None:
-    from xrdgen.plotting import pyplot
-
     plt = pyplot()
-    import numpy as np
-
     sgs = statistics.spacegroups
     x = np.arange(len(sgs))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.12 * len(sgs)), 3.5))
@@ -75,11 +75,8 @@ def generate(
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,
 ) -> None:
-    """Generate spglib-checked synthetic crystals from the statistics (seed S1) and write them as CIFs."""
+    """Generate spglib-checked synthetic crystals from the statistics and write them as CIFs."""
     config = start_run(config_path, seed, sets)
-    from xrdgen.generation import Generator
-    from xrdgen.statistics import Statistics
-
     statistics = Statistics.load(stats_path)
     if spacegroup is not None and spacegroup not in statistics.per_spacegroup:
         raise UserError(f"{stats_path}: space group {spacegroup} is not among its {len(statistics.spacegroups)} classes")

@@ -6,15 +6,27 @@ status is then 1 (0 when every file was read, 2 for a bad model directory or opt
 
 from __future__ import annotations
 
-import json
+import copy
 import os
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, parse_overrides
+from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
+from xrdgen.config import Config, parse_overrides
 from xrdgen.errors import UserError
+from xrdgen.evaluation.metrics import evaluate as score
+from xrdgen.evaluation.metrics import top_k as rank_top_k
+from xrdgen.evaluation.plots import plot_model_input
+from xrdgen.evaluation.report import write_report
+from xrdgen.jsonio import write_json
+from xrdgen.measured.pattern import check_wavelength
+from xrdgen.measured.readers import read_pattern
+from xrdgen.statistics.model import Statistics
+from xrdgen.training.datasets import load_measured_set, simulate_sets
+from xrdgen.training.rundir import META_FILE, TrainedModel, load_model_run
 
 ModelArgument = typer.Argument(..., help="Model run directory (model.keras + meta.json), as `xrdgen train` writes it.")
 WavelengthOption = typer.Option(
@@ -38,13 +50,10 @@ def predict(
 ) -> None:
     """Most probable space groups of measured powder patterns, with probabilities and crystal systems."""
     _quiet_tensorflow()
-    from xrdgen.evaluation import load_model_run, plot_model_input, top_k as rank_top_k
-    from xrdgen.measured import read_pattern
-
     if fill not in ("edge", "zero"):
         raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
-    if wavelength is not None and not 0.05 < wavelength < 5.0:
-        raise UserError(f"--wavelength {wavelength}: expected Å between 0.05 and 5")
+    if wavelength is not None:
+        check_wavelength("--wavelength", wavelength, "given")
     trained = load_model_run(model)
     k = min(top_k, len(trained.spacegroups))
     if plot_dir is not None:
@@ -64,8 +73,6 @@ def predict(
         inputs.append(model_input)
 
     if inputs:
-        import numpy as np
-
         probabilities = trained.probabilities(np.stack([m.x for m in inputs]))
         for pattern, model_input, ranked in zip(patterns, inputs, rank_top_k(probabilities, trained.spacegroups, k)):
             entry = {
@@ -84,8 +91,7 @@ def predict(
 
     if json_out is not None:
         payload = {"model": str(model), "model_name": trained.name, "predictions": results, "failed": failures}
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(payload, indent=2))
+        write_json(json_out, payload)
         typer.echo(f"wrote {json_out}")
     if failures:
         typer.echo(f"{len(failures)} of {len(files)} file(s) could not be used (see the lines above)", err=True)
@@ -113,7 +119,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: MODEL/evaluation/<dataset name>)."),
     wavelength: Optional[float] = WavelengthOption,
     randomize: Optional[list[str]] = typer.Option(
-        None, "--randomize", help="Also evaluate re-drawn test crystals (seed S3): coordinates, lattice or both (repeatable)."
+        None, "--randomize", help="Also evaluate re-drawn test crystals (the method's randomized test sets): coordinates, lattice or both (repeatable)."
     ),
     statistics: Optional[Path] = typer.Option(
         None, "--statistics", help="Statistics JSON the model was trained from (needed by --randomize lattice/both)."
@@ -127,8 +133,10 @@ def evaluate(
 ) -> None:
     """Top-k accuracy (k=1..10), per-space-group recall, crystal-system confusion: JSON + PNGs."""
     _quiet_tensorflow()
-    from xrdgen.evaluation import evaluate as score, load_measured_set, load_model_run, simulate_sets, write_report
-
+    if fill not in ("edge", "zero"):
+        raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
+    if wavelength is not None:
+        check_wavelength("--wavelength", wavelength, "given")
     trained = load_model_run(model)
     if not dataset.exists():
         raise UserError(f"{dataset}: no such dataset")
@@ -137,20 +145,16 @@ def evaluate(
     if measured:
         if randomize:
             raise UserError(f"{dataset}: --randomize needs structures to simulate, not measured patterns")
-        labelled = [load_measured_set(dataset, trained, wavelength=wavelength, symprec=run_config.collection.symprec, fill=fill)]
+        labelled = [load_measured_set(dataset, trained.spec, run_config.collection.symprec, wavelength=wavelength, fill=fill)]
     else:
-        stats = None
-        if statistics is not None:
-            from xrdgen.statistics import Statistics
-
-            stats = Statistics.load(statistics)
-        labelled = simulate_sets(dataset, trained, run_config, run_config.seed, stats, randomize or (), max_structures)
+        stats = Statistics.load(statistics) if statistics is not None else None
+        labelled = simulate_sets(dataset, trained.spec, run_config, run_config.seed, stats, randomize or (), max_structures)
 
     evaluations = []
     for item in labelled:
-        if len(item.labels) == 0:
+        if len(item) == 0:
             raise UserError(f"{dataset}: nothing usable in '{item.name}' ({len(item.skipped)} skipped; first: {item.skipped[0]['reason'] if item.skipped else '-'})")
-        ev = score(trained.probabilities(item.x), item.labels, trained.spacegroups, name=item.name)
+        ev = score(trained.probabilities(item.x), item.spacegroups, trained.spacegroups, name=item.name)
         ev.skipped = item.skipped
         evaluations.append(ev)
         for s in item.skipped:
@@ -165,15 +169,12 @@ def evaluate(
     typer.echo(f"\nwrote {out / 'summary.json'} and {', '.join(Path(p).name for p in summary['figures'].values())}")
 
 
-def _config_for(trained, config_path: Optional[Path], seed: Optional[int], sets: Optional[list[str]]):
+def _config_for(trained: TrainedModel, config_path: Optional[Path], seed: Optional[int], sets: Optional[list[str]]) -> Config:
     """The config a simulated test set uses: the model's own (meta.json) unless --config is given."""
-    from xrdgen.cli.common import start_run
-    from xrdgen.config import Config
-
     meta_config = trained.meta.get("config")
     if config_path is not None or not isinstance(meta_config, dict):
         return start_run(config_path, seed, sets)
-    data = json.loads(json.dumps(meta_config))
+    data = copy.deepcopy(meta_config)
     overrides = parse_overrides(sets)
     if seed is not None:
         overrides["seed"] = seed
@@ -185,8 +186,8 @@ def _config_for(trained, config_path: Optional[Path], seed: Optional[int], sets:
         node[leaf] = value
     try:
         run_config = Config(**data)
-    except Exception as exc:
-        raise UserError(f"{trained.run_dir / 'meta.json'}: its config does not validate ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError and friends: one line
+        raise UserError(f"{trained.run_dir / META_FILE}: its config does not validate ({str(exc).splitlines()[0]})") from None
     typer.echo(run_config.describe())
     return run_config
 

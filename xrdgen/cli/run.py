@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 
+from services.main_job import RUN_CONFIG, run_main_job
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
 
 
@@ -24,8 +25,6 @@ def run(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Statistics from the embedded default, a local Ray head, the training job, plots and summary."""
-    from services.main_job import RUN_CONFIG, run_main_job
-
     if config_path is None and RUN_CONFIG.exists():
         config_path = RUN_CONFIG
     config = start_run(config_path, seed, sets)

@@ -50,7 +50,7 @@ def simulate(
 
     import numpy as np
 
-    from xrdgen.augmentation import augment
+    from xrdgen.simulation.imperfections import augment
     from xrdgen.crystal import Crystal
     from xrdgen.simulation import PatternSimulator
 

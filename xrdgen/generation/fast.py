@@ -1,4 +1,4 @@
-"""The fast generator path: seed S1 steps 1-8 on plain arrays, checked by spglib directly.
+"""The fast generator path: the method's steps on plain arrays, checked by spglib directly.
 
 Same draws as `reference.py`, without PyXtal or pymatgen objects per crystal:
 
@@ -13,39 +13,24 @@ Same draws as `reference.py`, without PyXtal or pymatgen objects per crystal:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import spglib
 
 from xrdgen.config import GenerationConfig
 from xrdgen.crystal import Crystal
-from xrdgen.generation import record
-from xrdgen.generation.record import Attempt
+from xrdgen.generation.attempts import (
+    ACCEPTED,
+    MISMATCH,
+    TOO_CLOSE,
+    TOO_LARGE,
+    TOO_MANY_SITES,
+    V_ATOMIC_UNSEEN,
+    Attempt,
+)
+from xrdgen.generation.retry import retry_until_accepted
 from xrdgen.generation.wyckoff import WyckoffTable, wyckoff_table
-from xrdgen.statistics import full_lattice_parameters, unit_volume_cell
-
-# Step 4: give up placing one element after this many draws of an occupied site without freedom
-# (the original's value).
-MAX_COLLISIONS = 50
-
-
-@lru_cache(maxsize=None)
-def atomic_volume(symbol: str) -> tuple[int, float]:
-    """(Z, 4/3·π·((r_cov + r_vdW)/2)^3) with PyXtal's radii, as the statistics define V_atomic."""
-    from pyxtal.database.element import Element
-
-    element = Element(symbol)
-    radius = (element.covalent_radius + element.vdw_radius) / 2.0
-    return int(element.z), 4.0 / 3.0 * np.pi * radius**3
-
-
-def lattice_matrix(a: float, b: float, c: float, alpha: float, beta: float, gamma: float) -> np.ndarray:
-    """Rows a, b, c in Å from lengths and angles (radians): a along x, b in the xy plane."""
-    ca, cb, cg, sg = np.cos(alpha), np.cos(beta), np.cos(gamma), np.sin(gamma)
-    cy = (ca - cb * cg) / sg
-    cz = np.sqrt(max(1.0 - cb * cb - cy * cy, 0.0))
-    return np.array([[a, 0.0, 0.0], [b * cg, b * sg, 0.0], [c * cb, c * cy, c * cz]])
+from xrdgen.geometry import element_volume, full_lattice_parameters, lattice_matrix, unit_volume_cell
 
 
 def spglib_spacegroup(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray, symprec: float, angle_tolerance: float) -> int:
@@ -94,7 +79,7 @@ class _SpaceGroupTables:
     max_n_elements: int  # elements with non-zero probability
 
     @classmethod
-    def build(cls, spacegroup: int, sg_stats) -> "_SpaceGroupTables":
+    def build(cls, spacegroup: int, sg_stats) -> _SpaceGroupTables:
         table = wyckoff_table(spacegroup)
         symbols = [s for s, p in sg_stats.element_probs.items() if p > 0]
         # A name this group does not have (an inconsistent entry of the collection) is left out.
@@ -105,8 +90,8 @@ class _SpaceGroupTables:
             table=table,
             n_elements_cdf=_cdf(sg_stats.n_elements_probs),
             symbols=symbols,
-            numbers=np.array([atomic_volume(s)[0] for s in symbols], dtype=np.int64),
-            volumes=np.array([atomic_volume(s)[1] for s in symbols]),
+            numbers=np.array([element_volume(s)[0] for s in symbols], dtype=np.int64),
+            volumes=np.array([element_volume(s)[1] for s in symbols]),
             element_cdf=_cdf([sg_stats.element_probs[s] for s in symbols]),
             n_sites_cdf=_cdf(sg_stats.n_sites_per_element_probs),
             wyckoff_sites=np.array([i for i, _ in wyckoff], dtype=np.int64),
@@ -116,7 +101,7 @@ class _SpaceGroupTables:
 
 
 class _LatticeSampler:
-    """Step 6 in blocks: the same draws as `Statistics.sample_lattice_parameters`, fewer calls.
+    """The lattice KDE in blocks: the same draws as `Statistics.sample_lattice_parameters`, fewer calls.
 
     scipy's `gaussian_kde.resample` factorises the covariance on every call (about 0.2 ms); drawing
     `BLOCK` parameter sets at once and handing them out one by one removes that from each crystal.
@@ -143,7 +128,7 @@ class _LatticeSampler:
 
 
 class FastPath:
-    """Generates checked crystals of a given space group from the statistics (seed S1 steps 2-8)."""
+    """Checked crystals of a given space group from the statistics, every step after the space-group prior."""
 
     def __init__(self, statistics, config: GenerationConfig):
         self.statistics = statistics
@@ -158,14 +143,14 @@ class FastPath:
         return self._tables[spacegroup]
 
     def generate(self, spacegroup: int, rng: np.random.Generator, attempts: list | None = None) -> Crystal:
-        """A crystal spglib finds in `spacegroup`, by the retry rule of seed S1.
+        """A crystal spglib finds in `spacegroup`, by the retry rule (`retry.py`).
 
-        Step 2 (number of unique elements) is kept while attempts fail; after
+        The number of unique elements is kept while attempts fail; after
         `tries_per_n_elements` failures it is drawn again. Too many sites is redrawn without
         counting as a failure (the original's rule).
         """
         t = self.tables(spacegroup)
-        return record.retry_until_accepted(
+        return retry_until_accepted(
             spacegroup,
             lambda: min(_draw(t.n_elements_cdf, rng) + 1, t.max_n_elements),
             lambda n_elements, attempt: self._attempt(t, n_elements, rng, attempt),
@@ -176,7 +161,8 @@ class FastPath:
     def _attempt(self, t: _SpaceGroupTables, n_elements: int, rng: np.random.Generator, attempt: Attempt):
         cfg = self.config
         table = t.table
-        # Steps 3-4: elements, how many sites each, which sites (no second atom on a fixed site).
+        # Elements and Wyckoff occupation: how many sites each element gets, which sites (no second atom
+        # on a site without freedom).
         chosen: list[int] = []
         site_of_atom: list[int] = []
         element_of_atom: list[int] = []
@@ -189,7 +175,7 @@ class FastPath:
             chosen.append(element)
             repetitions = _draw(t.n_sites_cdf, rng) + 1
             for _ in range(repetitions):
-                for _ in range(MAX_COLLISIONS + 1):
+                for _ in range(cfg.max_collisions + 1):
                     site = int(t.wyckoff_sites[_draw(t.wyckoff_cdf, rng)])
                     attempt.wyckoff_draws.append(table.names[site])
                     if table.dofs[site] == 0 and occupied[site]:
@@ -203,30 +189,30 @@ class FastPath:
         attempt.elements = [t.symbols[e] for e in element_of_atom]
         attempt.wyckoffs = [table.names[s] for s in site_of_atom]
         if len(site_of_atom) > cfg.max_atoms_asymmetric_unit:
-            attempt.outcome = record.TOO_MANY_SITES
+            attempt.outcome = TOO_MANY_SITES
             return None
 
-        # Step 7 (volume) before 5-6, since it can reject: V_atomic, denseness factor, limits.
+        # Volume KDE before lattice and coordinates, since it can reject: V_atomic, denseness factor, limits.
         sites = np.array(site_of_atom, dtype=np.int64)
         elements = np.array(element_of_atom, dtype=np.int64)
         multiplicities = table.multiplicities[sites]
         v_atomic = float(np.dot(multiplicities, t.volumes[elements]))
         if v_atomic > self.v_atomic_max:
-            attempt.outcome = record.V_ATOMIC_UNSEEN
+            attempt.outcome = V_ATOMIC_UNSEEN
             return None
         volume = self.statistics.sample_denseness(v_atomic, rng) * v_atomic
         n_atoms = int(multiplicities.sum())
         volume = max(volume, n_atoms * cfg.min_density_volume_per_atom)
         if volume > cfg.max_volume:
-            attempt.outcome = record.TOO_LARGE
+            attempt.outcome = TOO_LARGE
             return None
 
-        # Step 6: unit-volume lattice parameters from the KDE, scaled to the volume.
+        # Lattice KDE: unit-volume lattice parameters, scaled to the volume.
         a, b, c, alpha, beta, gamma = self._lattices.draw(table.crystal_system, rng)
         scale = np.cbrt(volume)
         lattice = lattice_matrix(a * scale, b * scale, c * scale, alpha, beta, gamma)
 
-        # Steps 5 and 8: uniform free coordinates, then every orbit in one batched product.
+        # Coordinates and orbits: uniform free coordinates, then every orbit in one batched product.
         uniform = rng.random((len(sites), 3))
         representatives = np.einsum(
             "nij,nj->ni", np.stack([table.rotations[s][0] for s in sites]), uniform
@@ -242,10 +228,10 @@ class FastPath:
         found = spglib_spacegroup(lattice, frac, numbers, cfg.symprec, cfg.angle_tolerance)
         attempt.found_spacegroup = found
         if found != table.number:
-            attempt.outcome = record.MISMATCH
+            attempt.outcome = MISMATCH
             return None
         if cfg.distance_check and min_distance(lattice, frac) < cfg.min_distance:
-            attempt.outcome = record.TOO_CLOSE
+            attempt.outcome = TOO_CLOSE
             return None
-        attempt.outcome = record.ACCEPTED
+        attempt.outcome = ACCEPTED
         return Crystal(lattice, frac, numbers, np.ones(len(numbers)), spacegroup=table.number)

@@ -1,4 +1,4 @@
-"""The reference generator path: seed S1's eight steps written plainly on PyXtal objects.
+"""The reference generator path: the method's steps written plainly on PyXtal objects.
 
 This is the executable specification the fast path (`fast.py`) is tested against: it uses PyXtal's
 `Group`, `Lattice`, `Wyckoff_position.project`, `atom_site` and `to_pymatgen`, and checks the space
@@ -13,21 +13,29 @@ here (the lattice is built with `Lattice.from_para` from KDE parameters, the poi
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 from xrdgen.config import GenerationConfig
 from xrdgen.crystal import Crystal
-from xrdgen.generation import record
-from xrdgen.generation.record import Attempt
+from xrdgen.generation.attempts import (
+    ACCEPTED,
+    BUILD_ERROR,
+    MISMATCH,
+    TOO_CLOSE,
+    TOO_LARGE,
+    TOO_MANY_SITES,
+    V_ATOMIC_UNSEEN,
+    Attempt,
+)
+from xrdgen.generation.retry import retry_until_accepted
+from xrdgen.geometry import element_volume
 
-MAX_COLLISIONS = 50  # step 4: draws of an occupied site without freedom before moving on
 
-
-@lru_cache(maxsize=None)
+@cache
 def _group(spacegroup: int):
-    from pyxtal.symmetry import Group
+    from pyxtal.symmetry import Group  # lazy: pyxtal (with pymatgen) takes seconds to import
 
     return Group(int(spacegroup))
 
@@ -39,18 +47,18 @@ def _choice(rng: np.random.Generator, values: list, probs: list[float]):
 
 
 class ReferencePath:
-    """Generates checked crystals of a given space group, plainly (seed S1 steps 2-8)."""
+    """Checked crystals of a given space group, plainly: every step after the space-group prior."""
 
     def __init__(self, statistics, config: GenerationConfig):
         self.statistics = statistics
         self.config = config
 
     def generate(self, spacegroup: int, rng: np.random.Generator, attempts: list | None = None) -> Crystal:
-        """Attempts until spglib agrees; step 2 is redrawn after `tries_per_n_elements` failures."""
+        """Attempts until spglib agrees; the number of elements is redrawn after `tries_per_n_elements` failures."""
         stats = self.statistics.per_spacegroup[spacegroup]
         n_available = sum(1 for p in stats.element_probs.values() if p > 0)
-        # Step 2: the number of unique elements (no more than the statistics offer).
-        return record.retry_until_accepted(
+        # The number of unique elements (no more than the statistics offer).
+        return retry_until_accepted(
             spacegroup,
             lambda: min(_choice(rng, list(range(1, len(stats.n_elements_probs) + 1)), stats.n_elements_probs), n_available),
             lambda n_elements, attempt: self._attempt(spacegroup, n_elements, rng, attempt),
@@ -59,10 +67,10 @@ class ReferencePath:
         )
 
     def _attempt(self, spacegroup: int, n_elements: int, rng: np.random.Generator, attempt: Attempt):
+        # Lazy: pyxtal and pymatgen take seconds to import, and only this (slow, test-only) path needs them.
         from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
         from pyxtal import pyxtal
         from pyxtal.crystal import atom_site
-        from pyxtal.database.element import Element
         from pyxtal.lattice import Lattice
 
         cfg = self.config
@@ -75,7 +83,7 @@ class ReferencePath:
         wyckoffs = [w for w, p in stats.wyckoff_probs.items() if p > 0 and w in names]  # unknown names left out
         wyckoff_probs = [stats.wyckoff_probs[w] for w in wyckoffs]
 
-        # Steps 3 and 4: distinct elements; for each, how many sites, and which Wyckoff sites.
+        # Elements and Wyckoff occupation: distinct elements; for each, how many sites, and which sites.
         placed: list[tuple[str, int]] = []  # (element, index of the Wyckoff position in the group)
         chosen_elements: list[str] = []
         for _ in range(n_elements):
@@ -92,46 +100,45 @@ class ReferencePath:
                     index = names.index(name)
                     if dofs[index] == 0 and any(i == index for _, i in placed):
                         collisions += 1
-                        if collisions > MAX_COLLISIONS:
+                        if collisions > cfg.max_collisions:
                             break
                         continue
                     placed.append((element, index))
                     break
-                if collisions > MAX_COLLISIONS:
+                if collisions > cfg.max_collisions:
                     break  # give up on this element, go on with the next one
         attempt.elements = [e for e, _ in placed]
         attempt.wyckoffs = [names[i] for _, i in placed]
         if len(placed) > cfg.max_atoms_asymmetric_unit:
-            attempt.outcome = record.TOO_MANY_SITES
+            attempt.outcome = TOO_MANY_SITES
             return None
 
-        # Step 7: V_atomic of the conventional cell, the denseness factor, the limits.
+        # Volume KDE: V_atomic of the conventional cell, the denseness factor, the limits.
         v_atomic = 0.0
         n_atoms = 0
         for element, index in placed:
-            radius = (Element(element).covalent_radius + Element(element).vdw_radius) / 2
-            v_atomic += group[index].multiplicity * 4 / 3 * np.pi * radius**3
+            v_atomic += group[index].multiplicity * element_volume(element)[1]
             n_atoms += group[index].multiplicity
         if v_atomic > np.max(self.statistics.volume_samples[:, 0]):
-            attempt.outcome = record.V_ATOMIC_UNSEEN
+            attempt.outcome = V_ATOMIC_UNSEEN
             return None
         volume = v_atomic * self.statistics.sample_denseness(v_atomic, rng)
         if volume / n_atoms < cfg.min_density_volume_per_atom:
             volume = n_atoms * cfg.min_density_volume_per_atom
         if volume > cfg.max_volume:
-            attempt.outcome = record.TOO_LARGE
+            attempt.outcome = TOO_LARGE
             return None
 
-        # Step 6: unit-volume lattice parameters from the KDE, lengths scaled by V^(1/3).
+        # Lattice KDE: unit-volume lattice parameters, lengths scaled by V^(1/3).
         a, b, c, alpha, beta, gamma = self.statistics.sample_lattice_parameters(group.lattice_type, rng)
         s = np.cbrt(volume)
         try:
             lattice = Lattice.from_para(a * s, b * s, c * s, alpha, beta, gamma, ltype=group.lattice_type, radians=True)
         except Exception:  # noqa: BLE001 - PyXtal rejects some cells; the original counted it a failure
-            attempt.outcome = record.BUILD_ERROR
+            attempt.outcome = BUILD_ERROR
             return None
 
-        # Steps 5 and 8: a uniform point projected onto each Wyckoff site, expanded by PyXtal.
+        # Coordinates and orbits: a uniform point projected onto each Wyckoff site, expanded by PyXtal.
         xtal = pyxtal(molecular=False)
         xtal.lattice = lattice
         for element, index in placed:
@@ -145,12 +152,12 @@ class ReferencePath:
         found = SpacegroupAnalyzer(structure, symprec=cfg.symprec, angle_tolerance=cfg.angle_tolerance).get_space_group_number()
         attempt.found_spacegroup = int(found)
         if found != spacegroup:
-            attempt.outcome = record.MISMATCH
+            attempt.outcome = MISMATCH
             return None
         if cfg.distance_check and _min_distance(structure) < cfg.min_distance:
-            attempt.outcome = record.TOO_CLOSE
+            attempt.outcome = TOO_CLOSE
             return None
-        attempt.outcome = record.ACCEPTED
+        attempt.outcome = ACCEPTED
         return Crystal.from_structure(structure, spacegroup=spacegroup)
 
 

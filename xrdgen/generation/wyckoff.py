@@ -17,7 +17,7 @@ free parameters taken from (u, v, w); applying it to a uniform point gives unifo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -48,12 +48,12 @@ class WyckoffTable:
         return self.rotations[site][0] @ point + self.translations[site][0]
 
 
-@lru_cache(maxsize=None)
+@cache
 def wyckoff_table(spacegroup: int) -> WyckoffTable:
     """The Wyckoff table of `spacegroup` (1..230), read from PyXtal on first call and cached."""
     if not 1 <= int(spacegroup) <= 230:
         raise ValueError(f"space group {spacegroup} is not in 1..230")
-    from pyxtal.symmetry import Group
+    from pyxtal.symmetry import Group  # lazy: pyxtal (with pymatgen) takes seconds to import
 
     group = Group(int(spacegroup))
     names = tuple(f"{wp.multiplicity}{wp.letter}" for wp in group)

@@ -1,11 +1,9 @@
 """Powder X-ray diffraction patterns, compiled with Numba and proven against pymatgen's XRDCalculator.
 
-- `peaks(crystal, wavelength, two_theta_min, two_theta_max)`: merged peak list (2θ in degrees, max 1).
-- `PatternSimulator(simulation_config, grid_config)`: `.simulate(crystal, rng)` → float32 pattern on
-  the grid, `.simulate_batch(crystals, rng)` → float32 (n, n_points).
+- `peaks.py`: merged peak list of a crystal (2θ, intensity), optionally textured and thermally damped;
+- `profiles.py`: peak widths (Scherrer, Caglioti, microstrain, asymmetry) and the Kα2 twins;
+- `render.py`: every peak's profile summed onto the 2θ grid;
+- `simulator.py`: `PatternSimulator(simulation, grid)`, crystal in, pattern on the grid out;
+- `imperfections.py`: what a measured pattern has on top (texture, shifts, strain, broadening,
+  background, noise, impurity), each switchable under `augmentation:`.
 """
-
-from xrdgen.simulation.peaks import peaks
-from xrdgen.simulation.simulator import PatternSimulator
-
-__all__ = ["peaks", "PatternSimulator"]

@@ -1,13 +1,25 @@
-"""Peak profiles on the 2θ grid: Gaussian with Scherrer width, pseudo-Voigt with Caglioti width, Kα2.
+"""Where each peak sits and how wide it is: Scherrer, Caglioti, microstrain, asymmetry, shifts, Kα2.
 
-Every profile has unit area in degrees 2θ, so a peak of intensity I contributes I to the integral of
-the pattern (before the pattern is scaled to a maximum of 1), and each peak is only evaluated within a
-window of a few widths around its centre.
+All widths are FWHM in degrees 2θ; `render.py` turns them into unit-area profiles on the grid.
 
-- Scherrer (seed S4.1, as the original): FWHM in 2θ radians β = K λ / (L cos θ), with K = 0.9, λ and L
-  (crystallite size) in the same unit; the Gaussian σ = FWHM / (2 √(2 ln 2)).
-- Caglioti (seed S4.2): Γ² = U tan² θ + V tan θ + W in degrees², Γ the FWHM of both parts of the
-  pseudo-Voigt η·G + (1 - η)·L.
+- Scherrer (the method's Gaussian profile, as the original): β = K λ / (L cos θ) in radians of 2θ,
+  K = 0.9, λ and the crystallite size L in the same unit.
+- Caglioti (the method's pseudo-Voigt): Γ_θ² = U tan² θ + V tan θ + W (degrees²). Γ_θ is a width in
+  θ, not in 2θ: the original (ML4pXRDs, `train_dataset/generate_background_noise_utils.py`,
+  `peak_function_pseudo_voigt`) evaluates the profile at θ = x/2 with Gaussian σ = Γ/(2√(2 ln 2)) and
+  Lorentzian γ = Γ/2 "with respect to the width in theta". On the 2θ axis the FWHM is therefore
+  2 Γ_θ, which is what `caglioti_fwhm_deg` returns; the pseudo-Voigt η·G + (1-η)·L has that FWHM in
+  both parts.
+- Microstrain (Stokes & Wilson 1944; Williamson & Hall, Acta Metall. 1, 22 (1953)): β = 4 ε tan θ
+  in radians of 2θ for an upper-limit strain ε.
+- Independent broadenings combine in quadrature, Γ² = Σ Γ_i² (exact for Gaussians; for the single-Γ
+  pseudo-Voigt a documented approximation of the Voigt convolution).
+- Axial-divergence asymmetry: split widths Γ_lo = Γ (1 + k) below the centre and Γ_hi = Γ (1 - k)
+  above it, k = A cot 2θ clipped to ±0.5 (the cot 2θ dependence of axial divergence, Finger, Cox &
+  Jephcoat, J. Appl. Cryst. 27, 892 (1994); the split profile of Toraya, J. Appl. Cryst. 23, 485
+  (1990)). The mean width stays Γ; peaks below 90° tail towards low angles, above 90° the reverse.
+- Zero shift z and sample displacement s: Δ2θ = z - 2 s cos θ / R (radians; goniometer radius R;
+  Klug & Alexander, X-ray Diffraction Procedures, 2nd ed. 1974, ch. 5).
 - Kα2 (optional): each Kα1 peak gets a twin at sin θ₂ = (λ₂/λ₁) sin θ₁ with a fixed intensity ratio.
 """
 
@@ -18,10 +30,9 @@ import math
 import numpy as np
 from numba import njit
 
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548...
-GAUSSIAN_WINDOW_SIGMAS = 6.0  # area outside ±6σ is 2e-9
-LORENTZ_WINDOW_FWHMS = 50.0  # area outside ±50Γ is 1.3 % (the pseudo-Voigt tails are long)
-EXACT_CORE_STEPS = 10  # pseudo-Voigt: bin-averaged within max(3Γ, 10 steps), point values beyond
+GAUSSIAN, PSEUDO_VOIGT = 0, 1  # profile kinds of `line_profiles`
+MAX_ASYMMETRY = 0.5  # |k| of the split widths
+MIN_FWHM_DEG = 1e-6  # keeps a zero Caglioti width finite
 
 
 def scherrer_fwhm_deg(two_theta_deg, wavelength_angstrom: float, size_nm: float, k: float = 0.9):
@@ -31,9 +42,20 @@ def scherrer_fwhm_deg(two_theta_deg, wavelength_angstrom: float, size_nm: float,
 
 
 def caglioti_fwhm_deg(two_theta_deg, u: float, v: float, w: float):
-    """Caglioti FWHM in degrees: Γ = sqrt(U tan² θ + V tan θ + W), floored at 1e-6° to stay finite."""
+    """FWHM in degrees 2θ of the Caglioti width: 2 sqrt(U tan² θ + V tan θ + W), the root a width in θ."""
     tan_theta = np.tan(np.radians(np.asarray(two_theta_deg, dtype=np.float64) / 2.0))
-    return np.sqrt(np.maximum(u * tan_theta**2 + v * tan_theta + w, 1e-12))
+    return np.maximum(2.0 * np.sqrt(np.maximum(u * tan_theta**2 + v * tan_theta + w, 0.0)), MIN_FWHM_DEG)
+
+
+def microstrain_fwhm_deg(two_theta_deg, strain: float):
+    """Microstrain FWHM in degrees 2θ: 4 ε tan θ."""
+    return np.degrees(4.0 * strain * np.tan(np.radians(np.asarray(two_theta_deg, dtype=np.float64) / 2.0)))
+
+
+def peak_shift_deg(two_theta_deg, zero_shift_deg: float, displacement_over_radius: float):
+    """Δ2θ in degrees of a zero error z and a sample displacement s/R: z - 2 (s/R) cos θ (radians)."""
+    theta = np.radians(np.asarray(two_theta_deg, dtype=np.float64) / 2.0)
+    return zero_shift_deg - np.degrees(2.0 * displacement_over_radius * np.cos(theta))
 
 
 def kalpha2_doublet(two_theta_deg, intensity, wavelength_1: float, wavelength_2: float, ratio: float):
@@ -49,58 +71,47 @@ def kalpha2_doublet(two_theta_deg, intensity, wavelength_1: float, wavelength_2:
 
 
 @njit(cache=True)
-def add_gaussians(out, grid_min, step, centres, areas, fwhms):
-    """out[i] += Σ_p area_p · N(x_i; centre_p, σ_p), point values, each within ±6σ.
+def line_profiles(two_theta, intensity, wavelength_1, wavelength_2, ratio, kind, size_nm, scherrer_k, u, v, w,
+                  strain, asymmetry, zero_shift_deg, displacement_over_radius):
+    """Every line's (centre, area, FWHM below, FWHM above) in degrees 2θ, Kα2 twins appended.
 
-    exp is evaluated twice per peak: along the grid e_{i+1} = e_i · r_i and r_{i+1} = r_i · c with
-    r_i = exp(-(2 d_i Δ + Δ²) / 2σ²) and c = exp(-Δ²/σ²), which is exact algebra (d_i = x_i - centre).
+    `kind` GAUSSIAN: Scherrer width of `size_nm`; PSEUDO_VOIGT: Caglioti width, with the Scherrer width
+    of `size_nm` added in quadrature when it is > 0. `strain` (ε), `asymmetry` (A), the zero shift and
+    the displacement s/R are 0 when off; `wavelength_2` <= 0 means no Kα2.
     """
-    n = out.shape[0]
-    for p in range(centres.shape[0]):
-        sigma = fwhms[p] / FWHM_PER_SIGMA
-        half = GAUSSIAN_WINDOW_SIGMAS * sigma
-        i0 = max(0, int(math.ceil((centres[p] - half - grid_min) / step)))
-        i1 = min(n - 1, int(math.floor((centres[p] + half - grid_min) / step)))
-        if i1 < i0:
-            continue
-        inv2s2 = 1.0 / (2.0 * sigma * sigma)
-        d = grid_min + i0 * step - centres[p]
-        value = areas[p] / (sigma * math.sqrt(2.0 * math.pi)) * math.exp(-d * d * inv2s2)
-        ratio = math.exp(-(2.0 * d * step + step * step) * inv2s2)
-        c = math.exp(-2.0 * step * step * inv2s2)
-        for i in range(i0, i1 + 1):
-            out[i] += value
-            value *= ratio
-            ratio *= c
-
-
-@njit(cache=True)
-def add_pseudo_voigts(out, grid_min, step, centres, areas, fwhms, eta):
-    """out[i] += Σ_p area_p · (η G + (1-η) L)(x_i), G and L of FWHM Γ_p, unit area each.
-
-    Caglioti widths can be narrower than the grid step, so near the centre each value is the average
-    of the profile over its grid bin (differences of the CDFs: erf and arctan), which keeps the area
-    exact however narrow the peak; farther out the Lorentzian tail is smooth and point values suffice.
-    """
-    n = out.shape[0]
-    for p in range(centres.shape[0]):
-        gamma = fwhms[p]
-        hwhm = 0.5 * gamma
-        sigma = gamma / FWHM_PER_SIGMA
-        core = max(3.0 * gamma, EXACT_CORE_STEPS * step)
-        half = max(LORENTZ_WINDOW_FWHMS * gamma, core)
-        i0 = max(0, int(math.ceil((centres[p] - half - grid_min) / step)))
-        i1 = min(n - 1, int(math.floor((centres[p] + half - grid_min) / step)))
-        if i1 < i0:
-            continue
-        g_norm = 1.0 / (sigma * math.sqrt(2.0))
-        for i in range(i0, i1 + 1):
-            d = grid_min + i * step - centres[p]
-            if abs(d) <= core:
-                lo, hi = d - 0.5 * step, d + 0.5 * step
-                gauss = 0.5 * (math.erf(hi * g_norm) - math.erf(lo * g_norm)) / step
-                lorentz = (math.atan(hi / hwhm) - math.atan(lo / hwhm)) / (math.pi * step)
-            else:
-                gauss = 0.0
-                lorentz = hwhm / (math.pi * (d * d + hwhm * hwhm))
-            out[i] += areas[p] * (eta * gauss + (1.0 - eta) * lorentz)
+    n1 = two_theta.shape[0]
+    n = 2 * n1 if wavelength_2 > 0.0 else n1
+    centres, areas = np.empty(n), np.empty(n)
+    fwhm_lo, fwhm_hi = np.empty(n), np.empty(n)
+    count = 0
+    for line in range(2 if wavelength_2 > 0.0 else 1):
+        wavelength = wavelength_1 if line == 0 else wavelength_2
+        for p in range(n1):
+            sin_theta = math.sin(math.radians(two_theta[p] / 2.0))
+            if line == 1:
+                sin_theta *= wavelength_2 / wavelength_1
+                if sin_theta >= 1.0:
+                    continue
+            theta = math.asin(sin_theta)
+            cos_theta, tan_theta = math.cos(theta), math.tan(theta)
+            width2 = 0.0
+            if kind == GAUSSIAN or size_nm > 0.0:
+                scherrer = math.degrees(scherrer_k * wavelength / (size_nm * 10.0 * cos_theta))
+                width2 += scherrer * scherrer
+            if kind == PSEUDO_VOIGT:
+                width2 += 4.0 * max(u * tan_theta * tan_theta + v * tan_theta + w, 0.0)
+            if strain > 0.0:
+                micro = math.degrees(4.0 * strain * tan_theta)
+                width2 += micro * micro
+            width = max(math.sqrt(width2), MIN_FWHM_DEG)
+            k = 0.0
+            if asymmetry > 0.0:
+                cot = math.cos(2.0 * theta) / max(math.sin(2.0 * theta), 1e-12)
+                k = min(max(asymmetry * cot, -MAX_ASYMMETRY), MAX_ASYMMETRY)
+            centre = two_theta[p] if line == 0 else math.degrees(2.0 * theta)
+            centres[count] = centre + zero_shift_deg - math.degrees(2.0 * displacement_over_radius * cos_theta)
+            areas[count] = intensity[p] * (ratio if line == 1 else 1.0)
+            fwhm_lo[count] = width * (1.0 + k)
+            fwhm_hi[count] = width * (1.0 - k)
+            count += 1
+    return centres[:count], areas[:count], fwhm_lo[:count], fwhm_hi[:count]

@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pymatgen.analysis.diffraction as diffraction
+from pymatgen.core.periodic_table import Element
 
 # Prefactor of the s² term in the fit above (pymatgen's constant).
 FORM_FACTOR_PREFACTOR = 41.78214
@@ -24,9 +26,6 @@ MAX_Z = 118
 
 def _load_table() -> tuple[np.ndarray, np.ndarray]:
     """(MAX_Z + 1, 4, 2) coefficients (a_i, b_i) per Z and a (MAX_Z + 1,) mask of known elements."""
-    import pymatgen.analysis.diffraction as diffraction
-    from pymatgen.core.periodic_table import Element
-
     path = Path(diffraction.__file__).parent / "atomic_scattering_params.json"
     params = json.loads(path.read_text())
     coeffs = np.zeros((MAX_Z + 1, 4, 2), dtype=np.float64)
@@ -43,8 +42,6 @@ COEFFICIENTS, KNOWN = _load_table()
 
 def missing_elements(numbers: np.ndarray) -> list[str]:
     """Symbols of the atomic numbers without a form factor (empty when all are known)."""
-    from pymatgen.core.periodic_table import Element
-
     numbers = np.asarray(numbers)
     bad = (numbers < 1) | (numbers > MAX_Z)
     bad[~bad] = ~KNOWN[numbers[~bad]]

@@ -1,51 +1,61 @@
-"""`PatternSimulator`: crystal in, pure powder pattern on the configured 2θ grid out (float32, max 1).
+"""`PatternSimulator`: crystal in, powder pattern on the configured 2θ grid out (float32, max 1).
 
-Per pattern (seed S4): merged peaks (`peaks.py`) → optional Kα2 twins → one profile width per peak
-drawn for this pattern (Gaussian/Scherrer with a crystallite size L ~ U[20, 100] nm by default, or a
-pseudo-Voigt with Caglioti U, W ~ U[0, 0.01], V = 0 and one η ~ U[0, 1]) → profiles summed on the
-grid → scaled to a maximum of 1. Peaks slightly outside the grid are kept so that their tails enter it.
+Per pattern: (strained lattice) → merged peaks (`peaks.py`, optionally textured and Debye–Waller
+damped) → Kα1 and optional Kα2 lines with one profile width each, drawn for this pattern
+(`profiles.py`: Gaussian/Scherrer with a crystallite size L ~ U[20, 100] nm by default, or a
+pseudo-Voigt with Caglioti U, W ~ U[0, 0.01], V = 0 and one η ~ U[0, 1]; plus microstrain,
+asymmetry and shifts when drawn) → profiles summed on the grid (`render.py`) → scaled to a maximum
+of 1. Peaks slightly outside the grid are kept so that their tails enter it. The sample and
+instrument effects come from `imperfections.draw_sample_effects`; without them the pattern is pure.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional, Sequence
 
 import numpy as np
 
 from xrdgen.config import GridConfig, SimulationConfig
-from xrdgen.simulation.peaks import COEFFICIENTS, _as_crystal, check_crystal, compiled_peaks
-from xrdgen.simulation.profiles import (
-    add_gaussians,
-    add_pseudo_voigts,
-    caglioti_fwhm_deg,
-    kalpha2_doublet,
-    scherrer_fwhm_deg,
-)
+from xrdgen.simulation.imperfections import NO_EFFECTS, SampleEffects, strained_lattice
+from xrdgen.simulation.peaks import COEFFICIENTS, NO_TEXTURE, as_crystal, check_crystal, compiled_peaks
+from xrdgen.simulation.profiles import GAUSSIAN, PSEUDO_VOIGT, line_profiles
+from xrdgen.simulation.render import render_profiles
 
 # Degrees simulated beyond each end of the grid, so that peaks just outside still add their tails.
 MARGIN_DEG = {"gaussian": 2.0, "pseudo_voigt": 5.0}
 
 
 class PatternSimulator:
-    """Simulates pure patterns with the physics of `SimulationConfig` on the grid of `GridConfig`."""
+    """Simulates patterns with the physics of `SimulationConfig` on the grid of `GridConfig`."""
 
-    def __init__(self, simulation: Optional[SimulationConfig] = None, grid: Optional[GridConfig] = None):
-        self.config = simulation or SimulationConfig()
-        self.grid = grid or GridConfig()
-        self.two_theta = self.grid.two_theta()
-        self.n_points = self.grid.n_points
-        self._step = (self.grid.two_theta_max - self.grid.two_theta_min) / (self.n_points - 1)
-        self.wavelength = self.config.wavelength_kalpha1
-        self._dw_b = self.config.debye_waller_b if self.config.debye_waller else 0.0
+    def __init__(self, simulation: SimulationConfig, grid: GridConfig):
+        self.config = simulation
+        self.grid = grid
+        self.two_theta = grid.two_theta()
+        self.n_points = grid.n_points
+        self._step = (grid.two_theta_max - grid.two_theta_min) / (self.n_points - 1)
+        self.wavelength = simulation.wavelength_kalpha1
+        self._kalpha2 = simulation.wavelength_kalpha2 if simulation.kalpha2 else None
+        self._dw_b = simulation.debye_waller_b if simulation.debye_waller else 0.0
 
-    def peaks(self, crystal, margin_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """Merged Kα1 peaks inside the grid's range widened by `margin_deg` (2θ in degrees, max 1)."""
-        crystal = _as_crystal(crystal)
+    def peaks(self, crystal, margin_deg: float = 0.0, effects: SampleEffects = NO_EFFECTS) -> tuple[np.ndarray, np.ndarray]:
+        """Merged Kα1 peaks inside the grid's range widened by `margin_deg` (2θ in degrees, max 1).
+
+        `effects` strains the lattice, textures and damps the intensities; shifts and widths are the
+        profile's (`render`).
+        """
+        crystal = as_crystal(crystal)
         check_crystal(crystal)
+        lattice = crystal.lattice
+        if effects.lattice_strain is not None:
+            lattice = strained_lattice(lattice, effects.lattice_strain)
+        hkl = NO_TEXTURE if effects.preferred_hkl is None else np.asarray(effects.preferred_hkl, dtype=np.float64)
         lo = max(0.0, self.grid.two_theta_min - margin_deg)
         hi = min(180.0, self.grid.two_theta_max + margin_deg)
-        return compiled_peaks(crystal.lattice, crystal.frac_coords, crystal.numbers, crystal.occupancies,
-                              COEFFICIENTS, self._dw_b, self.wavelength, lo, hi)
+        return compiled_peaks(lattice, crystal.frac_coords, crystal.numbers, crystal.occupancies, COEFFICIENTS,
+                              self._dw_b + effects.debye_waller_b, self.wavelength, lo, hi, hkl,
+                              float(effects.march_dollase_r))
 
     def draw_profile(self, rng: Optional[np.random.Generator], crystallite_size_nm: Optional[float] = None) -> dict:
         """The profile parameters of one pattern: {'crystallite_size_nm'} or {'u', 'v', 'w', 'eta'}."""
@@ -57,27 +67,36 @@ class PatternSimulator:
         rng = _require(rng)
         return {"u": rng.uniform(*cfg.caglioti_u), "v": 0.0, "w": rng.uniform(*cfg.caglioti_w), "eta": rng.uniform(*cfg.eta)}
 
-    def render(self, two_theta: np.ndarray, intensity: np.ndarray, profile: dict) -> np.ndarray:
+    def render(self, two_theta: np.ndarray, intensity: np.ndarray, profile: dict,
+               effects: SampleEffects = NO_EFFECTS) -> np.ndarray:
         """Peaks (Kα1, degrees) onto the grid with the given profile parameters; float64, unnormalised."""
         cfg = self.config
-        tt, inten = np.asarray(two_theta, dtype=np.float64), np.asarray(intensity, dtype=np.float64)
-        if cfg.kalpha2:
-            tt, inten = kalpha2_doublet(tt, inten, self.wavelength, cfg.wavelength_kalpha2, cfg.kalpha2_ratio)
+        gaussian = cfg.profile == "gaussian"
+        size = effects.crystallite_size_nm if effects.crystallite_size_nm is not None else profile.get("crystallite_size_nm", 0.0)
+        centres, areas, lo, hi = line_profiles(
+            np.asarray(two_theta, dtype=np.float64), np.asarray(intensity, dtype=np.float64), self.wavelength,
+            self._kalpha2 or 0.0, cfg.kalpha2_ratio, GAUSSIAN if gaussian else PSEUDO_VOIGT, float(size),
+            cfg.scherrer_k, float(profile.get("u", 0.0)), float(profile.get("v", 0.0)), float(profile.get("w", 0.0)),
+            effects.microstrain, effects.asymmetry, effects.zero_shift_deg, effects.displacement_over_radius,
+        )
         out = np.zeros(self.n_points)
-        if cfg.profile == "gaussian":
-            fwhm = scherrer_fwhm_deg(tt, self.wavelength, profile["crystallite_size_nm"], cfg.scherrer_k)
-            add_gaussians(out, self.grid.two_theta_min, self._step, tt, inten, fwhm)
-        else:
-            fwhm = caglioti_fwhm_deg(tt, profile["u"], profile["v"], profile["w"])
-            add_pseudo_voigts(out, self.grid.two_theta_min, self._step, tt, inten, fwhm, float(profile["eta"]))
+        render_profiles(out, self.grid.two_theta_min, self._step, centres, areas, lo, hi,
+                        1.0 if gaussian else float(profile["eta"]))
         return out
 
-    def simulate(self, crystal, rng: Optional[np.random.Generator] = None,
-                 crystallite_size_nm: Optional[float] = None) -> np.ndarray:
-        """Pure pattern, float32 (n_points,), maximum 1. `rng` draws the profile (size or Caglioti, η)."""
+    def simulate(self, crystal, rng: Optional[np.random.Generator] = None, crystallite_size_nm: Optional[float] = None,
+                 effects: SampleEffects = NO_EFFECTS) -> np.ndarray:
+        """Pattern, float32 (n_points,), maximum 1. `rng` draws the profile (size or Caglioti, η).
+
+        `effects` (from `imperfections.draw_sample_effects`) adds the sample and instrument effects;
+        the default adds none. Their crystallite size, when drawn, replaces `crystallite_size_nm`.
+        """
+        if effects.crystallite_size_nm is not None and self.config.profile == "gaussian":
+            crystallite_size_nm = effects.crystallite_size_nm
+            effects = replace(effects, crystallite_size_nm=None)
         profile = self.draw_profile(rng, crystallite_size_nm)
-        tt, inten = self.peaks(crystal, MARGIN_DEG[self.config.profile])
-        pattern = self.render(tt, inten, profile)
+        tt, inten = self.peaks(crystal, MARGIN_DEG[self.config.profile], effects)
+        pattern = self.render(tt, inten, profile, effects)
         top = pattern.max() if pattern.size else 0.0
         if not top > 0.0:
             raise ValueError(

@@ -20,9 +20,11 @@ than generalisation. Here no group is on both sides.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Literal, Optional, Sequence
+from collections.abc import Sequence
+from typing import Literal, Optional
 
 import numpy as np
+from pymatgen.analysis.structure_matcher import StructureMatcher
 
 Grouping = Literal["auto", "structure_type", "prototype"]
 
@@ -49,8 +51,6 @@ def group_keys(entries: Sequence, grouping: Grouping = "auto") -> list[str]:
 
 def _prototype_groups(entries: Sequence) -> list[list[int]]:
     """Indices grouped by anonymous structure matching within (space group, formula, sites) buckets."""
-    from pymatgen.analysis.structure_matcher import StructureMatcher
-
     buckets: dict[tuple, list[int]] = defaultdict(list)
     for i, entry in enumerate(entries):
         composition = entry.structure.composition

@@ -14,13 +14,12 @@ for tests, not for training a serious model. Use an ICSD/COD export or the Mater
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
-import json
 from pathlib import Path
 from typing import Optional
 
-from xrdgen.collection import RawRecord
+from xrdgen.collection.records import RawRecord
+from xrdgen.jsonio import read_json
 
 
 def _package_dir(name: str) -> Optional[Path]:
@@ -35,8 +34,7 @@ def aflow_prototype_records() -> list[RawRecord]:
     path = root / "analysis" / "prototypes" / "aflow_prototypes.json.gz" if root else None
     if path is None or not path.is_file():
         return []
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        prototypes = json.load(handle)
+    prototypes = read_json(path, "AFLOW prototypes")
     records = []
     for i, item in enumerate(prototypes):
         snl = item["snl"]
@@ -62,7 +60,7 @@ def pymatgen_structure_records() -> list[RawRecord]:
     if folder is None or not folder.is_dir():
         return []
     return [
-        RawRecord(source_id=f"pymatgen:{p.name}", structure_dict=json.loads(p.read_text()))
+        RawRecord(source_id=f"pymatgen:{p.name}", structure_dict=read_json(p, "pymatgen structure"))
         for p in sorted(folder.glob("*.json"))
     ]
 

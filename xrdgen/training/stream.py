@@ -4,13 +4,16 @@ Both the local trainer and each Ray generator actor (services/generator_pool.py)
 `PatternStream.next_batch`; Ray only decides where the loop runs, never what it computes.
 
 One pattern (Schopf et al., ML4pXRDs, section "Training on synthetic crystals"):
-  1. draw the space group from the statistics' prior (the class frequencies of the statistics set);
-  2. generate a crystal of that space group (area C; the spglib symmetry check happens inside);
-  3. simulate its pure pattern on the configured grid (area B), crystallite size drawn per pattern;
-  4. augment it (area B): background, noise and, when enabled, a weak impurity phase. The impurity is
-     the pure pattern of the *previous* draw, itself a crystal of a prior-drawn random space group that
-     is independent of the current one; reusing it halves generation work versus drawing a second
-     crystal per pattern, without changing the impurity's distribution;
+  1. draw the space group from the statistics' space-group prior (the class frequencies of the
+     statistics set);
+  2. generate a crystal of that space group (`Generator`; the spglib symmetry check happens inside);
+  3. simulate its pure pattern on the configured grid (`PatternSimulator`), crystallite size drawn
+     per pattern;
+  4. add the imperfections (`augment`): background, noise and, when enabled, a weak impurity
+     phase. The impurity is the pure pattern of the *previous* draw, itself a crystal of a
+     prior-drawn random space group that is independent of the current one; reusing it halves
+     generation work versus drawing a second crystal per pattern, without changing the impurity's
+     distribution;
   5. label = index of the space group in `statistics.spacegroups`.
 
 A draw that fails (generator gives up, a simulator error on an odd crystal) is skipped and counted,
@@ -26,6 +29,9 @@ from typing import Optional
 import numpy as np
 
 from xrdgen.config import Config
+from xrdgen.generation.generator import Generator
+from xrdgen.simulation.imperfections import augment
+from xrdgen.simulation.simulator import PatternSimulator
 
 MAX_CONSECUTIVE_FAILURES = 200
 
@@ -57,18 +63,14 @@ class StreamCounters:
 
 
 class PatternStream:
-    """generate -> (spglib check) -> simulate -> augment -> batch, reproducible from `seed`.
+    """generate -> (spglib check) -> simulate -> imperfections -> batch, reproducible from `seed`.
 
-    `statistics` is a `xrdgen.statistics.Statistics`; `config` the whole `Config` (grid, simulation,
+    `statistics` is a `xrdgen.statistics.model.Statistics`; `config` the whole `Config` (grid, simulation,
     augmentation, generation sections are used). Two streams with the same statistics, config and
     seed produce the same batches.
     """
 
     def __init__(self, statistics, config: Config, seed: int):
-        from xrdgen.augmentation import augment
-        from xrdgen.generation import Generator
-        from xrdgen.simulation import PatternSimulator
-
         self.statistics = statistics
         self.config = config
         self.seed = int(seed)
@@ -78,7 +80,6 @@ class PatternStream:
         self._sim_rng = np.random.default_rng(sim_seq)
         self._generator = Generator(statistics, config.generation, int(gen_seq.generate_state(1)[0]))
         self._simulator = PatternSimulator(config.simulation, config.grid)
-        self._augment = augment
         self._label_of = {sg: i for i, sg in enumerate(statistics.spacegroups)}
         self._previous_pure: Optional[np.ndarray] = None
         self.counters = StreamCounters()
@@ -129,7 +130,7 @@ class PatternStream:
                 self._previous_pure, _ = self._pure_pattern()
             impurity = self._previous_pure
         t0 = time.perf_counter()
-        pattern = self._augment(pure, self.config.augmentation, self._sim_rng, impurity=impurity, grid=self.config.grid)
+        pattern = augment(pure, config=self.config.augmentation, rng=self._sim_rng, impurity=impurity, grid=self.config.grid)
         self.counters.seconds_augment += time.perf_counter() - t0
         self._previous_pure = pure
         self.counters.patterns += 1

@@ -1,54 +1,36 @@
-"""Crystal collections: a directory of CIFs, CSV files with a CIF column, or the embedded default.
+"""Parsed structures of a collection (`CollectionEntry`), what a read reports, and entry files.
 
-Reading has two halves so that Ray stays out of `xrdgen/`:
+`read_chunk(records, collection_config)` parses records into entries plus `Skipped` reasons; it
+never raises, so one bad CIF costs one entry. Each entry carries the conventional standard cell
+found by spglib (as `Crystal`), spglib's space group and the file's label (both kept;
+disagreements are counted), whether every site is fully occupied, and, for ordered structures, the
+Wyckoff site of every orbit (element, pyxtal-style name such as "4a") that the statistics need.
 
-1. `list_records(source)` enumerates cheap `RawRecord`s (a path, a CIF string or a structure dict,
-   with the file's space-group label and structure type) without parsing anything;
-2. `read_chunk(records, collection_config)` parses a chunk into `CollectionEntry`s plus `Skipped`
-   reasons. `read_collection` maps it over chunks serially, or through the `map_chunks` callable
-   that `services.collection_reader` passes to run the chunks as Ray tasks.
-
-Each entry carries the conventional standard cell found by spglib (as `Crystal`), spglib's space
-group and the file's label (both kept; disagreements are counted), whether every site is fully
-occupied, and, for ordered structures, the Wyckoff site of every orbit (element, pyxtal-style name
-such as "4a") that the statistics need. A bad entry is skipped with its reason; nothing else is lost.
+`save_entries`/`load_entries` write and read entries as JSON: the held-out test part of a
+statistics build travels to later stages without the original collection.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import re
-import sys
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Optional
 
 import numpy as np
+import spglib
+from pymatgen.core import Structure
+from pymatgen.core.periodic_table import Element
+from pymatgen.io.cif import CifParser
 
-from xrdgen.config import CollectionConfig, Config
+from xrdgen.collection.records import CIF_SUFFIXES, RawRecord, cif_labels
+from xrdgen.config import CollectionConfig
 from xrdgen.crystal import Crystal
 from xrdgen.errors import UserError
 from xrdgen.jsonio import read_json, write_json
-
-csv.field_size_limit(sys.maxsize)
-
-DEFAULT_SOURCE = "default"
-CIF_SUFFIXES = (".cif",)
-
-
-@dataclass
-class RawRecord:
-    """One unparsed structure: exactly one of `path`, `cif`, `structure_dict` is set."""
-
-    source_id: str
-    path: Optional[str] = None  # a CIF or POSCAR file, read by the worker
-    cif: Optional[str] = None  # CIF text (CSV collections)
-    structure_dict: Optional[dict] = None  # pymatgen Structure.as_dict()
-    spacegroup_file: Optional[int] = None  # label given by the source (CSV column); else read from the CIF
-    structure_type: Optional[str] = None  # given by the source (AFLOW label); else read from the CIF
 
 
 @dataclass
@@ -91,7 +73,7 @@ class CollectionEntry:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "CollectionEntry":
+    def from_json(cls, data: dict) -> CollectionEntry:
         crystal = Crystal(
             np.array(data["lattice"]),
             np.array(data["frac_coords"]).reshape(-1, 3),
@@ -160,97 +142,9 @@ class CollectionReport:
         return "".join(f"{s.source_id}\t{s.reason}\n" for s in self.skipped)
 
 
-# ------------------------------------------------------------------------------------ listing
-def list_records(source: str | Path | Sequence[str | Path]) -> list[RawRecord]:
-    """Records of `source`: "default", a directory (CIFs found recursively), a CSV, or a list of these.
-
-    A source that does not exist or holds nothing readable is a `UserError`.
-    """
-    if isinstance(source, (list, tuple)):
-        records: list[RawRecord] = []
-        for one in source:
-            records.extend(list_records(one))
-        return records
-    if str(source) == DEFAULT_SOURCE:
-        from xrdgen.embedded import embedded_records
-
-        return embedded_records()
-    path = Path(source)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CIF_SUFFIXES)
-        if not files:
-            raise UserError(f"{path}: no .cif files in this directory or below")
-        return [RawRecord(source_id=str(p), path=str(p)) for p in files]
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return _csv_records(path)
-    if path.is_file() and path.suffix.lower() in CIF_SUFFIXES:
-        return [RawRecord(source_id=str(path), path=str(path))]
-    if not path.exists():
-        raise UserError(f"{path}: no such file or directory (expected a CIF directory, a CSV, or 'default')")
-    raise UserError(f"{path}: not a collection (expected a directory of CIFs, a .csv with a 'cif' column, or 'default')")
-
-
-def _csv_records(path: Path) -> list[RawRecord]:
-    """Rows of a CSV with a `cif` column; `space_group_number` and an id column are used when present."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            fields = reader.fieldnames or []
-            cif_column = next((f for f in fields if f.lower() == "cif"), None)
-            if cif_column is None:
-                raise UserError(f"{path}: no 'cif' column (columns: {', '.join(fields[:8]) or 'none'})")
-            id_column = next((f for f in fields if f.lower() in ("material_id", "id", "icsd_id", "cod_id")), None)
-            label_column = next((f for f in fields if f.lower() in ("space_group_number", "spacegroup", "spg")), None)
-            type_column = next((f for f in fields if f.lower() in ("structure_type", "prototype")), None)
-            records = []
-            for row_number, row in enumerate(reader, start=2):
-                row_id = (row.get(id_column) or "").strip() if id_column else ""
-                label = _parse_int((row.get(label_column) or "").strip()) if label_column else None
-                stype = (row.get(type_column) or "").strip() or None if type_column else None
-                records.append(
-                    RawRecord(
-                        source_id=f"{path}:{row_id or f'row{row_number}'}",
-                        cif=row.get(cif_column) or "",
-                        spacegroup_file=label,
-                        structure_type=stype,
-                    )
-                )
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text CSV") from None
-    except csv.Error as exc:
-        raise UserError(f"{path}: not a valid CSV ({exc})") from None
-    return records
-
-
-def _parse_int(text: str) -> Optional[int]:
-    try:
-        value = int(float(text))
-    except (TypeError, ValueError):
-        return None
-    return value if 1 <= value <= 230 else None
-
-
 # ------------------------------------------------------------------------------------ parsing
-_CIF_LABEL_TAGS = ("_space_group_it_number", "_symmetry_int_tables_number", "_space_group.it_number")
-_CIF_TYPE_TAG = "_chemical_name_structure_type"
-
-
-def _cif_tag(cif: str, tags: Iterable[str]) -> Optional[str]:
-    """First value of one of `tags` in CIF text (single-line values, quotes stripped)."""
-    for tag in tags:
-        match = re.search(rf"^\s*{re.escape(tag)}\s+(.+?)\s*$", cif, flags=re.IGNORECASE | re.MULTILINE)
-        if match:
-            value = match.group(1).strip().strip("'\"").strip()
-            if value and value not in ("?", "."):
-                return value
-    return None
-
-
-def _structures_from_record(record: RawRecord) -> tuple[list, Optional[str]]:
+def structures_of(record: RawRecord) -> tuple[list, Optional[str]]:
     """pymatgen Structures of a record (one per CIF data block) and the CIF text, if any."""
-    from pymatgen.core import Structure
-    from pymatgen.io.cif import CifParser
-
     if record.structure_dict is not None:
         return [Structure.from_dict(record.structure_dict)], None
     text = record.cif
@@ -276,17 +170,16 @@ def read_chunk(records: Sequence[RawRecord], config: CollectionConfig) -> tuple[
     skipped: list[Skipped] = []
     for record in records:
         try:
-            structures, text = _structures_from_record(record)
+            structures, text = structures_of(record)
         except Exception as exc:  # any parser failure is a property of this one entry
             skipped.append(Skipped(record.source_id, f"unparsable: {_short(exc)}"))
             continue
         label = record.spacegroup_file
         stype = record.structure_type
         if text is not None:
-            if label is None:
-                label = _parse_int(_cif_tag(text, _CIF_LABEL_TAGS) or "")
-            if stype is None:
-                stype = _cif_tag(text, (_CIF_TYPE_TAG,))
+            file_label, file_type = cif_labels(text)
+            label = file_label if label is None else label
+            stype = file_type if stype is None else stype
         for block, structure in enumerate(structures):
             source_id = record.source_id if len(structures) == 1 else f"{record.source_id}#{block}"
             try:
@@ -320,8 +213,6 @@ def entry_from_structure(
     3. The conventional cell is rejected when it has more than `max_atoms` sites.
     4. For ordered structures, spglib's orbits give one Wyckoff site per orbit (`wyckoff_sites_of`).
     """
-    import spglib
-
     if len(structure) == 0:
         raise ValueError("empty: no atoms in the structure")
     occupations = []
@@ -380,8 +271,6 @@ def wyckoff_sites_of(dataset, types: Sequence[int], kinds) -> list[tuple[str, st
     cell times (sites in the conventional cell) / (sites in the input cell): each orbit has the same
     density of sites in every cell of the crystal.
     """
-    from pymatgen.core.periodic_table import Element
-
     orbits = Counter(int(i) for i in dataset.crystallographic_orbits)
     scale = len(dataset.std_types) / len(types)
     sites = []
@@ -392,52 +281,6 @@ def wyckoff_sites_of(dataset, types: Sequence[int], kinds) -> list[tuple[str, st
         z = kinds[int(types[representative]) - 1][0][0]
         sites.append((Element.from_Z(z).symbol, f"{int(round(multiplicity))}{dataset.wyckoffs[representative]}"))
     return sites
-
-
-# ------------------------------------------------------------------------------------ reading
-ChunkMapper = Callable[[list[list[RawRecord]], CollectionConfig], Iterator[tuple[list[CollectionEntry], list[Skipped]]]]
-
-
-def chunked(records: Sequence[RawRecord], size: int) -> list[list[RawRecord]]:
-    return [list(records[i : i + size]) for i in range(0, len(records), size)]
-
-
-def serial_map_chunks(chunks, config: CollectionConfig, progress: bool = True):
-    """The plain in-process mapper, with a tqdm bar over structures."""
-    from tqdm import tqdm
-
-    with tqdm(total=sum(len(c) for c in chunks), desc="reading structures", unit="cif", disable=not progress) as bar:
-        for chunk in chunks:
-            yield read_chunk(chunk, config)
-            bar.update(len(chunk))
-
-
-def read_collection(
-    source: str | Path | Sequence[str | Path],
-    config: Config | CollectionConfig | None = None,
-    map_chunks: Optional[ChunkMapper] = None,
-    progress: bool = True,
-) -> CollectionReport:
-    """Read every structure of `source`; bad entries are skipped and listed in the report.
-
-    `map_chunks(chunks, collection_config)` yields `read_chunk` results in order; default: serial.
-    """
-    if isinstance(config, Config):
-        config = config.collection
-    config = config or CollectionConfig()
-    records = list_records(source)
-    chunks = chunked(records, config.chunk_size)
-    if map_chunks is None:
-        results = serial_map_chunks(chunks, config, progress=progress)
-    else:
-        results = map_chunks(chunks, config)
-    entries: list[CollectionEntry] = []
-    skipped: list[Skipped] = []
-    for chunk_entries, chunk_skipped in results:
-        entries.extend(chunk_entries)
-        skipped.extend(chunk_skipped)
-    name = source if isinstance(source, (str, Path)) else ", ".join(str(s) for s in source)
-    return CollectionReport(source=str(name), entries=entries, skipped=skipped)
 
 
 # ------------------------------------------------------------------------------ entry files

@@ -1,0 +1,202 @@
+"""The cluster layout run by Ray's autoscaler, end to end, on this machine (fake multinode provider).
+
+    .venv/bin/python benchmarks/bench_cluster.py [--minutes 1.5] [--no-kill] [--json OUT.json]
+
+1. the default statistics (embedded structures) are built once into the run directory;
+2. `RAY_FAKE_CLUSTER=1 ray start --head --autoscaling-config=cluster/fake_multinode.yaml` (token
+   authentication on); the autoscaler brings up the two worker nodes of the layout;
+3. `ray job submit -- python -m services.train` with a small config and `n_generators: auto`;
+4. from Ray's state API: the trainer sits on the head (the only GPU), every generator on a worker,
+   the pool has its target size (the workers' CPUs);
+5. the Prometheus endpoint of every node (`MetricsExportPort` of `ray.nodes()`) shows the xrdgen_*
+   series with values;
+6. unless --no-kill: the raylet of a worker that hosts a generator is killed, as if the machine
+   died; the autoscaler replaces the node, the pool is back to its size on live workers, and the
+   trainer's waits for a batch stay below STALL_BOUND_S;
+7. the job ends, the cluster is stopped and no process of it is left.
+
+Prints each step's time and writes the figures and the checks as JSON; exit status 1 when a check
+fails. The sizes are small (801-point grid, batches of 8) so that it runs on a 2-core laptop; the
+point is the placement and the recovery, not the throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ["RAY_AUTH_MODE"] = "token"  # read when Ray is imported: this process joins the cluster as a client
+
+import psutil  # noqa: E402
+import ray  # noqa: E402
+import yaml  # noqa: E402
+from ray.util.state import list_actors  # noqa: E402
+
+from services.fake_cluster import fake_cluster, kill_node, wait_for_workers  # noqa: E402
+from services.main_job import statistics_files  # noqa: E402
+from services.metrics import PROMETHEUS_PREFIX  # noqa: E402
+from xrdgen.config import load_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYOUT = ROOT / "cluster" / "fake_multinode.yaml"
+STALL_BOUND_S = 5.0  # the bound of tests/test_services.py for a killed generator
+SMALL = {  # everything else is the default configuration
+    "grid": {"two_theta_min": 10.0, "two_theta_max": 50.0, "step": 0.05},
+    "statistics": {"min_count_per_spacegroup": 5},
+    "generation": {"max_atoms_asymmetric_unit": 12},
+    "training": {"model": "park_medium", "batch_size": 8, "batches_per_epoch": 4, "learning_rate": 1e-3},
+    "cluster": {"n_generators": "auto", "cpus_per_generator": 1, "trainer_cpus": 1, "trainer_gpus": 1,
+                "generator_batch_size": 4, "queue_max_items": 4, "prefetch_batches": 2},
+}
+
+
+def _log(message: str, started: float) -> None:
+    print(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
+
+
+def placement() -> dict:
+    """Node of every live trainer and generator actor, from the state API."""
+    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000, raise_on_missing_output=False)
+    return {
+        "trainer": [a.node_id for a in actors if a.class_name == "_TrainerActor"],
+        "generators": sorted(a.node_id for a in actors if a.class_name == "_GeneratorActor"),
+    }
+
+
+def scrape(nodes: list[dict]) -> dict:
+    """{series name: summed value} of the xrdgen_* series over the Prometheus endpoints of `nodes`."""
+    values: dict = {}
+    for node in nodes:
+        url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+        try:
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(PROMETHEUS_PREFIX):
+                name, value = line.split("{")[0].split(" ")[0], float(line.rsplit(" ", 1)[1])
+                values[name] = values.get(name, 0.0) + value
+    return values
+
+
+def wait(condition, timeout_s: float, every_s: float = 1.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    return None
+
+
+def run(minutes: float, kill: bool, run_dir: Path) -> dict:
+    started = time.monotonic()
+    report: dict = {"checks": {}, "seconds": {}}
+    checks, seconds = report["checks"], report["seconds"]
+    config = load_config(None, {f"{s}.{k}": v for s, fields in SMALL.items() for k, v in fields.items()}
+                         | {"training.max_minutes": minutes, "training.output_dir": str(run_dir / "run")})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    statistics, test_part = statistics_files(run_dir, config)
+    job_config = run_dir / "job_config.yaml"
+    job_config.write_text(config.to_yaml())
+    seconds["statistics"] = time.monotonic() - started
+    layout = yaml.safe_load(LAYOUT.read_text())
+    n_workers = sum(t.get("min_workers", 0) for t in layout["available_node_types"].values())
+
+    with fake_cluster(LAYOUT) as cluster:
+        _log(f"head up: {cluster.dashboard_url}", started)
+        seconds["head_up"] = time.monotonic() - started
+        ray.init(address=cluster.gcs_address, logging_level="WARNING", log_to_driver=False)
+        workers = wait_for_workers(n_workers, timeout_s=180)
+        seconds["workers_up"] = time.monotonic() - started
+        _log(f"autoscaler brought up {len(workers)} workers", started)
+        head_id = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"])
+        worker_cpus = sum(n["Resources"].get("CPU", 0) for n in workers)
+
+        entrypoint = ["python", "-m", "services.train", "--config", str(job_config),
+                      "--statistics", str(statistics), "--test", str(test_part)]
+        job_log = run_dir / "job.log"
+        job = cluster.submit_in_background(entrypoint, job_log)
+        _log("job submitted: " + " ".join(entrypoint), started)
+
+        expected = int(worker_cpus // config.cluster.cpus_per_generator)
+        placed = wait(lambda: (p := placement())["trainer"] and len(p["generators"]) == expected and p, 300, 2.0)
+        seconds["placed"] = time.monotonic() - started
+        report["placement"] = placed
+        worker_ids = {n["NodeID"] for n in workers}
+        checks["trainer_on_head"] = bool(placed) and placed["trainer"] == [head_id]
+        checks["generators_on_workers"] = bool(placed) and set(placed["generators"]) <= worker_ids
+        checks["pool_fills_the_workers"] = bool(placed) and len(placed["generators"]) == expected
+        _log(f"placement: {placed}", started)
+
+        wanted = [PROMETHEUS_PREFIX + name for name in ("patterns_generated_total", "generators_alive", "trainer_step")]
+        metrics = wait(lambda: (v := scrape(ray.nodes())) and all(v.get(w, 0) > 0 for w in wanted) and v, 120, 2.0)
+        report["metrics"] = metrics or scrape(ray.nodes())
+        checks["metrics_scraped"] = bool(metrics)
+        seconds["metrics"] = time.monotonic() - started
+        _log(f"metrics: {report['metrics']}", started)
+
+        if kill and placed:
+            victim = placed["generators"][0]
+            kill_node(cluster, victim)
+            killed_at = time.monotonic()
+            _log(f"killed the raylet of worker {victim[:8]}", started)
+
+            def restored():
+                alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+                now = placement()["generators"]
+                return len(now) == expected and victim not in now and set(now) <= alive - {head_id} and now
+
+            back = wait(restored, 240, 2.0)
+            seconds["pool_restored_after_kill"] = time.monotonic() - killed_at
+            report["after_kill"] = back
+            checks["pool_back_to_size_after_node_loss"] = bool(back)
+            _log(f"pool after the node loss: {back}", started)
+
+        status = job.wait(timeout=60 * minutes + 600)
+        seconds["job_done"] = time.monotonic() - started
+        checks["job_succeeded"] = status == 0
+        summary_path = Path(config.training.output_dir) / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        report["summary"] = summary
+        if kill:
+            checks["trainer_waits_bounded"] = max(summary.get("trainer_stalls_s") or [0.0]) < STALL_BOUND_S
+        text = job_log.read_text()
+        report["log_lines"] = {
+            "constructor_args_in_object_store": text.count("has constructor arguments in the object store"),
+            "cuInit": text.count("cuInit"),  # the fake GPU of the head: the trainer looks for CUDA
+        }
+        checks["no_constructor_argument_warning"] = report["log_lines"]["constructor_args_in_object_store"] == 0
+        ray.shutdown()
+        processes = psutil.Process(cluster.pid).children(recursive=True) + [psutil.Process(cluster.pid)]
+    seconds["stopped"] = time.monotonic() - started
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    checks["cluster_stopped"] = not alive
+    _log(f"stopped; {len(alive)} processes left", started)
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=1.5, help="training time of the job")
+    parser.add_argument("--no-kill", dest="kill", action="store_false", help="skip killing a worker node")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "fake_cluster")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here")
+    args = parser.parse_args()
+    report = run(args.minutes, args.kill, args.run_dir.resolve())
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    failed = [name for name, ok in report["checks"].items() if not ok]
+    print("all checks passed" if not failed else f"FAILED: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

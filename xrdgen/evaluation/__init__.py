@@ -1,0 +1,1 @@
+"""Evaluation of a trained model: metrics.py (top-k, recall, crystal-system confusion), plots.py, report.py."""

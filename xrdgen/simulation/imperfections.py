@@ -1,0 +1,270 @@
+"""What a measured pattern has that a pure one lacks, each imperfection switchable under `augmentation:`.
+
+Two stages, every parameter drawn per pattern from the caller's `rng` (distributions below; a
+switched-off imperfection draws nothing, so the pure preset consumes no random numbers here).
+
+Sample and instrument (`draw_sample_effects`, applied by `PatternSimulator.simulate(effects=...)`,
+beyond the method; issue 14):
+
+- Preferred orientation, March–Dollase (Dollase, J. Appl. Cryst. 19, 267 (1986)): each reflection's
+  intensity × P(α) = (r² cos²α + sin²α / r)^(-3/2), α the angle between its reciprocal vector and
+  the normal of a low-index plane (h, k, l ∈ {-1, 0, 1}, one of 13, uniform); r ~ U[0.7, 1] (r = 1 is
+  a random powder, r < 1 platelets; refined r of textured lab samples lie mostly in 0.7–1, e.g.
+  Dollase's own examples and Zolotoyabko, J. Appl. Cryst. 42, 513 (2009)). P averages to 1 over the
+  sphere, so the powder's total intensity is kept.
+- Zero shift Δ2θ = z, z ~ U[-0.1°, 0.1°], and sample displacement Δ2θ = -2 s cos θ / R,
+  s ~ U[-0.2, 0.2] mm, R = 240 mm (Klug & Alexander 1974, ch. 5; typical Bragg–Brentano values).
+- Symmetry-preserving lattice strain: every free lattice parameter × (1 + e), e ~ U[-0.04, 0.04]
+  (XRD-AutoAnalyzer, Szymanski et al., Chem. Mater. 33, 4204 (2021): strain up to 4 %). Lengths that
+  are equal stay equal, angles of 60°, 90° and 120° stay fixed and equal angles stay equal, so the
+  metric keeps the crystal system's constraints and the fractional coordinates keep the symmetry.
+- Microstrain broadening 4 ε tan θ (Williamson–Hall), ε ~ U[0, 0.005] (1e-4 to a few 1e-3 in
+  annealed to milled powders, e.g. Mote et al., J. Theor. Appl. Phys. 6, 6 (2012)).
+- Axial-divergence asymmetry: split widths Γ(1 ± A cot 2θ), A ~ U[0, 0.05] (see `profiles.py`).
+- Isotropic Debye–Waller damping: intensity × exp(-2 B sin²θ / λ²), B ~ U[0.3, 1.5] Å² (room
+  temperature B of most elements and simple compounds, Peng et al., Acta Cryst. A52, 456 (1996)).
+- Small crystallites: Scherrer size L ~ U[3, 100] nm (XRD-AutoAnalyzer draws 1–100 nm); with the
+  Gaussian profile it replaces the size drawn from `simulation.crystallite_size_nm`, with the
+  pseudo-Voigt its width adds in quadrature to the Caglioti width.
+
+Pattern (`augment`, the method's imperfections):
+
+1. Impurity phase: I = (1 - a) · I_pure + a · I_impurity, a ~ U[0, 0.05], both scaled to max 1, the
+   mixture scaled to max 1 again. The impurity is a pattern of another crystal supplied by the
+   caller; without one this step is skipped.
+2. Background: a Gaussian-process draw b(2θ) with RBF kernel k(d) = a² exp(-d² / 2l²), a = 1 and
+   l ~ U[7, 40] degrees, made non-negative and of known weight: (b - min b) / Σ(b - min b) · s with
+   s ~ normal(0, 75) truncated to [0, 150]. The pattern (max 1) is added to it.
+3. Additive noise N(0, σ_a²) per point, σ_a ~ U[0, 0.02].
+4. Multiplicative noise N(1, σ_m²) per point, σ_m ~ U[0, 0.16].
+5. Shifted to a minimum of 0 and scaled to max 1, as the original did and as measured patterns are
+   prepared (`xrdgen.measured.preprocess`); optionally square-rooted (the original trained on √I;
+   `scale_input` applies the same to measured patterns so that both look alike to the network).
+
+The GP is sampled exactly on nodes spaced l/5 (covariance factor cached per node count, since in
+units of l it depends on nothing else) and interpolated to the grid by cubic Lagrange polynomials,
+which is smooth at that scale; noise is drawn in compiled loops from the caller's generator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional
+
+import numpy as np
+from numba import njit
+
+from xrdgen.config import AugmentationConfig, GridConfig
+from xrdgen.geometry import lattice_matrix, lattice_parameters
+
+GP_NODES_PER_LENGTH_SCALE = 5
+# Plane normals for preferred orientation: (h, k, l) in {-1, 0, 1}³ without 0, one of each ± pair.
+LOW_INDEX_PLANES = tuple(
+    (h, k, l) for h in (-1, 0, 1) for k in (-1, 0, 1) for l in (-1, 0, 1) if (h, k, l) > (0, 0, 0)
+)
+SPECIAL_ANGLES = np.radians([60.0, 90.0, 120.0])  # kept by the lattice strain
+LENGTH_TOL = 1e-4  # relative: lengths this close are equal by symmetry
+ANGLE_TOL = 1e-3  # radians
+
+
+@dataclass(frozen=True)
+class SampleEffects:
+    """Sample and instrument effects drawn for one pattern; the defaults mean "none"."""
+
+    preferred_hkl: Optional[tuple[int, int, int]] = None
+    march_dollase_r: float = 1.0
+    zero_shift_deg: float = 0.0
+    displacement_over_radius: float = 0.0  # s / R
+    lattice_strain: Optional[tuple[float, ...]] = None  # e for (a, b, c, alpha, beta, gamma)
+    microstrain: float = 0.0
+    asymmetry: float = 0.0
+    debye_waller_b: float = 0.0  # Å²
+    crystallite_size_nm: Optional[float] = None
+
+
+NO_EFFECTS = SampleEffects()
+
+
+def draw_sample_effects(config: AugmentationConfig, rng: np.random.Generator) -> SampleEffects:
+    """Draw one pattern's sample and instrument effects from their stated distributions."""
+    values: dict = {}
+    if config.preferred_orientation:
+        values["preferred_hkl"] = LOW_INDEX_PLANES[int(rng.integers(len(LOW_INDEX_PLANES)))]
+        values["march_dollase_r"] = float(rng.uniform(*config.march_dollase_r))
+    if config.zero_shift:
+        values["zero_shift_deg"] = float(rng.uniform(-config.zero_shift_max_deg, config.zero_shift_max_deg))
+    if config.sample_displacement:
+        s = rng.uniform(-config.sample_displacement_max_mm, config.sample_displacement_max_mm)
+        values["displacement_over_radius"] = float(s / config.goniometer_radius_mm)
+    if config.lattice_strain:
+        values["lattice_strain"] = tuple(float(e) for e in rng.uniform(-config.lattice_strain_max, config.lattice_strain_max, 6))
+    if config.microstrain:
+        values["microstrain"] = float(rng.uniform(0.0, config.microstrain_max))
+    if config.axial_asymmetry:
+        values["asymmetry"] = float(rng.uniform(0.0, config.axial_asymmetry_max))
+    if config.debye_waller:
+        values["debye_waller_b"] = float(rng.uniform(*config.debye_waller_b))
+    if config.small_crystallites:
+        values["crystallite_size_nm"] = float(rng.uniform(*config.crystallite_size_nm))
+    return SampleEffects(**values)
+
+
+def strained_lattice(lattice: np.ndarray, strain: tuple[float, ...]) -> np.ndarray:
+    """Lattice rows with each free parameter × (1 + e); equal lengths/angles share the first one's e.
+
+    Angles of 60°, 90° and 120° are kept, so cubic, tetragonal, hexagonal, rhombohedral, orthorhombic
+    and monoclinic cells stay so. A draw that would close no cell returns the lattice unchanged.
+    """
+    params = np.array(lattice_parameters(lattice))
+    new = params.copy()
+    for group, tol in ((range(3), LENGTH_TOL), (range(3, 6), ANGLE_TOL)):
+        for i in group:
+            if i >= 3 and np.any(np.abs(params[i] - SPECIAL_ANGLES) < ANGLE_TOL):
+                continue
+            first = next(j for j in group if abs(params[j] - params[i]) <= tol * (params[i] if i < 3 else 1.0))
+            new[i] = params[i] * (1.0 + strain[first])
+    matrix = lattice_matrix(*new)
+    if not abs(np.linalg.det(matrix)) > 1e-6 or not np.all(np.isfinite(matrix)):
+        return np.asarray(lattice, dtype=np.float64)
+    return matrix
+
+
+@dataclass(frozen=True)
+class Imperfections:
+    """Everything drawn for one pattern's pattern-stage imperfections; zero (or None) means off."""
+
+    impurity_fraction: float = 0.0
+    background_length_scale: Optional[float] = None
+    background_scale: float = 0.0
+    additive_sd: float = 0.0
+    multiplicative_sd: float = 0.0
+
+
+def draw_background_scale(config: AugmentationConfig, rng: np.random.Generator) -> float:
+    """s ~ normal(0, sd) truncated to [0, max]: |N(0, sd)| drawn again until it is <= max."""
+    if config.background_scale_sd == 0.0 or config.background_scale_max == 0.0:
+        return 0.0
+    while True:
+        value = abs(rng.normal(0.0, config.background_scale_sd))
+        if value <= config.background_scale_max:
+            return float(value)
+
+
+def draw_imperfections(config: AugmentationConfig, rng: np.random.Generator, with_impurity: bool = True) -> Imperfections:
+    """Draw the parameters of one pattern's pattern-stage imperfections from their stated distributions."""
+    return Imperfections(
+        impurity_fraction=float(rng.uniform(0.0, config.impurity_fraction_max)) if config.impurity and with_impurity else 0.0,
+        background_length_scale=float(rng.uniform(*config.background_length_scale)) if config.background else None,
+        background_scale=draw_background_scale(config, rng) if config.background else 0.0,
+        additive_sd=float(rng.uniform(0.0, config.additive_noise_sd_max)) if config.additive_noise else 0.0,
+        multiplicative_sd=float(rng.uniform(0.0, config.multiplicative_noise_sd_max)) if config.multiplicative_noise else 0.0,
+    )
+
+
+@lru_cache(maxsize=512)
+def _rbf_factor(n_nodes: int) -> np.ndarray:
+    """A with A Aᵀ = K, K_ij = exp(-(i - j)² / (2 · nodes_per_length²)): the RBF covariance on the nodes."""
+    lag = np.arange(n_nodes)[:, None] - np.arange(n_nodes)[None, :]
+    cov = np.exp(-(lag**2) / (2.0 * GP_NODES_PER_LENGTH_SCALE**2))
+    values, vectors = np.linalg.eigh(cov)  # robust where Cholesky fails: K is nearly singular
+    return np.ascontiguousarray(vectors * np.sqrt(np.clip(values, 0.0, None)))
+
+
+@njit(cache=True)
+def _interpolate_nodes(values, first, spacing, x):
+    """Cubic Lagrange interpolation of node values (node k at first + k · spacing) at the points x."""
+    out = np.empty((values.shape[1], x.shape[0]))
+    for i in range(x.shape[0]):
+        u = (x[i] - first) / spacing
+        k = min(max(int(math.floor(u)), 1), values.shape[0] - 3)
+        t = u - k
+        w0 = -t * (t - 1.0) * (t - 2.0) / 6.0
+        w1 = (t + 1.0) * (t - 1.0) * (t - 2.0) / 2.0
+        w2 = -(t + 1.0) * t * (t - 2.0) / 2.0
+        w3 = (t + 1.0) * t * (t - 1.0) / 6.0
+        for s in range(values.shape[1]):
+            out[s, i] = (w0 * values[k - 1, s] + w1 * values[k, s] + w2 * values[k + 1, s]
+                         + w3 * values[k + 2, s])
+    return out
+
+
+def gp_sample(x: np.ndarray, length_scale: float, rng: np.random.Generator, size: Optional[int] = None) -> np.ndarray:
+    """Draw(s) of a zero-mean GP with kernel exp(-d² / 2 l²) at the points x (ascending)."""
+    x = np.asarray(x, dtype=np.float64)
+    spacing = length_scale / GP_NODES_PER_LENGTH_SCALE
+    n_nodes = int(math.ceil((x[-1] - x[0]) / spacing)) + 4  # one node before x[0], two after x[-1]
+    draws = _rbf_factor(n_nodes) @ rng.standard_normal((n_nodes, 1 if size is None else size))
+    values = _interpolate_nodes(draws, x[0] - spacing, spacing, x)
+    return values[0] if size is None else values
+
+
+def background(x: np.ndarray, length_scale: float, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """(b - min b) / Σ(b - min b) · scale for a GP draw b: non-negative, summing to `scale` over the grid."""
+    if scale == 0.0:
+        return np.zeros(len(x))
+    b = gp_sample(x, length_scale, rng)
+    b -= b.min()
+    return b / b.sum() * scale
+
+
+@njit(cache=True)
+def _add_noise(y, additive_sd, multiplicative_sd, generator):
+    """y_i ← (y_i + σ_a z_i) · (1 + σ_m z'_i) in place, z and z' standard normal, each only when its σ > 0."""
+    for i in range(y.shape[0]):
+        if additive_sd > 0.0:
+            y[i] += additive_sd * generator.standard_normal()
+        if multiplicative_sd > 0.0:
+            y[i] *= 1.0 + multiplicative_sd * generator.standard_normal()
+
+
+def apply_imperfections(pattern: np.ndarray, imperfections: Imperfections, x: np.ndarray,
+                        rng: np.random.Generator, impurity: Optional[np.ndarray] = None) -> np.ndarray:
+    """Steps 1-4 with given parameters; float64, not yet scaled (so tests can check each step)."""
+    y = _unit_max(pattern)
+    if imperfections.impurity_fraction > 0.0 and impurity is not None:
+        a = imperfections.impurity_fraction
+        y = _unit_max((1.0 - a) * y + a * _unit_max(impurity))
+    if imperfections.background_length_scale is not None and imperfections.background_scale > 0.0:
+        y = y + background(x, imperfections.background_length_scale, imperfections.background_scale, rng)
+    if imperfections.additive_sd > 0.0 or imperfections.multiplicative_sd > 0.0:
+        # y is a fresh array (_unit_max divides), so the noise may go in place
+        _add_noise(y, imperfections.additive_sd, imperfections.multiplicative_sd, rng)
+    return y
+
+
+def scale_input(pattern: np.ndarray, sqrt_scale: bool) -> np.ndarray:
+    """What the network sees: max 1, and √ of the (clipped non-negative) values when `sqrt_scale`."""
+    y = _unit_max(pattern)
+    if sqrt_scale:
+        y = np.sqrt(np.clip(y, 0.0, None))
+    return y.astype(np.float32)
+
+
+def augment(pattern: np.ndarray, config: AugmentationConfig, rng: np.random.Generator, grid: GridConfig,
+            impurity: Optional[np.ndarray] = None) -> np.ndarray:
+    """A pattern with freshly drawn pattern-stage imperfections, float32, min 0, max 1 (√ if configured).
+
+    `grid` gives the 2θ of each point (the background's length scale is in degrees); `impurity` is
+    the pattern of another crystal on the same grid. The sample and instrument effects are not
+    applied here: they change the peaks, see `draw_sample_effects` and `PatternSimulator.simulate`.
+    """
+    if rng is None:
+        raise ValueError("augment draws random imperfections: pass rng=numpy.random.default_rng(seed)")
+    x = grid.two_theta()
+    pattern = np.asarray(pattern, dtype=np.float64)
+    if pattern.shape != x.shape or (impurity is not None and np.shape(impurity) != x.shape):
+        raise ValueError(f"patterns must have the grid's {len(x)} points, got {pattern.shape}"
+                         + ("" if impurity is None else f" and {np.shape(impurity)}"))
+    imperfections = draw_imperfections(config, rng, with_impurity=impurity is not None)
+    y = apply_imperfections(pattern, imperfections, x, rng, impurity)
+    return scale_input(y - y.min(), config.sqrt_scale)
+
+
+def _unit_max(y) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    top = y.max()
+    if not top > 0.0:
+        raise ValueError("a pattern must have a positive maximum")
+    return y / top

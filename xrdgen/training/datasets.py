@@ -1,0 +1,238 @@
+"""Labelled sets of model inputs: simulated structures, their randomized variants, measured patterns.
+
+One type, `LabelledSet`, holds every fixed set the project trains or evaluates on; one loop,
+`simulate_set`, makes the simulated ones: simulate the pure pattern of each crystal with the
+configured simulator, bring it to the model's input scaling (`InputSpec.scale`), label it with the
+crystal's space group (spglib's, as the collection gives it). Its users:
+
+- the baseline training set: the statistics-part structures at the two crystallite sizes
+  `training.baseline_sizes_nm`, one pattern each, restricted to the class list;
+- the held-out test set: `training.test_patterns_per_structure` patterns per test structure with
+  sizes drawn from `simulation.crystallite_size_nm`;
+- the randomized test sets (the method's supplementary S3): the same test crystals with coordinates,
+  lattice or both re-drawn from the statistics (`randomize`), evaluated beside the unmodified set,
+  showing how much a model leans on the exact structure rather than on what the generator can make.
+
+Measured sets (`load_measured_set`) are folders with one pattern file and a structure CIF each, the
+label being spglib's space group of the CIF.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from tqdm import tqdm
+
+from xrdgen.collection.entries import CollectionEntry, load_entries
+from xrdgen.collection.reading import read_collection
+from xrdgen.config import Config, SimulationConfig
+from xrdgen.crystal import Crystal
+from xrdgen.errors import UserError
+from xrdgen.generation.randomize import randomize
+from xrdgen.measured.readers import find_pattern_file, read_pattern
+from xrdgen.simulation.simulator import PatternSimulator
+from xrdgen.training.rundir import InputSpec
+
+NOT_A_CLASS = "not in class list"
+RANDOMIZATIONS = {
+    "coordinates": dict(coordinates=True, lattice=False),
+    "lattice": dict(coordinates=False, lattice=True),
+    "both": dict(coordinates=True, lattice=True),
+}
+
+
+@dataclass
+class LabelledSet:
+    """Model inputs with their true space groups, and what could not be used."""
+
+    name: str
+    x: np.ndarray  # float32 (n, n_points), in the model's input scaling
+    spacegroups: np.ndarray  # int64 (n,), the true space group of each row
+    names: list[str]  # the structure or sample behind each row
+    skipped: list[dict] = field(default_factory=list)  # {"name", "reason"} of each unusable item
+    details: list[dict] = field(default_factory=list)  # measured sets: file, coverage, wavelength source per row
+
+    def __len__(self) -> int:
+        return len(self.spacegroups)
+
+    def class_indices(self, classes: Sequence[int]) -> np.ndarray:
+        """The training labels: index of each row's space group in `classes` (int32)."""
+        index_of = {int(sg): i for i, sg in enumerate(classes)}
+        missing = sorted({int(sg) for sg in self.spacegroups} - set(index_of))
+        if missing:
+            raise ValueError(f"{self.name}: space groups {missing} are not in the class list")
+        return np.array([index_of[int(sg)] for sg in self.spacegroups], dtype=np.int32)
+
+    def restricted(self, classes: Sequence[int]) -> LabelledSet:
+        """The rows whose space group is one of `classes` (skipped and details of the kept rows kept)."""
+        keep = np.isin(self.spacegroups, np.asarray(classes, dtype=np.int64))
+        details = [d for d, k in zip(self.details, keep) if k] if self.details else []
+        names = [n for n, k in zip(self.names, keep) if k]
+        return LabelledSet(self.name, self.x[keep], self.spacegroups[keep], names, list(self.skipped), details)
+
+    def skipped_summary(self) -> dict[str, int]:
+        """How many items were skipped per reason (the exception type, or 'not in class list')."""
+        return dict(Counter(s["reason"].split(":")[0] for s in self.skipped))
+
+
+# ----------------------------------------------------------------------------- simulated sets
+def simulate_set(
+    crystals: Sequence[Crystal],
+    spec: InputSpec,
+    simulation: SimulationConfig,
+    seed: int | Sequence[int],
+    *,
+    name: str = "simulated",
+    names: Optional[Sequence[str]] = None,
+    classes: Optional[Sequence[int]] = None,
+    crystallite_sizes_nm: Optional[Sequence[float]] = None,
+    patterns_per_crystal: int = 1,
+    transform: Optional[Callable[[Crystal, np.random.Generator], Crystal]] = None,
+    progress: bool = False,
+) -> LabelledSet:
+    """Pure patterns of `crystals` on `spec`'s grid, in its input scaling, labelled by space group.
+
+    One pattern per entry of `crystallite_sizes_nm` (baseline training set), else
+    `patterns_per_crystal` patterns with sizes drawn from `simulation.crystallite_size_nm`.
+    `transform(crystal, rng)` re-draws a crystal before simulation (randomized sets); the label stays
+    the original's. A crystal outside `classes` (when given), or one the transform or the simulator
+    rejects, is skipped and reported. Random draws come from numpy's generator seeded with `seed`.
+    """
+    simulator = PatternSimulator(simulation, spec.grid)
+    rng = np.random.default_rng(seed)
+    names = [str(n) for n in names] if names is not None else [str(i) for i in range(len(crystals))]
+    allowed = None if classes is None else {int(sg) for sg in classes}
+    sizes = list(crystallite_sizes_nm) if crystallite_sizes_nm is not None else [None] * patterns_per_crystal
+    xs, labels, row_names, skipped = [], [], [], []
+    for crystal, crystal_name in tqdm(zip(crystals, names), total=len(crystals), desc=name, unit="crystal", disable=not progress, leave=False):
+        label = int(crystal.spacegroup)
+        if allowed is not None and label not in allowed:
+            skipped.append({"name": crystal_name, "reason": NOT_A_CLASS})
+            continue
+        try:
+            drawn = transform(crystal, rng) if transform is not None else crystal
+            patterns = [spec.scale(simulator.simulate(drawn, rng, crystallite_size_nm=size)) for size in sizes]
+        except Exception as exc:  # noqa: BLE001 - one odd crystal must not sink the set: count and report it
+            skipped.append({"name": crystal_name, "reason": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
+        xs.extend(patterns)
+        labels.extend([label] * len(patterns))
+        row_names.extend([crystal_name] * len(patterns))
+    x = np.asarray(xs, dtype=np.float32).reshape(-1, spec.n_points)
+    return LabelledSet(name, x, np.asarray(labels, dtype=np.int64), row_names, skipped)
+
+
+def read_structures(source: Path, config: Config) -> tuple[list[CollectionEntry], list[dict]]:
+    """Labelled structures of an entries file (`.json`/`.json.gz`, as `xrdgen stats build` saves the
+    held-out part) or of any collection (CIF folder, CSV with a `cif` column); plus what was skipped."""
+    source = Path(source)
+    if source.name.endswith((".json", ".json.gz")):
+        return load_entries(source), []
+    report = read_collection(source, config)
+    return list(report.entries), [{"name": str(s.source_id), "reason": str(s.reason)} for s in report.skipped]
+
+
+def simulate_sets(
+    dataset: Path,
+    spec: InputSpec,
+    config: Config,
+    seed: int,
+    statistics=None,
+    randomizations: Sequence[str] = (),
+    max_structures: Optional[int] = None,
+) -> list[LabelledSet]:
+    """The structures of `dataset` simulated unmodified, then once per requested randomization.
+
+    `config.simulation` is the simulator's physics, `spec` the model's grid and scaling;
+    `statistics` (a `Statistics`) is needed to re-draw lattices. Read failures are reported with
+    the unmodified set.
+    """
+    unknown = [mode for mode in randomizations if mode not in RANDOMIZATIONS]
+    if unknown:
+        raise UserError(f"unknown randomization {unknown[0]!r}; choose from {', '.join(RANDOMIZATIONS)}")
+    if statistics is None and any(RANDOMIZATIONS[mode]["lattice"] for mode in randomizations):
+        raise UserError("re-drawing lattices needs the statistics the model was trained from (--statistics FILE)")
+    entries, read_skipped = read_structures(Path(dataset), config)
+    if max_structures is not None:
+        entries = entries[:max_structures]
+    if not entries:
+        raise UserError(f"{dataset}: no usable structures")
+    crystals = [e.crystal for e in entries]  # labelled with spglib's space group
+    names = [str(e.source_id) for e in entries]
+    variants = [("unmodified", None)] + [
+        (f"randomized {mode}", partial(_randomized, statistics=statistics, config=config, **RANDOMIZATIONS[mode]))
+        for mode in randomizations
+    ]
+    sets = []
+    for index, (name, transform) in enumerate(variants):
+        sets.append(simulate_set(crystals, spec, config.simulation, [seed, index], name=name, names=names, transform=transform, progress=True))
+    sets[0].skipped[:0] = read_skipped
+    return sets
+
+
+def _randomized(crystal: Crystal, rng: np.random.Generator, statistics, config: Config, coordinates: bool, lattice: bool) -> Crystal:
+    return randomize(crystal, statistics, rng, config.collection, config.generation, coordinates=coordinates, lattice=lattice)
+
+
+# ------------------------------------------------------------------------------- measured sets
+def spacegroup_of_cif(path: Path, symprec: float) -> int:
+    """The label of a structure file: spglib (through pymatgen) at `symprec`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            structure = Structure.from_file(path)
+        except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for bad CIFs
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"{path}: cannot read the structure ({first})") from None
+    return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
+
+
+def load_measured_set(
+    directory: Path, spec: InputSpec, symprec: float, wavelength: Optional[float] = None, fill: str = "edge"
+) -> LabelledSet:
+    """A directory of folders, each with one pattern file and a structure CIF (like lab17).
+
+    Each pattern goes through `spec.model_input` (wavelength conversion, grid, scaling); `wavelength`
+    overrides the files' own. A folder that cannot be used is skipped with its one-line reason.
+    """
+    folders = sorted(p for p in Path(directory).iterdir() if p.is_dir())
+    if not folders:
+        raise UserError(f"{directory}: no sample folders (expected one folder per sample with a pattern and a structure.cif)")
+    names, xs, labels, details, skipped = [], [], [], [], []
+    for folder in tqdm(folders, desc="measured patterns", unit="pattern", leave=False):
+        try:
+            pattern_file = find_pattern_file(folder)
+            cifs = sorted(folder.glob("*.cif"))
+            if pattern_file is None:
+                raise UserError(f"{folder}: no pattern file (pattern.xy/.csv/.txt/.xrdml)")
+            if not cifs:
+                raise UserError(f"{folder}: no structure .cif for the label")
+            label = spacegroup_of_cif(cifs[0], symprec)
+            pattern = read_pattern(pattern_file)
+            model_input = spec.model_input(pattern, wavelength=wavelength, fill=fill)
+        except UserError as exc:
+            skipped.append({"name": folder.name, "reason": str(exc)})
+            continue
+        names.append(folder.name)
+        xs.append(model_input.x)
+        labels.append(label)
+        details.append(
+            {
+                "name": folder.name,
+                "file": str(pattern_file),
+                "spacegroup": label,
+                "covered_fraction": model_input.covered_fraction,
+                "wavelength_source": model_input.wavelength_source,
+            }
+        )
+    x = np.stack(xs).astype(np.float32) if xs else np.zeros((0, spec.n_points), np.float32)
+    return LabelledSet(Path(directory).name, x, np.asarray(labels, dtype=np.int64), names, skipped, details)

@@ -1,0 +1,242 @@
+"""The run directory: what a training run leaves behind and how a trained model is read back.
+
+    run_dir/
+      meta.json        class list (space groups), model name, input spec, whole config
+      model.keras      the trained model, logits over the class list (written at the end and
+                       whenever training stops early)
+      checkpoints/     step_<global step>.keras (weights + optimizer state) + step_<...>.json
+      tensorboard/     scalars per epoch (loss, accuracies, learning rate, patterns/s)
+      history.json     one entry per epoch: train loss/accuracy, test top-1/top-5, per-class recall
+      accuracy.png     the accuracy curves
+
+The input spec in meta.json is everything needed to turn a pattern into the model's input, so that
+prediction never has to guess it from defaults:
+
+    "input": {"grid": {"two_theta_min": 5.0, "two_theta_max": 90.0, "step": 0.01},
+              "wavelength": 1.54056,                # Å, Kα1 of the training simulations
+              "preprocessing": {"sqrt_scale": true}} # max 1, then √ of the intensities
+
+Every JSON file here is replaced atomically (written beside, then renamed), so a killed process
+never leaves half a file. Keras is imported only inside the functions that load a model: the
+prediction CLI and the generator actors import this module without paying TensorFlow's start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from pydantic import ValidationError
+
+from xrdgen.config import Config, GridConfig
+from xrdgen.errors import UserError
+from xrdgen.jsonio import read_json, write_json
+from xrdgen.measured.pattern import MeasuredPattern, check_wavelength
+from xrdgen.measured.preprocess import ModelInput, preprocess
+from xrdgen.simulation.imperfections import scale_input
+
+META_FILE = "meta.json"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.json"
+PLOT_FILE = "accuracy.png"
+CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+KEEP_CHECKPOINTS = 2
+META_VERSION = 2  # 2: the input spec ("input") replaces the loose "grid"/"sqrt_scale" keys
+
+
+# ------------------------------------------------------------------------------------ input spec
+@dataclass(frozen=True)
+class InputSpec:
+    """What turns a pattern into this model's input: the 2θ grid, the wavelength and the scaling."""
+
+    grid: GridConfig
+    wavelength: float  # Å, the Kα1 wavelength the training patterns were simulated at
+    sqrt_scale: bool  # input = √(pattern / max) instead of pattern / max
+
+    @classmethod
+    def from_config(cls, config: Config) -> InputSpec:
+        """The spec of patterns simulated and scaled with `config` (grid, simulation, augmentation)."""
+        return cls(config.grid, float(config.simulation.wavelength_kalpha1), bool(config.augmentation.sqrt_scale))
+
+    @property
+    def n_points(self) -> int:
+        return self.grid.n_points
+
+    def to_meta(self) -> dict:
+        return {
+            "grid": self.grid.model_dump(mode="json"),
+            "wavelength": self.wavelength,
+            "preprocessing": {"sqrt_scale": self.sqrt_scale},
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict, path: Path) -> InputSpec:
+        """The spec recorded in a meta.json (`path` names it in the one-line errors)."""
+        spec = meta.get("input")
+        if not isinstance(spec, dict):
+            raise UserError(
+                f"{path}: no input spec (grid, wavelength, preprocessing); the run predates it, train it again "
+                f"or add an \"input\" entry by hand"
+            )
+        try:
+            grid = GridConfig(**spec["grid"])
+            wavelength = float(spec["wavelength"])
+            sqrt_scale = spec["preprocessing"]["sqrt_scale"]
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+            what = f"missing {exc}" if isinstance(exc, KeyError) else type(exc).__name__
+            raise UserError(f"{path}: bad input spec ({what})") from None
+        if not isinstance(sqrt_scale, bool):
+            raise UserError(f"{path}: bad input spec (preprocessing.sqrt_scale is {sqrt_scale!r}, not true/false)")
+        return cls(grid, check_wavelength(path, wavelength, "in the input spec"), sqrt_scale)
+
+    def scale(self, pattern: np.ndarray) -> np.ndarray:
+        """A simulated pattern on this grid in the model's input scaling (float32)."""
+        return scale_input(pattern, self.sqrt_scale)
+
+    def model_input(self, pattern: MeasuredPattern, wavelength: Optional[float] = None, fill: str = "edge") -> ModelInput:
+        """A measured pattern converted to this wavelength, put on this grid and scaled."""
+        return preprocess(pattern, self.grid, self.wavelength, self.sqrt_scale, wavelength=wavelength, fill=fill)
+
+
+# ------------------------------------------------------------------------------------ JSON files
+def _replace_json(path: Path, data) -> None:
+    """Write via a temporary file so a killed process never leaves half a JSON file."""
+    tmp = path.with_name(path.name + ".tmp")
+    write_json(tmp, data)
+    os.replace(tmp, path)
+
+
+def read_meta(run_dir: Path | str) -> dict:
+    path = Path(run_dir) / META_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not a training run directory (no {META_FILE})")
+    return read_json(path, "run meta")
+
+
+def write_meta(run_dir: Path | str, meta: dict) -> None:
+    _replace_json(Path(run_dir) / META_FILE, meta)
+
+
+def read_history(run_dir: Path | str) -> list[dict]:
+    path = Path(run_dir) / HISTORY_FILE
+    return read_json(path, "training history") if path.exists() else []
+
+
+def write_history(run_dir: Path | str, history: list[dict]) -> None:
+    _replace_json(Path(run_dir) / HISTORY_FILE, history)
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+def checkpoints(run_dir: Path | str) -> list[Path]:
+    """Complete checkpoints (model file and state file both present), oldest first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("step_*.keras") if not p.name.endswith(".tmp.keras") and p.with_suffix(".json").exists()]
+    return sorted(found, key=lambda p: int(p.stem.split("_")[1]))
+
+
+def latest_checkpoint(run_dir: Path | str) -> Optional[Path]:
+    found = checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(model, run_dir: Path | str, step: int, epochs_logged: int) -> Path:
+    """Model + optimizer state at `step`; older ones beyond the last KEEP_CHECKPOINTS are removed."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:09d}.keras"
+    tmp = folder / f"step_{step:09d}.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+    _replace_json(path.with_suffix(".json"), {"step": step, "epochs_logged": epochs_logged, "time": time.time()})
+    for old in checkpoints(run_dir)[:-KEEP_CHECKPOINTS]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
+    return path
+
+
+def save_model(model, run_dir: Path | str) -> Path:
+    """model.keras, replaced atomically: the run directory is complete."""
+    run_dir = Path(run_dir)
+    tmp = run_dir / "model.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, run_dir / MODEL_FILE)
+    return run_dir / MODEL_FILE
+
+
+# --------------------------------------------------------------------------------- trained model
+@dataclass
+class TrainedModel:
+    """A trained classifier and the facts needed to feed it: class list and input spec."""
+
+    model: object  # keras.Model with logits (or softmax) output
+    spacegroups: list[int]
+    spec: InputSpec
+    name: str
+    meta: dict
+    run_dir: Path
+
+    def model_input(self, pattern: MeasuredPattern, wavelength: Optional[float] = None, fill: str = "edge") -> ModelInput:
+        return self.spec.model_input(pattern, wavelength=wavelength, fill=fill)
+
+    def probabilities(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Softmax over the class list for inputs of shape (n, n_points); float64 (n, n_classes).
+
+        softmax(z)_i = exp(z_i - max z) / Σ_j exp(z_j - max z), unless the model ends in a softmax.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.shape[1] != self.spec.n_points:
+            raise UserError(f"{self.run_dir}: inputs have {x.shape[1]} points but the model's grid has {self.spec.n_points}")
+        if len(self.model.input_shape) == 3:
+            x = x[:, :, None]
+        out = np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+        if _ends_in_softmax(self.model):
+            return out
+        out = out - out.max(axis=1, keepdims=True)
+        np.exp(out, out=out)
+        return out / out.sum(axis=1, keepdims=True)
+
+
+def _ends_in_softmax(model) -> bool:
+    activation = getattr(model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", "") == "softmax"
+
+
+def load_model_run(run_dir: Path | str) -> TrainedModel:
+    """The model of a run directory: model.keras, else its latest checkpoint, with its meta.json.
+
+    The checkpoint fallback lets predictions use a run that is still training or was interrupted.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such model run directory")
+    meta = read_meta(run_dir)
+    meta_path = run_dir / META_FILE
+    spec = InputSpec.from_meta(meta, meta_path)
+    if not isinstance(meta.get("spacegroups"), list) or not meta["spacegroups"]:
+        raise UserError(f"{meta_path}: no 'spacegroups' class list")
+    spacegroups = [int(sg) for sg in meta["spacegroups"]]
+    path = run_dir / MODEL_FILE
+    if not path.exists():
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            raise UserError(f"{run_dir}: no {MODEL_FILE} and no checkpoint yet")
+    import keras  # lazy, after the cheap checks: TensorFlow's start-up only to really load a model (module docstring)
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - a damaged file is a user-facing problem
+        raise UserError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
+    if model.output_shape[-1] != len(spacegroups):
+        raise UserError(f"{path}: the model has {model.output_shape[-1]} outputs but {META_FILE} lists {len(spacegroups)} space groups")
+    if model.input_shape[1] not in (None, spec.n_points):
+        raise UserError(f"{path}: the model takes {model.input_shape[1]} points but {META_FILE}'s grid has {spec.n_points}")
+    return TrainedModel(model, spacegroups, spec, str(meta.get("model", "unknown")), meta, run_dir)
