@@ -84,9 +84,10 @@ def scrape(nodes: list[dict]) -> dict:
     return values
 
 
-def wait(condition, timeout_s: float, every_s: float = 1.0):
+def wait(condition, timeout_s: float, job, every_s: float = 2.0):
+    """condition()'s first true value within timeout_s, or None (also as soon as the job has ended)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and job.poll() is None:
         value = condition()
         if value:
             return value
@@ -125,7 +126,7 @@ def run(minutes: float, kill: bool, run_dir: Path) -> dict:
         _log("job submitted: " + " ".join(entrypoint), started)
 
         expected = int(worker_cpus // config.cluster.cpus_per_generator)
-        placed = wait(lambda: (p := placement())["trainer"] and len(p["generators"]) == expected and p, 300, 2.0)
+        placed = wait(lambda: (p := placement())["trainer"] and len(p["generators"]) == expected and p, 300, job)
         seconds["placed"] = time.monotonic() - started
         report["placement"] = placed
         worker_ids = {n["NodeID"] for n in workers}
@@ -135,7 +136,7 @@ def run(minutes: float, kill: bool, run_dir: Path) -> dict:
         _log(f"placement: {placed}", started)
 
         wanted = [PROMETHEUS_PREFIX + name for name in ("patterns_generated_total", "generators_alive", "trainer_step")]
-        metrics = wait(lambda: (v := scrape(ray.nodes())) and all(v.get(w, 0) > 0 for w in wanted) and v, 120, 2.0)
+        metrics = wait(lambda: (v := scrape(ray.nodes())) and all(v.get(w, 0) > 0 for w in wanted) and v, 120, job)
         report["metrics"] = metrics or scrape(ray.nodes())
         checks["metrics_scraped"] = bool(metrics)
         seconds["metrics"] = time.monotonic() - started
@@ -152,7 +153,7 @@ def run(minutes: float, kill: bool, run_dir: Path) -> dict:
                 now = placement()["generators"]
                 return len(now) == expected and victim not in now and set(now) <= alive - {head_id} and now
 
-            back = wait(restored, 240, 2.0)
+            back = wait(restored, 240, job)
             seconds["pool_restored_after_kill"] = time.monotonic() - killed_at
             report["after_kill"] = back
             checks["pool_back_to_size_after_node_loss"] = bool(back)

@@ -77,11 +77,12 @@ def generic_statistics(seed: int = 0, n_lattices: int = 2000) -> Statistics:
     )
 
 
-def compare(statistics: Statistics, n_crystals: int, seed: int, config: GenerationConfig, progress_every: int = 0):
-    """Generate `n_crystals` with the spglib check; judge every raw draw both ways.
+def compare(statistics: Statistics, spacegroups, seed: int, config: GenerationConfig, progress_every: int = 0):
+    """One crystal per entry of `spacegroups`, generated with the spglib check; every raw draw judged both ways.
 
-    Returns a dict: cells, accepted/rejected counts (spglib), disagreements (list of cells),
-    routes of ours, CPU seconds of each check, and cells per space group.
+    Returns a dict: cells (raw draws), accepted (by spglib), disagreements (asked, spglib's number,
+    our verdict, lattice, coordinates, numbers), routes of ours, CPU seconds of each check, draws
+    per space group.
     """
     result = {"cells": 0, "accepted": 0, "disagreements": [], "routes": Counter(), "spglib_s": 0.0, "ours_s": 0.0,
               "per_spacegroup": Counter()}
@@ -107,15 +108,16 @@ def compare(statistics: Statistics, n_crystals: int, seed: int, config: Generati
 
     generator = Generator(statistics, config, seed=seed)
     start = time.perf_counter()
+    n_crystals = len(spacegroups)
     fast.spglib_spacegroup = judged
     try:
-        for i in range(n_crystals):
-            asked["spacegroup"] = statistics.sample_spacegroup(generator.rng)
+        for i, spacegroup in enumerate(spacegroups):
+            asked["spacegroup"] = int(spacegroup)
             generator.generate(asked["spacegroup"])
             if progress_every and (i + 1) % progress_every == 0:
                 elapsed = time.perf_counter() - start
                 rate = (i + 1) / elapsed
-                print(f"crystals {i + 1}/{n_crystals}  cells {result['cells']}  disagreements {len(result['disagreements'])}  "
+                print(f"crystals {i + 1}/{n_crystals}  draws {result['cells']}  disagreements {len(result['disagreements'])}  "
                       f"{rate:.1f} crystals/s  ETA {(n_crystals - i - 1) / rate / 60:.1f} min", flush=True)
     finally:
         fast.spglib_spacegroup = original
@@ -134,8 +136,11 @@ def main() -> None:
     config = GenerationConfig(check="spglib")
     print(f"statistics: {len(statistics.spacegroups)} space groups ({statistics.provenance.get('source', '?')}); "
           f"symprec {config.symprec}, angle tolerance {config.angle_tolerance}°", flush=True)
-    compare(statistics, 20, args.seed + 1, config)  # warm-up: numba compilation, Wyckoff tables, KDEs
-    r = compare(statistics, args.n, args.seed, config, progress_every=max(args.n // 50, 1))
+    compare(statistics, statistics.spacegroups, args.seed + 1, config)  # warm-up: numba, Wyckoff tables, KDEs
+    rng = np.random.default_rng(args.seed)
+    prior = np.array([statistics.prior[sg] for sg in statistics.spacegroups])
+    spacegroups = rng.choice(statistics.spacegroups, size=args.n, p=prior / prior.sum())
+    r = compare(statistics, spacegroups, args.seed, config, progress_every=max(args.n // 50, 1))
     cells, accepted = r["cells"], r["accepted"]
     covered = len(r["per_spacegroup"])
     print(f"\n{args.n} crystals, {cells} raw draws judged over {covered} space groups "

@@ -45,7 +45,7 @@ N_LEVELS = 4  # fine grid + three coarser levels
 RESOLVED_STEPS = 16.0  # a profile with Γ >= 16 steps of a level is interpolated from it accurately
 SPLIT_RESOLVED_STEPS = 64.0  # the same for split profiles (jump of the second derivative at the centre)
 NARROW_STEPS = 3.0  # Γ below 3 grid steps: bin averages near the centre
-TOLERANCE = 1e-5  # interpolation error allowed per peak, relative to its height
+TOLERANCE = 1e-4  # interpolation error allowed per peak, relative to its height
 
 
 @njit(cache=True)
@@ -110,34 +110,87 @@ def _add_gauss_side(arr, first, origin, step, centre, amp, sigma, j0, j1):
 
 
 @njit(cache=True)
-def _own_radius(gamma, fine, coarse):
-    """Distance beyond which cubic interpolation from step `coarse` is within TOLERANCE of the height."""
-    height_scale = max(2.0 * gamma, fine)
-    far = (0.9 * gamma * height_scale / TOLERANCE) ** (1.0 / 6.0) * coarse ** (2.0 / 3.0)
-    return max(far + coarse, 6.0 * gamma + 2.0 * coarse)
+def _add_lorentz(arr, shift, x0, step, j0, j1, c, amp, g_lo, g_hi):
+    """arr[j + shift] += split Lorentzian point value at x0 + j · step, j0..j1 (one plain loop per side)."""
+    jm = min(max(int(math.ceil((c - x0) / step)), j0), j1 + 1)  # first node at or above the centre
+    g2 = g_lo * g_lo
+    for j in range(j0, jm):
+        d = x0 + j * step - c
+        arr[j + shift] += amp * g2 / (d * d + g2)
+    g2 = g_hi * g_hi
+    for j in range(jm, j1 + 1):
+        d = x0 + j * step - c
+        arr[j + shift] += amp * g2 / (d * d + g2)
 
 
 @njit(cache=True)
-def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
-    """out[i] += Σ_p area_p · (η G_p + (1 - η) L_p)(x0 + i h); see the module docstring."""
-    n = out.shape[0]
-    weights = _lagrange_weights()
-    # Level ℓ >= 1: nodes j = -2 .. size - 3 at x0 + j · step (array index j + 2).
+def _subtract_interpolation(arr, shift, j0, j1, coarse_values, k0, weights):
+    """arr[j + shift] -= Σ_s W[r, s] coarse_values[k - 1 + s - k0] for nodes j = 8k + r in j0..j1."""
+    for k in range(j0 // LEVEL_RATIO, j1 // LEVEL_RATIO + 1):
+        s = k - 1 - k0
+        v0, v1, v2, v3 = coarse_values[s], coarse_values[s + 1], coarse_values[s + 2], coarse_values[s + 3]
+        base = k * LEVEL_RATIO
+        for r in range(max(j0 - base, 0), min(j1 - base, LEVEL_RATIO - 1) + 1):
+            arr[base + r + shift] -= weights[r, 0] * v0 + weights[r, 1] * v1 + weights[r, 2] * v2 + weights[r, 3] * v3
+
+
+@njit(cache=True)
+def _narrow_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_max):
+    """Replace the point values of a narrow Lorentzian by bin averages within 3 Γ + 3 h of its centre."""
+    core = 3.0 * f_max + 3.0 * h
+    for j in range(max(j0, int(math.ceil((c - core - x0) / h))), min(j1, int(math.floor((c + core - x0) / h))) + 1):
+        d = x0 + j * h - c
+        out[j] += _lorentz_bin(d, h, amp, g_lo, g_hi) - _lorentz(d, amp, g_lo, g_hi)
+
+
+@njit(cache=True)
+def _own_radius(gamma, relative_height, coarse):
+    """Distance beyond which cubic interpolation from step `coarse` errs by less than TOLERANCE times
+    the reference height, for a Lorentzian of half width `gamma` and height `relative_height` times
+    the reference: 2.8 A γ² H⁴ / (d - H)⁶ <= TOLERANCE · reference."""
+    far = (2.8 * relative_height * gamma * gamma / TOLERANCE) ** (1.0 / 6.0) * coarse ** (2.0 / 3.0)
+    return max(far + coarse, 2.0 * gamma + 2.0 * coarse)
+
+
+@njit(cache=True)
+def _levels(n, h):
+    """Steps, sizes and flat offsets of the levels; level ℓ >= 1 has nodes j = -2 .. size - 3 at
+    x0 + j · step (array index j + 2), enough for every stencil of the next finer level."""
     steps = np.empty(N_LEVELS)
     sizes = np.empty(N_LEVELS, dtype=np.int64)
-    offsets = np.empty(N_LEVELS, dtype=np.int64)
-    steps[0], sizes[0], offsets[0] = h, n, 0
+    offsets = np.zeros(N_LEVELS, dtype=np.int64)
+    steps[0], sizes[0] = h, n
     total = 0
     for level in range(1, N_LEVELS):
         steps[level] = steps[level - 1] * LEVEL_RATIO
         sizes[level] = (n - 1) // LEVEL_RATIO + 6 if level == 1 else (sizes[level - 1] - 3) // LEVEL_RATIO + 5
         offsets[level] = total
         total += sizes[level]
+    return steps, sizes, offsets, total
+
+
+@njit(cache=True)
+def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
+    """out[i] += Σ_p area_p · (η G_p + (1 - η) L_p)(x0 + i h); see the module docstring.
+
+    Errors are bounded relative to the reference height, a lower bound of the pattern's maximum
+    (0.6 a / Γ of the highest peak), so a weak peak may be cut or corrected where its own height
+    allows: each Lorentzian takes the cheaper of a direct window (to where its tail falls below
+    TOLERANCE times the reference) and the levels.
+    """
+    n = out.shape[0]
+    weights = _lagrange_weights()
+    steps, sizes, offsets, total = _levels(n, h)
     coarse = np.zeros(total)
     used = np.zeros(N_LEVELS, dtype=np.bool_)
     top = N_LEVELS - 1
     scratch = np.empty(sizes[1] + 8)
     radius = np.zeros(N_LEVELS)
+    reference = 0.0
+    for p in range(centres.shape[0]):
+        reference = max(reference, 0.6 * areas[p] / max(0.5 * (fwhm_lo[p] + fwhm_hi[p]), h))
+    if not reference > 0.0:
+        return
 
     for p in range(centres.shape[0]):
         c, a = centres[p], areas[p]
@@ -154,11 +207,11 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
             amp = a * eta * 2.0 / (math.sqrt(2.0 * math.pi) * (s_lo + s_hi))
             step = steps[resolved]
             if resolved == 0:
-                first, last, base = 0, n - 1, 0
+                first, last = 0, n - 1
                 arr = out
             else:
-                first, last, base = -2, sizes[resolved] - 3, offsets[resolved]
-                arr = coarse[base:base + sizes[resolved]]
+                first, last = -2, sizes[resolved] - 3
+                arr = coarse[offsets[resolved]:offsets[resolved] + sizes[resolved]]
                 used[resolved] = True
             j_c = int(math.floor((c - x0) / step))  # last node below or at the centre
             narrow = resolved == 0 and f_min < NARROW_STEPS * h
@@ -173,51 +226,58 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
                 _add_gauss_side(arr, first, x0, step, c, amp, s_lo, j_lo, min(j_c - 1 if below else j_c, j_hi))
                 _add_gauss_side(arr, first, x0, step, c, amp, s_hi, max(j_c if below else j_c + 1, j_lo), j_hi)
 
-        if eta < 1.0:  # Lorentzian part: every coarsest node, corrections on finer levels near the centre
-            g_lo, g_hi = 0.5 * f_lo, 0.5 * f_hi
-            amp = a * (1.0 - eta) * 2.0 / (math.pi * (g_lo + g_hi))
-            base = offsets[top]
-            for q in range(sizes[top]):
-                coarse[base + q] += _lorentz(x0 + (q - 2) * steps[top] - c, amp, g_lo, g_hi)
-            used[top] = True
-            # Correction radii from the finest corrected level up, nested so that each level's
-            # stencils only reach coarser nodes where this peak is exact.
-            inner = 0.0
-            for level in range(resolved, top):
-                radius[level] = max(_own_radius(0.5 * f_max, h, steps[level + 1]), inner)
-                inner = radius[level] + 3.0 * steps[level + 1]
-            for level in range(top - 1, resolved - 1, -1):
-                step, cstep = steps[level], steps[level + 1]
-                if level == 0:
-                    first, last = 0, n - 1
-                else:
-                    first, last = -2, sizes[level] - 3
-                    used[level] = True
-                j0 = max(first, int(math.ceil((c - radius[level] - x0) / step)))
-                j1 = min(last, int(math.floor((c + radius[level] - x0) / step)))
-                if j1 < j0:
-                    continue
-                k0 = j0 // LEVEL_RATIO - 1
-                k1 = j1 // LEVEL_RATIO + 2
-                for k in range(k0, k1 + 1):
-                    scratch[k - k0] = _lorentz(x0 + k * cstep - c, amp, g_lo, g_hi)
-                narrow = level == 0 and f_min < NARROW_STEPS * h
-                core = 3.0 * f_max + 3.0 * h
-                for j in range(j0, j1 + 1):
-                    d = x0 + j * step - c
-                    if narrow and abs(d) <= core:
-                        exact = _lorentz_bin(d, h, amp, g_lo, g_hi)
-                    else:
-                        exact = _lorentz(d, amp, g_lo, g_hi)
-                    k = j // LEVEL_RATIO
-                    r = j - k * LEVEL_RATIO
-                    s = k - 1 - k0
-                    interpolated = (weights[r, 0] * scratch[s] + weights[r, 1] * scratch[s + 1]
-                                    + weights[r, 2] * scratch[s + 2] + weights[r, 3] * scratch[s + 3])
-                    if level == 0:
-                        out[j] += exact - interpolated
-                    else:
-                        coarse[offsets[level] + j + 2] += exact - interpolated
+        if eta >= 1.0:
+            continue
+        # Lorentzian part.
+        g_lo, g_hi = 0.5 * f_lo, 0.5 * f_hi
+        amp = a * (1.0 - eta) * 2.0 / (math.pi * (g_lo + g_hi))
+        relative = amp / reference
+        # Option 1: direct, out to where the tail amp γ² / d² is TOLERANCE · reference.
+        reach = math.sqrt(max(relative / TOLERANCE, 1.0))
+        cut_lo = max(g_lo * reach, 3.0 * f_max + h)
+        cut_hi = max(g_hi * reach, 3.0 * f_max + h)
+        # Option 2: every coarsest node, corrections on finer levels near the centre; radii from
+        # the finest corrected level up, nested so that each level's stencils only reach coarser
+        # nodes where this peak is exact.
+        inner = 0.0
+        cost = sizes[top]
+        for level in range(resolved, top):
+            radius[level] = max(_own_radius(0.5 * f_max, relative, steps[level + 1]), inner)
+            inner = radius[level] + 3.0 * steps[level + 1]
+            cost += 2.0 * radius[level] / steps[level]
+        if (cut_lo + cut_hi) / h <= cost:
+            j0 = max(0, int(math.ceil((c - cut_lo - x0) / h)))
+            j1 = min(n - 1, int(math.floor((c + cut_hi - x0) / h)))
+            _add_lorentz(out, 0, x0, h, j0, j1, c, amp, g_lo, g_hi)
+            if f_min < NARROW_STEPS * h:
+                _narrow_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_max)
+            continue
+        base = offsets[top]
+        for q in range(sizes[top]):
+            coarse[base + q] += _lorentz(x0 + (q - 2) * steps[top] - c, amp, g_lo, g_hi)
+        used[top] = True
+        for level in range(top - 1, resolved - 1, -1):
+            step, cstep = steps[level], steps[level + 1]
+            if level == 0:
+                first, last = 0, n - 1
+            else:
+                first, last = -2, sizes[level] - 3
+                used[level] = True
+            j0 = max(first, int(math.ceil((c - radius[level] - x0) / step)))
+            j1 = min(last, int(math.floor((c + radius[level] - x0) / step)))
+            if j1 < j0:
+                continue
+            k0 = j0 // LEVEL_RATIO - 1
+            for k in range(k0, j1 // LEVEL_RATIO + 3):
+                scratch[k - k0] = _lorentz(x0 + k * cstep - c, amp, g_lo, g_hi)
+            if level == 0:
+                arr, shift = out, 0
+            else:
+                arr, shift = coarse[offsets[level]:offsets[level] + sizes[level]], 2
+            _add_lorentz(arr, shift, x0, step, j0, j1, c, amp, g_lo, g_hi)
+            _subtract_interpolation(arr, shift, j0, j1, scratch, k0, weights)
+            if level == 0 and f_min < NARROW_STEPS * h:
+                _narrow_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_max)
 
     # Coarse to fine: every level adds the interpolation of the next coarser one.
     for level in range(top - 1, -1, -1):
