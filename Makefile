@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean default-statistics
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The statistics shipped as `--statistics default` (xrdgen/data/), rebuilt from ../shared/data:
+# mp26k read on Ray (entries and grouping cached in runs/), ICSD metadata, configs/default_statistics.yaml.
+SHARED ?= ../shared/data
+default-statistics: $(STAMP)
+	$(VENV)/bin/xrdgen stats build $(SHARED)/mp26k --metadata $(SHARED)/db_metadata/icsd_filtered_info_2025_v3.json.gz \
+		--config configs/default_statistics.yaml --entries-cache runs/mp26k.entries.json.gz \
+		-o runs/default_statistics/statistics.json.gz
+	$(VENV)/bin/xrdgen stats ship runs/default_statistics/statistics.json.gz
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 import urllib.request
@@ -59,13 +60,13 @@ def _log(message: str, started: float) -> None:
     print(f"[{time.monotonic() - started:6.1f} s] {message}", flush=True)
 
 
-def placement() -> dict:
-    """Node of every live trainer and generator actor, from the state API."""
-    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000, raise_on_missing_output=False)
-    return {
-        "trainer": [a.node_id for a in actors if a.class_name == "_TrainerActor"],
-        "generators": sorted(a.node_id for a in actors if a.class_name == "_GeneratorActor"),
-    }
+def placement(dashboard_url: str) -> dict:
+    """Node of every live actor of the job, from the state API."""
+    actors = list_actors(address=dashboard_url, filters=[("state", "=", "ALIVE")], limit=1000,
+                         raise_on_missing_output=False)
+    of = {"trainer": "_TrainerActor", "generators": "_GeneratorActor", "queue": "_QueueActor",
+          "statistics_server": "_StatisticsServerActor"}
+    return {role: sorted(a.node_id for a in actors if a.class_name == name) for role, name in of.items()}
 
 
 def scrape(nodes: list[dict]) -> dict:
@@ -95,91 +96,102 @@ def wait(condition, timeout_s: float, job, every_s: float = 2.0):
     return None
 
 
-def run(minutes: float, kill: bool, run_dir: Path) -> dict:
+def run(minutes: float, kill: bool, run_dir: Path, test_set: bool = True) -> dict:
+    """Steps 1-7 of the module docstring; returns the report (figures and checks)."""
     started = time.monotonic()
     report: dict = {"checks": {}, "seconds": {}}
-    checks, seconds = report["checks"], report["seconds"]
     config = load_config(None, {f"{s}.{k}": v for s, fields in SMALL.items() for k, v in fields.items()}
                          | {"training.max_minutes": minutes, "training.output_dir": str(run_dir / "run")})
     run_dir.mkdir(parents=True, exist_ok=True)
     statistics, test_part = statistics_files(run_dir, config)
     job_config = run_dir / "job_config.yaml"
     job_config.write_text(config.to_yaml())
-    seconds["statistics"] = time.monotonic() - started
-    layout = yaml.safe_load(LAYOUT.read_text())
-    n_workers = sum(t.get("min_workers", 0) for t in layout["available_node_types"].values())
+    entrypoint = ["python", "-m", "services.train", "--config", str(job_config), "--statistics", str(statistics)]
+    entrypoint += ["--test", str(test_part)] if test_set else []
+    report["seconds"]["statistics"] = time.monotonic() - started
 
     with fake_cluster(LAYOUT) as cluster:
         _log(f"head up: {cluster.dashboard_url}", started)
-        seconds["head_up"] = time.monotonic() - started
+        report["seconds"]["head_up"] = time.monotonic() - started
         ray.init(address=cluster.gcs_address, logging_level="WARNING", log_to_driver=False)
-        workers = wait_for_workers(n_workers, timeout_s=180)
-        seconds["workers_up"] = time.monotonic() - started
-        _log(f"autoscaler brought up {len(workers)} workers", started)
-        head_id = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"])
-        worker_cpus = sum(n["Resources"].get("CPU", 0) for n in workers)
-
-        entrypoint = ["python", "-m", "services.train", "--config", str(job_config),
-                      "--statistics", str(statistics), "--test", str(test_part)]
-        job_log = run_dir / "job.log"
-        job = cluster.submit_in_background(entrypoint, job_log)
-        _log("job submitted: " + " ".join(entrypoint), started)
-
-        expected = int(worker_cpus // config.cluster.cpus_per_generator)
-        placed = wait(lambda: (p := placement())["trainer"] and len(p["generators"]) == expected and p, 300, job)
-        seconds["placed"] = time.monotonic() - started
-        report["placement"] = placed
-        worker_ids = {n["NodeID"] for n in workers}
-        checks["trainer_on_head"] = bool(placed) and placed["trainer"] == [head_id]
-        checks["generators_on_workers"] = bool(placed) and set(placed["generators"]) <= worker_ids
-        checks["pool_fills_the_workers"] = bool(placed) and len(placed["generators"]) == expected
-        _log(f"placement: {placed}", started)
-
-        wanted = [PROMETHEUS_PREFIX + name for name in ("patterns_generated_total", "generators_alive", "trainer_step")]
-        metrics = wait(lambda: (v := scrape(ray.nodes())) and all(v.get(w, 0) > 0 for w in wanted) and v, 120, job)
-        report["metrics"] = metrics or scrape(ray.nodes())
-        checks["metrics_scraped"] = bool(metrics)
-        seconds["metrics"] = time.monotonic() - started
-        _log(f"metrics: {report['metrics']}", started)
-
-        if kill and placed:
-            victim = placed["generators"][0]
-            kill_node(cluster, victim)
-            killed_at = time.monotonic()
-            _log(f"killed the raylet of worker {victim[:8]}", started)
-
-            def restored():
-                alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-                now = placement()["generators"]
-                return len(now) == expected and victim not in now and set(now) <= alive - {head_id} and now
-
-            back = wait(restored, 240, job)
-            seconds["pool_restored_after_kill"] = time.monotonic() - killed_at
-            report["after_kill"] = back
-            checks["pool_back_to_size_after_node_loss"] = bool(back)
-            _log(f"pool after the node loss: {back}", started)
-
-        status = job.wait(timeout=60 * minutes + 600)
-        seconds["job_done"] = time.monotonic() - started
-        checks["job_succeeded"] = status == 0
-        summary_path = Path(config.training.output_dir) / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-        report["summary"] = summary
-        if kill:
-            checks["trainer_waits_bounded"] = max(summary.get("trainer_stalls_s") or [0.0]) < STALL_BOUND_S
-        text = job_log.read_text()
-        report["log_lines"] = {
-            "constructor_args_in_object_store": text.count("has constructor arguments in the object store"),
-            "cuInit": text.count("cuInit"),  # the fake GPU of the head: the trainer looks for CUDA
-        }
-        checks["no_constructor_argument_warning"] = report["log_lines"]["constructor_args_in_object_store"] == 0
-        ray.shutdown()
-        processes = psutil.Process(cluster.pid).children(recursive=True) + [psutil.Process(cluster.pid)]
-    seconds["stopped"] = time.monotonic() - started
+        jobs: list = []
+        try:
+            exercise(cluster, config, entrypoint, run_dir / "job.log", kill, report, started, jobs)
+        finally:
+            for log in (cluster.temp_dir / "session_latest" / "logs").glob("monitor.*"):  # the autoscaler's
+                shutil.copy(log, run_dir / log.name)
+            ray.shutdown()  # before the cluster goes: a connected client would hang on its exit
+            for job in jobs:  # the `ray job submit` client, when a step failed before the job ended
+                if job.poll() is None:
+                    job.terminate()
+                    job.wait(timeout=30)
+            processes = psutil.Process(cluster.pid).children(recursive=True) + [psutil.Process(cluster.pid)]
+    report["seconds"]["stopped"] = time.monotonic() - started
     _, alive = psutil.wait_procs(processes, timeout=10)
-    checks["cluster_stopped"] = not alive
+    report["checks"]["cluster_stopped"] = not alive
     _log(f"stopped; {len(alive)} processes left", started)
     return report
+
+
+def exercise(cluster, config, entrypoint: list, job_log: Path, kill: bool, report: dict, started: float,
+             jobs: list) -> None:
+    """Steps 2-6 on the running head (this process connected to it); the job's client goes into `jobs`."""
+    checks, seconds = report["checks"], report["seconds"]
+    layout = yaml.safe_load(LAYOUT.read_text())
+    workers = wait_for_workers(sum(t.get("min_workers", 0) for t in layout["available_node_types"].values()), 180)
+    seconds["workers_up"] = time.monotonic() - started
+    _log(f"autoscaler brought up {len(workers)} workers", started)
+    head_id = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"])
+    expected = int(sum(n["Resources"].get("CPU", 0) for n in workers) // config.cluster.cpus_per_generator)
+
+    job = cluster.submit_in_background(entrypoint, job_log)
+    jobs.append(job)
+    _log("job submitted: " + " ".join(entrypoint), started)
+    placed = wait(lambda: (p := placement(cluster.dashboard_url))["trainer"] and len(p["generators"]) == expected and p, 300, job)
+    seconds["placed"] = time.monotonic() - started
+    report["placement"] = placed
+    checks["trainer_on_head"] = bool(placed) and placed["trainer"] == [head_id]
+    checks["generators_on_workers"] = bool(placed) and set(placed["generators"]) <= {n["NodeID"] for n in workers}
+    checks["pool_fills_the_workers"] = bool(placed) and len(placed["generators"]) == expected
+    _log(f"placement: {placed}", started)
+
+    wanted = [PROMETHEUS_PREFIX + name for name in ("patterns_generated_total", "generators_alive", "trainer_step")]
+    metrics = wait(lambda: (v := scrape(ray.nodes())) and all(v.get(w, 0) > 0 for w in wanted) and v, 120, job)
+    report["metrics"] = metrics or scrape(ray.nodes())
+    checks["metrics_scraped"] = bool(metrics)
+    seconds["metrics"] = time.monotonic() - started
+    _log(f"metrics: {report['metrics']}", started)
+
+    if kill and placed:
+        victim = placed["generators"][0]
+        kill_node(cluster, victim)
+        killed_at = time.monotonic()
+        _log(f"killed the raylet of worker {victim[:8]}", started)
+
+        def restored():
+            alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+            now = placement(cluster.dashboard_url)["generators"]
+            return len(now) == expected and victim not in now and set(now) <= alive - {head_id} and now
+
+        back = wait(restored, 240, job)
+        seconds["pool_restored_after_kill"] = time.monotonic() - killed_at
+        report["after_kill"] = back
+        checks["pool_back_to_size_after_node_loss"] = bool(back)
+        _log(f"pool after the node loss: {back}", started)
+
+    status = job.wait(timeout=60 * config.training.max_minutes + 600)
+    seconds["job_done"] = time.monotonic() - started
+    checks["job_succeeded"] = status == 0
+    summary_path = Path(config.training.output_dir) / "summary.json"
+    report["summary"] = summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if kill:
+        checks["trainer_waits_bounded"] = max(summary.get("trainer_stalls_s") or [0.0]) < STALL_BOUND_S
+    text = job_log.read_text()
+    report["log_lines"] = {
+        "constructor_args_in_object_store": text.count("has constructor arguments in the object store"),
+        "cuInit": text.count("cuInit"),  # the head's declared GPU: the trainer looks for CUDA and finds none
+    }
+    checks["no_constructor_argument_warning"] = report["log_lines"]["constructor_args_in_object_store"] == 0
 
 
 def main() -> int:
@@ -188,8 +200,10 @@ def main() -> int:
     parser.add_argument("--no-kill", dest="kill", action="store_false", help="skip killing a worker node")
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "fake_cluster")
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
+    parser.add_argument("--no-test-set", dest="test_set", action="store_false",
+                        help="train without the held-out test set (no test accuracy, a shorter job start)")
     args = parser.parse_args()
-    report = run(args.minutes, args.kill, args.run_dir.resolve())
+    report = run(args.minutes, args.kill, args.run_dir.resolve(), args.test_set)
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.json:

@@ -1,18 +1,31 @@
-"""Collection reading speed: serial in-process vs Ray tasks, CIFs/s/core, and the time for 200,000 CIFs.
+"""Collection reading and prototype grouping on mp26k: serial (the reference) vs Ray tasks (ours), and
+the time for 200,000 structures on 1 and 16 cores.
 
-    .venv/bin/python benchmarks/bench_collection.py [SOURCE ...] [--serial-n 400] [--cpus N]
+    nice -n 10 .venv/bin/python benchmarks/bench_collection.py [SOURCE ...] [--serial-n 1000] [--cpus N]
+        [--entries-cache runs/mp26k.entries.json.gz]
 
-SOURCE defaults to ../shared/data/mp40/*.csv when present, else the embedded default. Both runs go
-through the pipeline's reading step (`xrdgen.collection.reading.read_records`, as
-`xrdgen.pipeline` calls it): the serial reference reads the first `--serial-n` records in this
-process; the Ray run reads all of them with the services' mapper (`ray_map_chunks`) on a local Ray
-with `--cpus` CPUs (default: all). Both include parsing (pymatgen), symmetry and conventional cell
-(spglib) and Wyckoff sites.
+SOURCE defaults to ../shared/data/mp26k (ids deduplicated by `material_id`). Both halves run the
+pipeline's own steps:
+
+1. reading (`xrdgen.collection.reading.read_records`): the serial reference parses an evenly spaced
+   subset of `--serial-n` records in this process; ours parses every record as Ray tasks
+   (`services.collection_reader.ray_map_chunks`) on a local Ray with `--cpus` CPUs. Parsing
+   (pymatgen), symmetry and conventional cell (spglib) and Wyckoff sites are all included;
+2. prototype grouping (`xrdgen.collection.split.group_keys`): serial (`serial_map_groups`) vs Ray
+   (`ray_map_groups`) on all entries, checked to give the same keys; the serial grouping of every
+   other entry gives the growth exponent k of the grouping time, t ∝ N^k (structures of one
+   prototype meet more candidates in a larger collection).
+
+Projection to N = 200,000 structures on c cores: reading N / (r_1 · c · e_read), with r_1 the serial
+rate and e_read = r_ray / (cpus · r_1) the measured parallel efficiency (at most 1); grouping
+t_serial · (N / n)^k / (c · e_group) with e_group = t_serial / (cpus · t_ray). Rates are wall-clock;
+the load average is printed because the machine may be shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 import warnings
@@ -21,50 +34,87 @@ from pathlib import Path
 
 import ray
 
-from services.collection_reader import ray_map_chunks
+from services.collection_reader import ray_map_chunks, ray_map_groups
 from services.ray_runtime import ray_session
+from xrdgen.collection.cache import ReadCache
 from xrdgen.collection.entries import read_chunk
 from xrdgen.collection.reading import list_records, read_records, source_name
+from xrdgen.collection.records import deduplicate
+from xrdgen.collection.split import group_keys, serial_map_groups
 from xrdgen.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
+MP26K = ROOT.parent / "shared" / "data" / "mp26k"
+TARGET = 200_000
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="*")
-    parser.add_argument("--serial-n", type=int, default=400)
+    parser.add_argument("--serial-n", type=int, default=1000, help="records of the serial reading reference")
     parser.add_argument("--cpus", type=int, default=os.cpu_count())
+    parser.add_argument("--id-column", default="material_id")
+    parser.add_argument("--entries-cache", type=Path, default=None, help="reuse the entries of an earlier read for the grouping")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    sources = args.sources or sorted(str(p) for p in (ROOT.parent / "shared" / "data" / "mp40").glob("*.csv")) or ["default"]
-    records = list_records(sources)
+    sources = args.sources or [str(MP26K)]
+    config = load_config(overrides={"collection.id_column": args.id_column})
+    records, duplicates = deduplicate(list_records(sources, args.id_column))
     name = source_name(sources)
-    config = load_config().collection
-    print(f"source: {name} ({len(records)} records), chunk_size={config.chunk_size}")
+    print(f"source: {name}: {len(records)} records ({len(duplicates)} repeated ids left out), chunk_size={config.collection.chunk_size}")
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
-    subset = records[: args.serial_n]
-    read_chunk(subset[:5], config)  # imports and numba/pymatgen warm-up outside the timing
-    start = time.perf_counter()
-    serial = read_records(subset, config, name, progress=False)
-    serial_s = time.perf_counter() - start
+    step = max(1, len(records) // args.serial_n)
+    subset = records[::step][: args.serial_n]
+    read_chunk(subset[:5], config.collection)  # imports and warm-up outside the timing
+    serial, serial_s = timed(lambda: read_records(subset, config.collection, name, progress=False))
     serial_rate = len(subset) / serial_s
-    print(f"serial (1 core): {len(subset)} CIFs in {serial_s:.1f} s -> {serial_rate:.1f} CIFs/s/core ({len(serial.skipped)} skipped)")
 
     with ray_session(num_cpus=args.cpus):
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        read_records(records[: cpus * 4], config.model_copy(update={"chunk_size": 4}), name, partial(ray_map_chunks, progress=False))  # start the workers
-        start = time.perf_counter()
-        report = read_records(records, config, name, partial(ray_map_chunks, progress=False))
-        ray_s = time.perf_counter() - start
-    n = report.counts["records"]
-    ray_rate = n / ray_s
-    print(f"ray ({cpus} CPUs): {n} CIFs in {ray_s:.1f} s -> {ray_rate:.1f} CIFs/s, {ray_rate / cpus:.1f} CIFs/s/core")
-    print(f"ratio ray / serial throughput: {ray_rate / serial_rate:.2f}x on {cpus} CPUs (ideal {cpus}x)")
-    for cores in (1, cpus, 16, 64):
-        hours = 200_000 / (ray_rate / cpus * cores) / 3600 if cores > 1 else 200_000 / serial_rate / 3600
-        print(f"projected 200,000 CIFs on {cores:>3} core(s): {hours * 60:7.1f} min")
+        warm = config.collection.model_copy(update={"chunk_size": 4})
+        read_records(records[: cpus * 4], warm, name, partial(ray_map_chunks, progress=False))  # start the workers
+        cache = ReadCache(args.entries_cache, sources, config.collection) if args.entries_cache else None
+        cached = cache.load() if cache is not None else None
+        if cached is None:
+            report, ray_read_s = timed(lambda: read_records(records, config.collection, name, partial(ray_map_chunks, progress=False)))
+        else:
+            report, ray_read_s = cached, math.nan
+        entries = report.entries
+        ray_keys, ray_group_s = timed(lambda: group_keys(entries, "prototype", partial(ray_map_groups, progress=False)))
+    serial_keys, serial_group_s = timed(lambda: group_keys(entries, "prototype", serial_map_groups))
+    _, half_s = timed(lambda: group_keys(entries[::2], "prototype", serial_map_groups))
+    if serial_keys != ray_keys:
+        raise SystemExit("Ray grouping differs from the serial grouping")
+    exponent = math.log(serial_group_s / half_s) / math.log(len(entries) / len(entries[::2]))
+
+    ray_rate = len(records) / ray_read_s
+    e_read = min(1.0, ray_rate / (cpus * serial_rate)) if not math.isnan(ray_rate) else 1.0
+    e_group = min(1.0, serial_group_s / (cpus * ray_group_s))
+    print(f"\nreading ({len(subset)} serial, {len(records)} on Ray; {len(serial.skipped)} / {len(report.skipped)} skipped)")
+    print(f"  reference, serial (1 core): {serial_rate:8.1f} structures/s")
+    if cached is None:
+        print(f"  ours, Ray ({cpus} CPUs):      {ray_rate:8.1f} structures/s  -> ratio {ray_rate / serial_rate:.2f}x (ideal {cpus}x)")
+    else:
+        print(f"  ours, Ray: not measured (entries from {args.entries_cache})")
+    print(f"prototype grouping of {len(entries)} structures ({len(set(serial_keys))} groups, Ray keys identical)")
+    print(f"  reference, serial (1 core): {serial_group_s:8.1f} s = {len(entries) / serial_group_s:7.1f} structures/s")
+    print(f"  ours, Ray ({cpus} CPUs):      {ray_group_s:8.1f} s = {len(entries) / ray_group_s:7.1f} structures/s"
+          f"  -> ratio {serial_group_s / ray_group_s:.2f}x")
+    print(f"  growth: half the entries {half_s:.1f} s -> t ∝ N^{exponent:.2f}")
+    print(f"\nprojection to {TARGET:,} structures (parallel efficiency read {e_read:.2f}, grouping {e_group:.2f}):")
+    group_1 = serial_group_s * (TARGET / len(entries)) ** exponent
+    for cores in (1, 16):
+        read_min = TARGET / (serial_rate * (1 if cores == 1 else cores * e_read)) / 60
+        group_min = group_1 / (1 if cores == 1 else cores * e_group) / 60
+        print(f"  {cores:>2} core(s): reading {read_min:7.1f} min, grouping {group_min:7.1f} min")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Measured in one run, one process (one core), with the spglib space-group check i
              atoms itself, with its distance checks); a failed or mismatching draw counts as no crystal.
 
 Rates are per core: crystals / CPU seconds of this process (wall-clock rates are printed beside,
-since the CPU may be shared). Statistics: a file from `xrdgen stats build`, or mp40 read here.
+since the CPU may be shared). Statistics: a file from `xrdgen stats build` (or `default`, the shipped one), or mp40 read here.
 
     python benchmarks/bench_generation.py [--stats runs/mp40.json.gz] [--n-fast 2000] [--n-plain 200]
 """
@@ -28,20 +28,20 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pyxtal import pyxtal
 
 from xrdgen.collection.reading import read_collection
-from xrdgen.collection.split import split_by_structure_type
-from xrdgen.config import GenerationConfig, StatisticsConfig
+from xrdgen.config import GenerationConfig, load_config
 from xrdgen.generation.generator import Generator
-from xrdgen.statistics.build import build_statistics
+from xrdgen.pipeline import resolve_statistics, split_and_build
 from xrdgen.statistics.model import Statistics
 
 
 def load_statistics(path: str | None):
+    """A statistics file ("default": the shipped one), or mp40 through the pipeline (read, split, build; min count 5)."""
     if path:
-        return Statistics.load(path)
+        return Statistics.load(resolve_statistics(path)[0])
     csvs = sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "shared/data/mp40").glob("*.csv"))
-    report = read_collection(csvs, progress=True)
-    stats_part, _ = split_by_structure_type(report.entries, 0.3, 0)
-    return build_statistics(stats_part, StatisticsConfig(min_count_per_spacegroup=5), {"source": "mp40, min count 5"})
+    config = load_config(overrides={"statistics.min_count_per_spacegroup": 5})
+    report = read_collection(csvs, config, progress=True)
+    return split_and_build(report, config, split_seed=0, provenance={"source": "mp40, min count 5"}).statistics
 
 
 def timed(fn):
@@ -72,7 +72,7 @@ def run_plain(crystals, rng_seed: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stats", default=None, help="statistics file (default: build from mp40)")
+    parser.add_argument("--stats", default=None, help="statistics file or 'default' (the shipped one); none: build from mp40")
     parser.add_argument("--n-fast", type=int, default=2000)
     parser.add_argument("--n-reference", type=int, default=200)
     parser.add_argument("--n-plain", type=int, default=200)

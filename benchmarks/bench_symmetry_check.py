@@ -18,6 +18,7 @@ samples crowded near the angles where spglib's 5° angle tolerance admits extra 
 `--stats FILE` uses a statistics file instead (its own classes).
 
     nice -n 10 python benchmarks/bench_symmetry_check.py [--n 50000] [--seed 0] [--stats FILE]
+        [--symprec 1e-8] [--angle-tolerance 5]  (default: the generation config's)
 """
 
 from __future__ import annotations
@@ -129,11 +130,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50_000, help="crystals to generate (all their raw draws are judged)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stats", default=None, help="a statistics file instead of the generic all-230-groups statistics")
+    parser.add_argument("--symprec", type=float, default=GenerationConfig().symprec)
+    parser.add_argument("--angle-tolerance", type=float, default=GenerationConfig().angle_tolerance)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
     statistics = Statistics.load(args.stats) if args.stats else generic_statistics(args.seed)
-    config = GenerationConfig(check="spglib")
+    config = GenerationConfig(check="spglib", symprec=args.symprec, angle_tolerance=args.angle_tolerance)
     print(f"statistics: {len(statistics.spacegroups)} space groups ({statistics.provenance.get('source', '?')}); "
           f"symprec {config.symprec}, angle tolerance {config.angle_tolerance}°", flush=True)
     compare(statistics, statistics.spacegroups, args.seed + 1, config)  # warm-up: numba, Wyckoff tables, KDEs
@@ -148,7 +151,7 @@ def main() -> None:
     print(f"routes of ours: {dict(r['routes'])}")
     print(f"disagreements: {len(r['disagreements'])}")
     for sg, found, verdict, lattice, frac, numbers in r["disagreements"][:20]:
-        print(f"  asked {sg}, spglib {found}, ours {verdict}; lattice {lattice.tolist()}; {len(frac)} atoms")
+        print(f"  asked {sg}, spglib {found}, ours {verdict}; lattice {lattice.tolist()}; atoms {numbers.tolist()} at {frac.tolist()}")
     ours, theirs = cells / r["ours_s"], cells / r["spglib_s"]
     print(f"{'check':10s} {'checks per CPU second':>22s}")
     print(f"{'ours':10s} {ours:22.0f}\n{'spglib':10s} {theirs:22.0f}\nratio ours / spglib: {ours / theirs:.1f}x")

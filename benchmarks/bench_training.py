@@ -32,13 +32,14 @@ def real_patterns(config, n: int, seed: int = 0):
 
     from xrdgen.collection.entries import read_chunk
     from xrdgen.collection.reading import list_records
-    from xrdgen.training import build_pattern_set
+    from xrdgen.training.datasets import simulate_set
+    from xrdgen.training.rundir import InputSpec
 
     entries, _ = read_chunk(list_records(MP40_CSV)[:n], config.collection)
     crystals = [dataclasses.replace(e.crystal, spacegroup=int(e.spacegroup)) for e in entries]
     spacegroups = sorted({c.spacegroup for c in crystals})
-    patterns = build_pattern_set(crystals, spacegroups, config, seed=seed)
-    return patterns.x, patterns.y
+    patterns = simulate_set(crystals, InputSpec.from_config(config), config.simulation, seed, classes=spacegroups)
+    return patterns.x, patterns.class_indices(spacegroups)
 
 
 def main() -> None:

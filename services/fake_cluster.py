@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 import yaml
+from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
 
 from services.local_cluster import LocalHead, local_head
 
@@ -46,6 +47,9 @@ def fake_cluster(layout: Path) -> Iterator[LocalHead]:
 
     env = {
         "RAY_FAKE_CLUSTER": "1",
+        # Autoscaler v2: it replaces a node whose raylet died (v1 keeps the dead fake node "pending").
+        "RAY_enable_autoscaler_v2": "1",
+        "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID,
         "AUTOSCALER_UPDATE_INTERVAL_S": "1",
         "AUTOSCALER_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S),
     }

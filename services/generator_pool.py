@@ -1,8 +1,8 @@
 """Generator pool: supervised long-lived actors looping `PatternStream` batches into one bounded queue.
 
 Shape (style of ray/util/queue.py: a public class wrapping a plain private actor class):
-  * `_GeneratorActor` is a thin shell around `PatternStream`: fetch the statistics from the
-    statistics server, build the stream once, then `run` forever: next_batch -> queue.put (blocks
+  * `_GeneratorActor` is a thin shell around `PatternStream`: `run` fetches the statistics from the
+    statistics server, builds the stream once, then loops forever: next_batch -> queue.put (blocks
     while the queue is full: backpressure, so memory stays bounded by queue_max_items + one batch in
     hand per producer, whatever the trainer's speed).
   * `GeneratorPool` starts the actors and supervises them from a background thread: an actor whose
@@ -11,13 +11,15 @@ Shape (style of ray/util/queue.py: a public class wrapping a plain private actor
     below its target size.
 
 Target size: `generator_count` (services/options.py): `cluster.n_generators`, or with "auto" the
-cluster's CPUs left by the trainer, re-read from Ray every RESIZE_EVERY_S, so the pool grows when the autoscaler adds a node and stops
-replacing members when a node's CPUs are gone (they come back with a replacement node).
+cluster's CPUs left by the trainer, re-read from Ray every RESIZE_EVERY_S, so the pool grows when
+the autoscaler adds a node and stops replacing members when a node's CPUs are gone (they come back
+with a replacement node).
 
-Why the statistics come from the server and not as a constructor argument: Ray must keep the
-arguments of a restartable actor alive for its restarts; an ObjectRef among them is pinned by the
-pool's driver and lost with the server's node (Ray warns about exactly this, ray-project/ray#53727).
-The server's handle is an ordinary argument, and a restarted generator asks it again.
+Why the statistics server and the queue reach a generator as arguments of `run`, not of its
+constructor: Ray replays the constructor's arguments on every restart of a restartable actor, so an
+ObjectRef or an actor handle among them must outlive everything (Ray warns about each such actor,
+ray-project/ray#53727). `run` is retried after a restart with its own arguments, and the restarted
+generator then asks the server for the statistics again.
 
 Seeds: member i of the pool streams with seed SeedSequence([config.seed, i]); a replacement takes
 the next unused i, and a Ray-restarted actor mixes in fresh entropy, so no member ever replays
@@ -42,7 +44,7 @@ from services import metrics
 from services.options import generator_count, generator_options, queue_options
 from services.statistics_server import StatisticsServer
 from xrdgen.config import Config
-from xrdgen.training.stream import PatternStream
+from xrdgen.training.stream import PatternStream, StreamCounters
 
 log = logging.getLogger(__name__)
 
@@ -58,32 +60,39 @@ def member_seed(seed: int, index: int, restarted: bool = False) -> int:
 
 
 class _GeneratorActor:
-    def __init__(self, statistics_server, config: Config, index: int, queue: Queue):
-        statistics = ray.get(ray.get(statistics_server.reference.remote())[0])  # shared, zero-copy
+    def __init__(self, config: Config, index: int):
         with warnings.catch_warnings():  # the property reads the actor id through a deprecated path
             warnings.simplefilter("ignore", DeprecationWarning)
             restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
         self._name = f"generator-{index}"
-        self._stream = PatternStream(statistics, config, member_seed(config.seed, index, restarted))
-        self._batch_size = config.cluster.generator_batch_size
-        self._queue = queue
+        self._config = config
+        self._seed = member_seed(config.seed, index, restarted)
+        self._stream: Optional[PatternStream] = None
         self._stop = threading.Event()
         self._tags = {"actor": self._name}
 
-    def run(self) -> dict:
-        """Produce until `stop`; returns the stream's counters."""
+    def run(self, statistics_server, queue: Queue) -> dict:
+        """Produce into `queue` until `stop`; returns the stream's counters.
+
+        The statistics come from the server here, on the first call (also the retried call after a
+        Ray restart), never as a constructor argument: see the module docstring.
+        """
+        if self._stream is None:
+            statistics = ray.get(ray.get(statistics_server.reference.remote())[0])  # shared, zero-copy
+            self._stream = PatternStream(statistics, self._config, self._seed)
+        batch_size = self._config.cluster.generator_batch_size
         counter, rate, skipped = metrics.patterns_generated(), metrics.patterns_per_second(), metrics.patterns_skipped()
         while not self._stop.is_set():
             t0, skipped_before = time.perf_counter(), self._stream.counters.skipped
-            batch = self._stream.next_batch(self._batch_size)
+            batch = self._stream.next_batch(batch_size)
             seconds = time.perf_counter() - t0  # production only, not the wait on a full queue
-            counter.inc(self._batch_size, tags=self._tags)
-            rate.set(self._batch_size / max(seconds, 1e-9), tags=self._tags)
+            counter.inc(batch_size, tags=self._tags)
+            rate.set(batch_size / max(seconds, 1e-9), tags=self._tags)
             if self._stream.counters.skipped > skipped_before:
                 skipped.inc(self._stream.counters.skipped - skipped_before, tags=self._tags)
             while not self._stop.is_set():
                 try:
-                    self._queue.put(batch, block=True, timeout=PUT_TIMEOUT_S)
+                    queue.put(batch, block=True, timeout=PUT_TIMEOUT_S)
                     break
                 except Full:
                     continue
@@ -93,7 +102,8 @@ class _GeneratorActor:
         self._stop.set()
 
     def counters(self) -> dict:
-        return dict(name=self._name, pid=os.getpid(), **self._stream.counters.as_dict())
+        counters = self._stream.counters if self._stream is not None else StreamCounters()
+        return dict(name=self._name, pid=os.getpid(), **counters.as_dict())
 
 
 class GeneratorPool:
@@ -130,8 +140,8 @@ class GeneratorPool:
         """One new member (call with the lock held); returns its index."""
         index = self._next_index
         self._next_index += 1
-        actor = ray.remote(_GeneratorActor).options(**self._options).remote(self._server, self.config, index, self.queue)
-        self._members[actor.run.remote()] = (index, actor)
+        actor = ray.remote(_GeneratorActor).options(**self._options).remote(self.config, index)
+        self._members[actor.run.remote(self._server, self.queue)] = (index, actor)
         return index
 
     @property

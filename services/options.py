@@ -49,7 +49,7 @@ def queue_options(cluster: ClusterConfig, node_id: str) -> dict:
         num_cpus=0,
         max_restarts=RETRY_FOREVER,
         max_task_retries=RETRY_FOREVER,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True),
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     )
 
 

@@ -17,7 +17,8 @@ from xrdgen.simulation.imperfections import (
 )
 from xrdgen.config import AugmentationConfig, GridConfig
 
-X = GridConfig().two_theta()
+GRID = GridConfig()
+X = GRID.two_theta()
 P_MIN = 1e-3  # seeded draws: a KS p-value below this would be a real mismatch
 
 
@@ -59,7 +60,7 @@ def test_switches_turn_imperfections_off():
     off = AugmentationConfig(background=False, additive_noise=False, multiplicative_noise=False, impurity=False)
     assert draw_imperfections(off, rng) == Imperfections()
     pure = _pure()
-    out = augment(pure, off, rng, impurity=_pure(centres=(25, 60, 80, 85)))
+    out = augment(pure, off, rng, GRID, impurity=_pure(centres=(25, 60, 80, 85)))
     np.testing.assert_allclose(out, pure / pure.max(), atol=1e-7)
 
 
@@ -133,22 +134,22 @@ def test_impurity_mixing():
 def test_augment_output_is_reproducible_float32_max_one_and_sqrt_scaled():
     pure, other = _pure(), _pure(centres=(22, 40, 60, 88))
     config = AugmentationConfig()
-    a = augment(pure, config, np.random.default_rng(42), impurity=other)
-    b = augment(pure, config, np.random.default_rng(42), impurity=other)
+    a = augment(pure, config, np.random.default_rng(42), GRID, impurity=other)
+    b = augment(pure, config, np.random.default_rng(42), GRID, impurity=other)
     assert a.dtype == np.float32 and a.shape == X.shape
     np.testing.assert_array_equal(a, b)
     assert a.max() == pytest.approx(1.0) and a.min() == 0.0  # shifted and scaled like a measured pattern
     assert not np.allclose(a, pure / pure.max(), atol=1e-3)
-    root = augment(pure, config.model_copy(update={"sqrt_scale": True}), np.random.default_rng(42), impurity=other)
+    root = augment(pure, config.model_copy(update={"sqrt_scale": True}), np.random.default_rng(42), GRID, impurity=other)
     np.testing.assert_allclose(root, np.sqrt(a), atol=1e-6)
     np.testing.assert_allclose(scale_input(4 * pure, True), np.sqrt(pure / pure.max()), atol=1e-6)
 
 
 def test_augment_refuses_mismatched_input():
     with pytest.raises(ValueError, match="8501"):
-        augment(np.ones(100), AugmentationConfig(), np.random.default_rng(0))
+        augment(np.ones(100), AugmentationConfig(), np.random.default_rng(0), GRID)
     with pytest.raises(ValueError, match="rng"):
-        augment(_pure(), AugmentationConfig())
+        augment(_pure(), AugmentationConfig(), None, GRID)
     small = GridConfig(two_theta_min=10, two_theta_max=50, step=0.02)
-    out = augment(np.exp(-((small.two_theta() - 30) ** 2)), AugmentationConfig(), np.random.default_rng(1), grid=small)
+    out = augment(np.exp(-((small.two_theta() - 30) ** 2)), AugmentationConfig(), np.random.default_rng(1), small)
     assert out.shape == (small.n_points,)

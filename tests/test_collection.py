@@ -1,8 +1,11 @@
-"""Crystal collections: real mp40 CSVs and embedded structures, read on real Ray; broken files injected."""
+"""Crystal collections: real mp40 CSVs and embedded structures, read on real Ray; broken files injected;
+gzip sources, id deduplication, the entries cache and the shipped default statistics."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import gzip
 import sys
 from pathlib import Path
 
@@ -15,10 +18,16 @@ from pyxtal import pyxtal
 
 from services.collection_reader import ray_map_chunks, read_collection_parallel
 from xrdgen.cli import main
+from xrdgen.collection.cache import ReadCache
 from xrdgen.collection.entries import load_entries, read_chunk, save_entries
-from xrdgen.collection.reading import chunked, list_records, read_collection
+from xrdgen.collection.reading import Progress, chunked, list_records, read_collection
+from xrdgen.collection.shipped import DECIMALS, compact_entries, default_statistics
 from xrdgen.config import CollectionConfig
+from xrdgen.crystal import Crystal
 from xrdgen.errors import UserError
+from xrdgen.jsonio import read_json
+from xrdgen.pipeline import resolve_statistics
+from xrdgen.statistics.model import Statistics
 
 csv.field_size_limit(sys.maxsize)
 
@@ -151,12 +160,12 @@ def test_ray_and_serial_reading_agree(mp40_dir, ray_local):
             assert x.wyckoff_sites == y.wyckoff_sites
 
 
-def test_embedded_default_collection(ray_local):
-    records = list_records("default")
+def test_embedded_collection(ray_local):
+    records = list_records("embedded")
     sources = {r.source_id.split(":")[0] for r in records}
     assert {"aflow", "pyxtal", "pymatgen"} <= sources
     assert sum(r.source_id.startswith("aflow:") for r in records) == 288
-    report = read_collection_parallel("default", CollectionConfig(), progress=False)
+    report = read_collection_parallel("embedded", CollectionConfig(), progress=False)
     assert report.counts["read"] >= 0.97 * len(records)
     aflow = [e for e in report.entries if e.source_id.startswith("aflow:")]
     # the AFLOW label names the space group: AB_hP6_154_a_b -> 154, and spglib must agree
@@ -187,12 +196,150 @@ def test_bad_sources_are_one_line_errors(tmp_path, monkeypatch, capsys):
     with pytest.raises(UserError, match="x.csv: no 'cif' column"):
         list_records(tmp_path / "x.csv")
     (tmp_path / "empty_dir").mkdir()
-    with pytest.raises(UserError, match="no .cif files"):
+    with pytest.raises(UserError, match="empty_dir: no .cif, .cif.gz, .csv or .csv.gz files"):
         list_records(tmp_path / "empty_dir")
     monkeypatch.setattr(sys, "argv", ["xrdgen", "stats", "build", str(tmp_path / "missing"), "-o", str(tmp_path / "s.json")])
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: {tmp_path / 'missing'}: no such file or directory (expected a CIF directory, a CSV, or 'default')"
+        f"error: {tmp_path / 'missing'}: no such file or directory (expected a CIF directory, a CSV, or 'embedded')"
     ]
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _same_crystals(a, b) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert (x.spacegroup, x.spacegroup_file, x.wyckoff_sites) == (y.spacegroup, y.spacegroup_file, y.wyckoff_sites)
+        np.testing.assert_array_equal(x.crystal.frac_coords, y.crystal.frac_coords)
+
+
+def test_gzip_csv_and_cif_sources_read_like_plain_ones(mp40_dir, tmp_path):
+    rows = _mp40_rows(mp40_dir, 16)
+    plain = read_collection(_write_csv(tmp_path / "rows.csv", rows), CollectionConfig(), progress=False)
+    packed = read_collection(_write_csv(tmp_path / "rows.csv.gz", rows), CollectionConfig(), progress=False)
+    assert plain.counts["read"] == 16
+    _same_crystals(plain.entries, packed.entries)
+    folder = tmp_path / "cifs" / "nested"
+    folder.mkdir(parents=True)
+    for i, row in enumerate(rows):  # half plain, half gzip, as mixed exports come
+        if i % 2:
+            with gzip.open(folder / f"{row['material_id']}.cif.gz", "wt") as handle:
+                handle.write(row["cif"])
+        else:
+            (folder / f"{row['material_id']}.cif").write_text(row["cif"])
+    records = list_records(tmp_path / "cifs")
+    assert sorted(r.record_id for r in records) == sorted(row["material_id"] for row in rows)
+    from_cifs = read_collection(tmp_path / "cifs", CollectionConfig(), progress=False)
+    by_id = {Path(e.source_id).name.split(".cif")[0]: e for e in from_cifs.entries}
+    assert from_cifs.counts["read"] == 16
+    for entry in plain.entries:
+        twin = by_id[entry.source_id.split(":")[-1]]
+        assert twin.spacegroup == entry.spacegroup and twin.wyckoff_sites == entry.wyckoff_sites
+    single = read_collection(next(folder.glob("*.cif.gz")), CollectionConfig(), progress=False)
+    assert single.counts["read"] == 1
+    (tmp_path / "broken.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(UserError, match="broken.csv.gz: not a readable"):
+        list_records(tmp_path / "broken.csv.gz")
+
+
+def test_repeated_ids_are_read_once_when_asked(mp40_dir, tmp_path):
+    rows = _mp40_rows(mp40_dir, 20)
+    first = _write_csv(tmp_path / "a.csv.gz", rows[:12])
+    second = _write_csv(tmp_path / "b.csv.gz", rows[8:])  # rows 8..11 in both files
+    config = CollectionConfig(id_column="material_id", chunk_size=6)
+    report = read_collection([first, second], config, progress=False)
+    assert report.counts["read"] == 20 and report.counts["duplicates"] == 4 and report.counts["records"] == 24
+    repeated = {row["material_id"] for row in rows[8:12]}
+    assert {d.source_id for d in report.duplicates} == {f"{second}:{i}" for i in repeated}
+    assert all(f"also in {first}:" in d.reason for d in report.duplicates)
+    assert {e.source_id for e in report.entries if e.source_id.split(":")[-1] in repeated} == {f"{first}:{i}" for i in repeated}
+    assert "4 duplicate ids left out" in report.summary()
+    assert report.skipped_report().count("duplicate id") == 4
+    assert read_collection([first, second], CollectionConfig(), progress=False).counts["read"] == 24  # not asked: all read
+    with pytest.raises(UserError, match="a.csv.gz: no 'icsd_code' column"):
+        read_collection(first, CollectionConfig(id_column="icsd_code"), progress=False)
+    for folder in ("export1", "export2"):  # a CIF file's id is its name
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"{rows[0]['material_id']}.cif").write_text(rows[0]["cif"])
+    cifs = read_collection([tmp_path / "export1", tmp_path / "export2"], config, progress=False)
+    assert cifs.counts["read"] == 1 and cifs.counts["duplicates"] == 1
+
+
+def test_read_cache_is_reused_only_for_the_same_read(mp40_dir, tmp_path):
+    source = _write_csv(tmp_path / "rows.csv", _mp40_rows(mp40_dir, 10))
+    config = CollectionConfig()
+    report = read_collection(source, config, progress=False)
+    cache = ReadCache(tmp_path / "cache.json.gz", [source], config)
+    assert cache.load() is None
+    cache.save(report)
+    cache.save_group_keys("auto", [f"g{i % 3}" for i in range(10)])
+    again = ReadCache(tmp_path / "cache.json.gz", [source], config)
+    back = again.load()
+    _same_crystals(report.entries, back.entries)
+    assert back.source == report.source and again.group_keys("auto") == [f"g{i % 3}" for i in range(10)]
+    assert again.group_keys("prototype") is None
+    assert ReadCache(tmp_path / "cache.json.gz", [source], CollectionConfig(symprec=0.01)).load() is None
+    _write_csv(source, _mp40_rows(mp40_dir, 11))  # the source changed
+    assert ReadCache(tmp_path / "cache.json.gz", [source], config).load() is None
+
+
+def test_progress_lines_give_rate_and_time_left(capsys):
+    progress = Progress(40, "reading structures", every_s=0.0)
+    for _ in range(4):
+        progress.update(10)
+    progress.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("reading structures: 40/40 structures (100 %)")
+    assert "/s," in lines[0] and "min left" in lines[0]
+
+
+def test_compact_test_part_keeps_what_simulation_needs(mp40_dir, tmp_path, ray_local):
+    entries = mp40_report(str(mp40_dir)).entries[:40]
+    disordered = Crystal(entries[0].crystal.lattice, entries[0].crystal.frac_coords, entries[0].crystal.numbers,
+                         np.full(entries[0].crystal.n_sites, 0.5), entries[0].spacegroup)
+    entries = entries + [dataclasses.replace(entries[0], crystal=disordered, ordered=False, wyckoff_sites=[])]
+    full = save_entries(entries, tmp_path / "full.json.gz")
+    compact = compact_entries(entries, tmp_path / "compact.json.gz", {"part": "test"})
+    assert compact.stat().st_size < 0.8 * full.stat().st_size
+    for a, b in zip(entries, load_entries(compact)):
+        assert (a.source_id, a.spacegroup, a.spacegroup_file, a.ordered) == (b.source_id, b.spacegroup, b.spacegroup_file, b.ordered)
+        np.testing.assert_allclose(b.crystal.lattice, a.crystal.lattice, atol=0.6 * 10**-DECIMALS)
+        np.testing.assert_allclose(b.crystal.frac_coords, a.crystal.frac_coords, atol=0.6 * 10**-DECIMALS)
+        np.testing.assert_array_equal(b.crystal.numbers, a.crystal.numbers)
+        np.testing.assert_array_equal(b.crystal.occupancies, a.crystal.occupancies)
+
+
+def test_shipped_default_statistics(tmp_path):
+    """`--statistics default`: ≥ 100 classes from mp26k + ICSD metadata, licences inside, a few MB."""
+    stats_path, test_path = default_statistics()
+    assert resolve_statistics("default") == (stats_path, test_path)
+    assert resolve_statistics(tmp_path / "s.json.gz") == (tmp_path / "s.json.gz", None)
+    assert stats_path.stat().st_size + test_path.stat().st_size < 5e6
+    statistics = Statistics.load(stats_path)
+    assert len(statistics.spacegroups) >= 100
+    provenance = statistics.provenance
+    licences = {source["name"]: source["licence"] for source in provenance["shipped_sources"]}
+    assert licences["mp26k"].startswith("CC-BY 4.0") and licences["db_metadata (ICSD)"] == "MIT"
+    assert provenance["counts"]["duplicates"] == 1369 and provenance["rebuild"] == "make default-statistics"
+    test = load_entries(test_path)
+    assert len(test) == provenance["counts"]["test_part"]
+    in_classes = sum(e.spacegroup in set(statistics.spacegroups) for e in test)
+    assert in_classes >= 0.8 * len(test)
+    meta = read_json(test_path, "entries")["meta"]
+    assert meta["part"] == "test" and meta["statistics"] == stats_path.name
+
+
+def test_missing_shipped_default_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("xrdgen.collection.shipped.package_data_dir", lambda: tmp_path)
+    with pytest.raises(UserError, match="the shipped default statistics are missing .*make default-statistics"):
+        resolve_statistics("default")

@@ -338,7 +338,7 @@ def test_randomized_volumes_follow_the_volume_kde(mp40_dir, mp40_stats):
     rng = np.random.default_rng(13)
     redrawn = [randomize(crystal, mp40_stats, rng, collection, generation, coordinates=False, lattice=True) for _ in range(300)]
     floor = crystal.n_sites * generation.min_density_volume_per_atom
-    direct = [max(mp40_stats.sample_denseness(v_atomic, rng) * v_atomic, floor) / v_atomic for _ in range(300)]
+    direct = [max(mp40_stats.sample_denseness(crystal.spacegroup, v_atomic, rng) * v_atomic, floor) / v_atomic for _ in range(300)]
     ratios = [c.volume / v_atomic for c in redrawn]
     assert scipy_stats.ks_2samp(ratios, direct).pvalue > P_MIN
     assert np.std(ratios) > 0.01 * np.mean(ratios)  # drawn, not a fixed volume

@@ -1,16 +1,19 @@
-"""`xrdgen predict` and `xrdgen evaluate` with a small model really trained on simulated patterns.
+"""`xrdgen predict`, `xrdgen evaluate` and `xrdgen calibrate` with a small model really trained on simulated patterns.
 
 The model: a tiny 1D CNN saved in the run-directory format (xrdgen.training.rundir), trained for a
 few epochs on patterns of the 17 lab17 structures simulated by pymatgen (an independent simulator)
 with random peak widths, background and noise. It is small, but trained: its accuracy on the
 *measured* lab17 patterns is asserted above chance, and its accuracy on the project's simulation of
-the same structures checks that simulator against pymatgen's on the way.
+the same structures checks that simulator against pymatgen's on the way. Its temperature is fitted
+on the generator's crystals of the lab17 space groups (statistics of the 17 structures); all 113
+RRUFF patterns of rruff_dev are scored by one `xrdgen evaluate`, most of them outside its class list.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -21,14 +24,19 @@ import pytest
 from typer.testing import CliRunner
 
 from xrdgen.cli import app
-from xrdgen.config import Config, GridConfig
+from xrdgen.collection.reading import read_collection
+from xrdgen.config import Config, GridConfig, load_config
 from xrdgen.errors import UserError
 from xrdgen.evaluation.metrics import evaluate
 from xrdgen.geometry import crystal_system
+from xrdgen.measured.readers import read_pattern
+from xrdgen.statistics.build import build_statistics
 from xrdgen.training.datasets import spacegroup_of_cif
+from xrdgen.training.rundir import load_model_run
 
 GRID = GridConfig(step=0.05)  # coarser than the default: a small, quick model; the readers must honour it
 CU_KA1 = 1.54056
+RRUFF_DEV = Path(os.environ.get("XRDGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "rruff_dev"
 
 
 def _lab17_structures(lab17_dir: Path):
@@ -123,8 +131,11 @@ def test_predict_every_lab17_pattern_and_skip_a_bad_file(trained_run, lab17_dir,
     result = _invoke("predict", run, *files[:8], bad, *files[8:], "--top-k", 3, "--json", out, "--plot", plots)
     assert result.exit_code == 1, result.output  # some file failed, the others were predicted
     assert f"skipped: {bad}: " in result.output
+    # no temperature in this run's meta.json: it still predicts, with T = 1, and says so
+    assert "T = 1 (none stored, uncalibrated: run `xrdgen calibrate`)" in result.output
 
     payload = json.loads(out.read_text())
+    assert payload["temperature"] == 1.0 and payload["confidence_threshold"] == Config().evaluation.confidence_threshold
     assert [f["file"] for f in payload["failed"]] == [str(bad)] and payload["failed"][0]["error"].startswith(f"{bad}: ")
     predictions = payload["predictions"]
     assert [p["file"] for p in predictions] == [str(f) for f in files]
@@ -270,3 +281,106 @@ def test_meta_without_input_spec_is_one_line_exit_2(trained_run, lab17_dir, tmp_
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected), done.stderr
+
+
+# ------------------------------------------------------------------------------ calibrated confidence
+@pytest.fixture(scope="module")
+def lab17_statistics(lab17_dir, trained_run, tmp_path_factory):
+    """Statistics of the lab17 structures, every space group kept: the tiny model's class list but for
+    the disordered MOF's (statistics take ordered structures only)."""
+    config = load_config(None, {"statistics.min_count_per_spacegroup": 1})
+    entries = read_collection(lab17_dir, config, progress=False).entries
+    statistics = build_statistics(entries, config.statistics)
+    assert set(trained_run[2]) - {int(sg) for sg in statistics.spacegroups} == {217}
+    return statistics.save(tmp_path_factory.mktemp("lab17_stats") / "statistics.json")
+
+
+@pytest.fixture(scope="module")
+def calibrated_run(trained_run, lab17_statistics, tmp_path_factory):
+    """A copy of the tiny run whose temperature `xrdgen calibrate` fitted on 48 fresh generator patterns."""
+    run = tmp_path_factory.mktemp("calibrated")
+    (run / "model.keras").symlink_to(trained_run[0] / "model.keras")
+    shutil.copy(trained_run[0] / "meta.json", run / "meta.json")
+    result = _invoke("calibrate", run, lab17_statistics, "--patterns", 48)
+    assert result.exit_code == 0, result.output
+    return run, result.output
+
+
+def test_calibrate_stores_the_temperature_and_load_reads_it_back(calibrated_run):
+    run, output = calibrated_run
+    calibration = json.loads((run / "meta.json").read_text())["calibration"]
+    print({k: calibration[k] for k in ("temperature", "nll_before", "nll_after", "ece_before", "ece_after", "accuracy")})
+    assert calibration["patterns"] == 48 and "PatternStream" in calibration["fitted_on"]
+    assert calibration["nll_after"] <= calibration["nll_before"]  # T = 1 was a candidate: the fit cannot be worse
+    trained = load_model_run(run)
+    assert trained.temperature == calibration["temperature"] and 0.05 <= trained.temperature <= 20
+    assert trained.temperature_source.startswith("fitted on 48 held-out synthetic patterns")
+    assert f"temperature T = {calibration['temperature']:.4g}" in output
+
+
+def test_predict_prints_calibrated_probabilities_and_the_crystal_system(calibrated_run, lab17_dir, tmp_path):
+    run, _ = calibrated_run
+    trained = load_model_run(run)
+    file = lab17_dir / "Al2O3" / "pattern.csv"
+    z = trained.model.predict(trained.model_input(read_pattern(file)).x[None], verbose=0)[0].astype(np.float64)
+    p = np.exp((z - z.max()) / trained.temperature)
+    p /= p.sum()  # the calibrated probabilities by hand: softmax(z / T)
+    systems = {}
+    for sg, prob in zip(trained.spacegroups, p):
+        systems[crystal_system(sg)] = systems.get(crystal_system(sg), 0.0) + prob
+    best = max(systems, key=systems.get)
+
+    out = tmp_path / "uncertain.json"
+    result = _invoke("predict", run, file, "--json", out, "--top-k", 3, "--threshold", 1.0)
+    assert result.exit_code == 0, result.output
+    entry = json.loads(out.read_text())["predictions"][0]
+    np.testing.assert_allclose([r["probability"] for r in entry["top_k"]], np.sort(p)[::-1][:3], rtol=1e-5)
+    assert entry["crystal_system"]["name"] == best and entry["crystal_system"]["probability"] == pytest.approx(systems[best], rel=1e-5)
+    assert f"T = {trained.temperature:.4g} (fitted on 48 held-out synthetic patterns" in result.output
+    assert "calibrated p" in result.output and f"{entry['top_k'][0]['probability']:.4f}" in result.output
+    assert f"crystal system: {best} (summed probability {systems[best]:.4f})" in result.output
+    # every top-1 probability is below a threshold of 1: uncertain, the answer falls back to the crystal system
+    assert entry["uncertain"] and entry["answer"] == f"crystal system {best}" and "UNCERTAIN" in result.output
+    confident = tmp_path / "confident.json"
+    result = _invoke("predict", run, file, "--json", confident, "--threshold", 0.0)
+    entry = json.loads(confident.read_text())["predictions"][0]
+    assert not entry["uncertain"] and entry["answer"].startswith(f"space group {entry['top_k'][0]['spacegroup']} ")
+    assert "UNCERTAIN" not in result.output
+
+
+def test_evaluate_reports_the_ece_before_and_after_and_a_reliability_diagram(calibrated_run, lab17_dir, tmp_path):
+    run, _ = calibrated_run
+    temperature = load_model_run(run).temperature
+    result = _invoke("evaluate", run, lab17_dir, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    calibration = summary["sets"][0]["calibration"]
+    print({k: v for k, v in calibration.items() if not k.startswith("bins")})
+    assert summary["temperature"]["value"] == calibration["temperature"] == temperature
+    assert sum(calibration["bins_before"]["count"]) == sum(calibration["bins_after"]["count"]) == 17
+    assert 0 <= calibration["ece_before"] <= 1 and 0 <= calibration["ece_after"] <= 1
+    assert Path(summary["figures"]["reliability"]).stat().st_size > 10000
+    assert f"ECE {100 * calibration['ece_before']:.1f}% uncalibrated -> {100 * calibration['ece_after']:.1f}% at T = " in result.output
+
+
+def test_evaluate_scores_all_113_rruff_patterns_in_one_command(trained_run, tmp_path):
+    """The DIF files label the patterns; labels outside the class list are counted and named, not dropped."""
+    if not RRUFF_DEV.is_dir():
+        pytest.skip(f"{RRUFF_DEV} is absent: the shared data set 'rruff_dev' lives in ../shared/data beside the checkout")
+    run, _, classes = trained_run
+    result = _invoke("evaluate", run, RRUFF_DEV, "--out", tmp_path / "rruff")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "rruff" / "summary.json").read_text())
+    labels = {Path(item["file"]).name.split("_")[0]: item["sg_number"] for item in json.loads((RRUFF_DEV / "labels.json").read_text())}
+    (scored,) = summary["sets"]
+    assert summary["patterns_scored"] == scored["n_scored"] == scored["n"] == 113 == len(labels) and not scored["skipped"]
+    assert {s["name"]: s["spacegroup"] for s in summary["samples"]} == labels  # the DIF labels, as labels.json has them
+    outside = {o["name"]: o["spacegroup"] for o in scored["outside_class_list"]}
+    assert outside == {name: sg for name, sg in labels.items() if sg not in classes}
+    assert scored["n_outside_class_list"] == len(outside) and "outside the model's class list" in result.output
+    assert sum(v["count"] for v in scored["per_spacegroup"].values()) == 113
+    assert "scored 113 measured patterns" in result.output
+    # every wavelength is the DIF file's: Cu Kα but for zinc R070497, whose peaks (16.5°, 17.7°, 19.5°) are Mo Kα's
+    wavelengths = {s["name"]: s["wavelength"] for s in summary["samples"] if s["wavelength_source"] == "file"}
+    assert len(wavelengths) == 113 and wavelengths.pop("R070497") == pytest.approx(0.7098)
+    assert all(1.5405 <= w <= 1.5420 for w in wavelengths.values())

@@ -26,7 +26,14 @@ def test_simulate_writes_xy_and_png(cif, tmp_path):
     assert data.shape == (8501, 3)
     np.testing.assert_allclose(data[[0, -1], 0], [5.0, 90.0])
     assert data[:, 1].max() == pytest.approx(1.0, abs=1e-5) and data[:, 2].max() == pytest.approx(1.0, abs=1e-5)
-    assert np.abs(data[:, 1] - data[:, 2]).max() > 1e-3  # imperfections were added
+    np.testing.assert_allclose(data[:, 1], data[:, 2], atol=1e-5)  # the default preset is pure
+    assert "preset pure" in result.output and "drawn: none" in result.output
+    measured = tmp_path / "measured.xy"
+    result = runner.invoke(app, ["simulate", str(cif), "-o", str(measured), "--seed", "4", "--set", "preset=measured"])
+    assert result.exit_code == 0, result.output
+    data = np.loadtxt(measured)
+    assert np.abs(data[:, 1] - data[:, 2]).max() > 1e-2  # imperfections were added
+    assert "march_dollase_r" in result.output and "debye_waller_b" in result.output
     png = tmp_path / "out.png"
     result = runner.invoke(app, ["simulate", str(cif), "-o", str(png), "--set", "simulation.profile=pseudo_voigt"])
     assert result.exit_code == 0, result.output

@@ -1,15 +1,17 @@
-"""Structure-type split on mp40 (prototype matching) and on structure-type labels."""
+"""Structure-type split on mp40 (prototype matching, serial and as Ray tasks) and on structure-type labels."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from functools import partial
 
 import numpy as np
 from _collection_cache import mp40_group_keys, mp40_report, mp40_split
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
-from xrdgen.collection.split import split_by_structure_type
+from services.collection_reader import pack_buckets, ray_map_groups
+from xrdgen.collection.split import bucket_key, candidate_buckets, group_keys, split_by_structure_type
 
 
 def test_no_group_crosses_and_sizes_follow_the_fraction(mp40_dir, ray_local):
@@ -72,3 +74,29 @@ def test_structure_type_field_groups_even_across_spellings(mp40_dir, ray_local):
         norm = lambda e: e.structure_type.strip().lower()  # noqa: E731
         assert {norm(e) for e in stats}.isdisjoint(norm(e) for e in test)
         assert 0.2 < len(test) / len(typed) < 0.4
+
+
+def test_ray_grouping_gives_the_serial_groups(mp40_dir, ray_local):
+    """Buckets matched as Ray tasks (costliest first, several per task) give exactly the serial keys."""
+    entries = mp40_report(str(mp40_dir)).entries
+    buckets = [b for b in candidate_buckets(entries) if len(b) > 1]
+    assert len(buckets) >= 50 and max(map(len, buckets)) >= 10  # real work for several tasks
+    ray_keys = group_keys(entries, "prototype", partial(ray_map_groups, progress=False))
+    assert ray_keys == list(mp40_group_keys(str(mp40_dir)))
+    assert len(set(ray_keys)) < 0.9 * len(entries)  # prototypes were merged, not every entry alone
+
+
+def test_bucket_keys_are_those_of_the_pymatgen_structure(mp40_dir, ray_local):
+    for entry in mp40_report(str(mp40_dir)).entries[:200]:
+        structure = entry.crystal.to_structure()
+        sg, formula, n_sites, multiplicities = bucket_key(entry)
+        assert (sg, formula, n_sites) == (entry.spacegroup, structure.composition.anonymized_formula, len(structure))
+        assert sum(multiplicities) == n_sites
+
+
+def test_buckets_are_packed_in_order_into_tasks_of_similar_cost():
+    sizes = [40, 2, 3, 2, 2, 30, 2, 2, 2, 2, 5, 2]
+    tasks = pack_buckets(sizes, 4)
+    assert [i for task in tasks for i in task] == list(range(len(sizes)))
+    assert tasks[0] == [0]  # cost 1600 of 2566: above the 641 per task, alone
+    assert 3 <= len(tasks) <= 5

@@ -45,7 +45,7 @@ def mp40(mp40_dir):
     spacegroups = sorted(sg for sg, _ in counts.most_common(N_CLASSES))
     crystals = lambda entries: [dataclasses.replace(e.crystal, spacegroup=int(e.spacegroup)) for e in entries]  # noqa: E731
     train_crystals, test_crystals = crystals(stats_part), crystals(test_part)
-    train = simulate_pattern_set(train_crystals, spacegroups, config, seed=1, crystallite_sizes_nm=config.training.baseline_sizes_nm)
+    train = simulate_pattern_set(train_crystals, spacegroups, config, seed=1, crystallite_sizes_nm=(20.0, 100.0))
     test = simulate_pattern_set(test_crystals, spacegroups, config, seed=2, patterns_per_crystal=2)
     # the training labels: index into the class list
     train.y, test.y = train.class_indices(spacegroups), test.class_indices(spacegroups)
@@ -93,7 +93,7 @@ def test_pattern_sets_are_labelled_scaled_and_counted(mp40):
     assert np.allclose(train.x.max(axis=1), 1.0)
     # sqrt scaling: the same crystals at the same sizes without it give the squares.
     plain = simulate_pattern_set(in_list[:20], spacegroups, make_config(**{"augmentation.sqrt_scale": False}), seed=1,
-                                 crystallite_sizes_nm=config.training.baseline_sizes_nm)
+                                 crystallite_sizes_nm=(20.0, 100.0))
     assert np.allclose(train.x[:40] ** 2, plain.x, atol=1e-5)
     # the two sizes differ: 20 nm peaks are broader than 100 nm peaks, so more points are lit.
     assert np.mean((train.x[0::2] > 0.05).sum(1) > (train.x[1::2] > 0.05).sum(1)) > 0.9
@@ -272,3 +272,27 @@ def test_cli_train_bad_statistics_file_is_one_line(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: {bad}: not a readable JSON statistics file (JSONDecodeError)"]
+
+
+def test_cli_train_ends_with_a_calibrated_model(mp40_dir, tmp_path):
+    """`xrdgen train` on the stream fits the temperature on fresh stream patterns and stores it in meta.json."""
+    from typer.testing import CliRunner
+
+    from xrdgen.cli import app
+    from xrdgen.statistics.build import build_statistics
+
+    sets = {**SHORT_GRID, "statistics.min_count_per_spacegroup": 8, "generation.max_atoms_asymmetric_unit": 12,
+            "statistics.max_volume": 1500.0, "training.model": "park_medium", "training.batch_size": 8,
+            "training.batches_per_epoch": 2, "training.epochs": 1, "evaluation.calibration_patterns": 24,
+            "training.output_dir": str(tmp_path / "run")}
+    config = load_config(None, sets)
+    entries = read_collection(mp40_dir / "random_split_test.csv", config, progress=False).entries[:300]
+    statistics = build_statistics(entries, config.statistics).save(tmp_path / "statistics.json")
+    args = ["train", str(statistics)] + [a for key, value in sets.items() for a in ("--set", f"{key}={value}")]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    calibration = json.loads((tmp_path / "run" / "meta.json").read_text())["calibration"]
+    assert calibration["patterns"] == 24 and calibration["statistics"] == str(statistics)
+    assert calibration["nll_after"] <= calibration["nll_before"]
+    assert load_model_run(tmp_path / "run").temperature == calibration["temperature"]
+    assert f"temperature T = {calibration['temperature']:.4g}" in result.output

@@ -1,12 +1,16 @@
 """`xrdgen predict` (space groups of measured patterns) and `xrdgen evaluate` (accuracy on a labelled set).
 
+Probabilities are calibrated: softmax(z / T) with the temperature T stored in the run's meta.json
+(`xrdgen calibrate`; T = 1 and a line saying so where none is stored). A prediction whose top-1
+probability is below `evaluation.confidence_threshold` is marked uncertain and its answer is the
+crystal system, whose probability is the sum of its space groups' (xrdgen/evaluation/metrics.py).
+
 Batch rule: a bad pattern file is reported on stderr as one line and the others go on; the exit
 status is then 1 (0 when every file was read, 2 for a bad model directory or option).
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Optional
@@ -15,18 +19,21 @@ import numpy as np
 import typer
 
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
-from xrdgen.config import Config, parse_overrides
+from xrdgen.config import Config, EvaluationConfig
 from xrdgen.errors import UserError
+from xrdgen.evaluation.calibration import calibration_summary, softmax
+from xrdgen.evaluation.metrics import SYSTEM_NAMES, system_probabilities
 from xrdgen.evaluation.metrics import evaluate as score
 from xrdgen.evaluation.metrics import top_k as rank_top_k
 from xrdgen.evaluation.plots import plot_model_input
 from xrdgen.evaluation.report import write_report
 from xrdgen.jsonio import write_json
+from xrdgen.measured.dif import is_dif_directory
 from xrdgen.measured.pattern import check_wavelength
 from xrdgen.measured.readers import read_pattern
 from xrdgen.statistics.model import Statistics
 from xrdgen.training.datasets import load_measured_set, simulate_sets
-from xrdgen.training.rundir import META_FILE, TrainedModel, load_model_run
+from xrdgen.training.rundir import META_FILE, NO_TEMPERATURE, TrainedModel, config_of_run, load_model_run, overrides_of
 
 ModelArgument = typer.Argument(..., help="Model run directory (model.keras + meta.json), as `xrdgen train` writes it.")
 WavelengthOption = typer.Option(
@@ -47,15 +54,22 @@ def predict(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the predictions as JSON here."),
     plot_dir: Optional[Path] = typer.Option(None, "--plot", help="Write each pattern as the model sees it (PNG) into this folder."),
     fill: str = FillOption,
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", min=0.0, max=1.0,
+        help="Top-1 calibrated probability below which a prediction is uncertain (default: the run's evaluation.confidence_threshold).",
+    ),
 ) -> None:
-    """Most probable space groups of measured powder patterns, with probabilities and crystal systems."""
+    """Most probable space groups of measured powder patterns: calibrated probabilities, crystal systems."""
     _quiet_tensorflow()
     if fill not in ("edge", "zero"):
         raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
     if wavelength is not None:
         check_wavelength("--wavelength", wavelength, "given")
     trained = load_model_run(model)
+    threshold, threshold_source = _threshold(trained, threshold)
     k = min(top_k, len(trained.spacegroups))
+    typer.echo(f"probabilities: softmax(z / T), T = {trained.temperature:.4g} ({trained.temperature_source}); "
+               f"uncertain below {threshold:g} ({threshold_source})")
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
 
@@ -73,24 +87,37 @@ def predict(
         inputs.append(model_input)
 
     if inputs:
-        probabilities = trained.probabilities(np.stack([m.x for m in inputs]))
-        for pattern, model_input, ranked in zip(patterns, inputs, rank_top_k(probabilities, trained.spacegroups, k)):
+        probabilities = trained.probabilities(np.stack([m.x for m in inputs]))  # calibrated: softmax(z / T)
+        systems = system_probabilities(probabilities, trained.spacegroups)
+        ranked_all = rank_top_k(probabilities, trained.spacegroups, k)
+        for pattern, model_input, ranked, system_row in zip(patterns, inputs, ranked_all, systems):
+            best_system = int(np.argmax(system_row))
+            uncertain = ranked[0]["probability"] < threshold
             entry = {
                 "file": pattern.source,
                 "wavelength": model_input.wavelength,
                 "wavelength_source": model_input.wavelength_source,
                 "covered_fraction": round(model_input.covered_fraction, 4),
                 "covered_range": [round(v, 4) for v in model_input.covered_range],
+                "notes": list(model_input.notes),
                 "top_k": ranked,
+                "crystal_system": {"name": SYSTEM_NAMES[best_system], "probability": float(system_row[best_system])},
+                "crystal_systems": {name: float(p) for name, p in zip(SYSTEM_NAMES, system_row)},
+                "uncertain": bool(uncertain),
+                "answer": f"crystal system {SYSTEM_NAMES[best_system]}" if uncertain else f"space group {ranked[0]['spacegroup']} ({ranked[0]['symbol']})",
             }
             if plot_dir is not None:
                 name = "_".join(Path(pattern.source).with_suffix("").parts[-2:]) + ".png"
                 entry["plot"] = str(plot_model_input(model_input, pattern, plot_dir / name))
             results.append(entry)
-            _print_prediction(entry)
+            _print_prediction(entry, threshold)
 
     if json_out is not None:
-        payload = {"model": str(model), "model_name": trained.name, "predictions": results, "failed": failures}
+        payload = {
+            "model": str(model), "model_name": trained.name,
+            "temperature": trained.temperature, "temperature_source": trained.temperature_source,
+            "confidence_threshold": threshold, "predictions": results, "failed": failures,
+        }
         write_json(json_out, payload)
         typer.echo(f"wrote {json_out}")
     if failures:
@@ -98,15 +125,33 @@ def predict(
         raise typer.Exit(1)
 
 
-def _print_prediction(entry: dict) -> None:
+def _threshold(trained: TrainedModel, option: Optional[float]) -> tuple[float, str]:
+    """--threshold, else the run's config's evaluation.confidence_threshold, else the section's default."""
+    if option is not None:
+        return float(option), "--threshold"
+    if isinstance(trained.meta.get("config"), dict):
+        return config_of_run(trained.meta, trained.run_dir / META_FILE).evaluation.confidence_threshold, "the run's evaluation.confidence_threshold"
+    return EvaluationConfig().confidence_threshold, "evaluation.confidence_threshold default"
+
+
+def _print_prediction(entry: dict, threshold: float) -> None:
     lo, hi = entry["covered_range"]
     typer.echo(
         f"\n{entry['file']}  (λ {entry['wavelength']:.5g} Å, {entry['wavelength_source']}; "
         f"measured {lo:.1f}–{hi:.1f}°, {entry['covered_fraction']:.0%} of the grid covered)"
     )
-    typer.echo(f"  {'rank':>4}  {'SG':>3}  {'symbol':<10} {'crystal system':<13} {'probability':>11}")
+    for note in entry["notes"]:
+        typer.echo(f"  note: {note}")
+    typer.echo(f"  {'rank':>4}  {'SG':>3}  {'symbol':<10} {'crystal system':<13} {'calibrated p':>12}")
     for rank, row in enumerate(entry["top_k"], start=1):
-        typer.echo(f"  {rank:>4}  {row['spacegroup']:>3}  {row['symbol']:<10} {row['crystal_system']:<13} {row['probability']:>11.4f}")
+        typer.echo(f"  {rank:>4}  {row['spacegroup']:>3}  {row['symbol']:<10} {row['crystal_system']:<13} {row['probability']:>12.4f}")
+    system = entry["crystal_system"]
+    typer.echo(f"  crystal system: {system['name']} (summed probability {system['probability']:.4f})")
+    if entry["uncertain"]:
+        typer.echo(
+            f"  UNCERTAIN: top-1 probability {entry['top_k'][0]['probability']:.4f} < threshold {threshold:g}; "
+            f"answer: {system['name']} (crystal system, p = {system['probability']:.4f})"
+        )
 
 
 def evaluate(
@@ -140,7 +185,9 @@ def evaluate(
     trained = load_model_run(model)
     if not dataset.exists():
         raise UserError(f"{dataset}: no such dataset")
-    measured = not simulate and dataset.is_dir() and any(p.is_dir() and any(p.glob("*.cif")) for p in dataset.iterdir())
+    measured = not simulate and dataset.is_dir() and (
+        is_dif_directory(dataset) or any(p.is_dir() and any(p.glob("*.cif")) for p in dataset.iterdir())
+    )
     run_config = _config_for(trained, config, seed, sets)
     if measured:
         if randomize:
@@ -154,40 +201,34 @@ def evaluate(
     for item in labelled:
         if len(item) == 0:
             raise UserError(f"{dataset}: nothing usable in '{item.name}' ({len(item.skipped)} skipped; first: {item.skipped[0]['reason'] if item.skipped else '-'})")
-        ev = score(trained.probabilities(item.x), item.spacegroups, trained.spacegroups, name=item.name)
+        logits = trained.logits(item.x)
+        ev = score(softmax(logits, trained.temperature), item.spacegroups, trained.spacegroups, name=item.name, names=item.names)
         ev.skipped = item.skipped
+        ev.calibration = calibration_summary(logits, item.spacegroups, trained.spacegroups, trained.temperature, trained.temperature_source)
         evaluations.append(ev)
         for s in item.skipped:
-            typer.echo(f"skipped: {s['reason'] if s['reason'].startswith(s['name']) else s['name'] + ': ' + s['reason']}", err=True)
+            named = s["name"] in s["reason"].split(": ")[0]  # the reason already starts with the file or folder
+            typer.echo(f"skipped: {s['reason'] if named else s['name'] + ': ' + s['reason']}", err=True)
 
     out = out or Path(model) / "evaluation" / dataset.stem
     extra = {"model": str(model), "model_name": trained.name, "dataset": str(dataset), "kind": "measured" if measured else "simulated"}
+    extra["temperature"] = {"value": trained.temperature, "source": trained.temperature_source}
     if measured:
         extra["samples"] = labelled[0].details
+        extra["patterns_scored"] = len(labelled[0])
+        extra["samples_skipped"] = len(labelled[0].skipped)
     summary = write_report(evaluations, out, extra)
+    if measured:
+        typer.echo(f"\nscored {extra['patterns_scored']} measured patterns; {extra['samples_skipped']} sample(s) skipped (lines above)")
     _print_summary(evaluations)
     typer.echo(f"\nwrote {out / 'summary.json'} and {', '.join(Path(p).name for p in summary['figures'].values())}")
 
 
 def _config_for(trained: TrainedModel, config_path: Optional[Path], seed: Optional[int], sets: Optional[list[str]]) -> Config:
     """The config a simulated test set uses: the model's own (meta.json) unless --config is given."""
-    meta_config = trained.meta.get("config")
-    if config_path is not None or not isinstance(meta_config, dict):
+    if config_path is not None or not isinstance(trained.meta.get("config"), dict):
         return start_run(config_path, seed, sets)
-    data = copy.deepcopy(meta_config)
-    overrides = parse_overrides(sets)
-    if seed is not None:
-        overrides["seed"] = seed
-    for dotted, value in overrides.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    try:
-        run_config = Config(**data)
-    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError and friends: one line
-        raise UserError(f"{trained.run_dir / META_FILE}: its config does not validate ({str(exc).splitlines()[0]})") from None
+    run_config = config_of_run(trained.meta, trained.run_dir / META_FILE, overrides_of(sets, seed))
     typer.echo(run_config.describe())
     return run_config
 
@@ -200,7 +241,21 @@ def _print_summary(evaluations) -> None:
         cells = " ".join(f"{100 * ev.top_k_accuracy[k - 1]:>6.1f}%" for k in (1, 3, 5, 10))
         typer.echo(f"{ev.name:<24} {ev.n:>6} {cells} {100 * d['crystal_system_accuracy']:>6.1f}%")
         if ev.n_outside_classes:
-            typer.echo(f"  ({ev.n_outside_classes} sample(s) have a space group outside the model's class list: counted as misses)")
+            outside = ", ".join(f"{o['name']} (SG {o['spacegroup']})" for o in ev.outside_class_list[:10])
+            more = f" and {ev.n_outside_classes - 10} more" if ev.n_outside_classes > 10 else ""
+            inside = ev.top_k_accuracy_in_class_list
+            typer.echo(
+                f"  {ev.n_outside_classes} sample(s) have a space group outside the model's class list, counted as misses: {outside}{more}"
+                + (f"\n  over the {ev.n - ev.n_outside_classes} inside it: top-1 {100 * inside[0]:.1f}%, top-5 {100 * inside[4]:.1f}%" if ev.n > ev.n_outside_classes else "")
+            )
+        c = ev.calibration
+        if c:
+            stored = c["temperature_source"] != NO_TEMPERATURE
+            after = f" -> {100 * c['ece_after']:.1f}% at T = {c['temperature']:.3g} ({c['temperature_source']})" if stored else f" (T = 1: {NO_TEMPERATURE})"
+            typer.echo(
+                f"  calibration: ECE {100 * c['ece_before']:.1f}% uncalibrated{after}; "
+                f"crystal system by summed probability {100 * d['crystal_system_accuracy_summed_probability']:.1f}%"
+            )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,9 @@
-"""`xrdgen simulate CIF -o out.png|out.xy`: a crystal's powder pattern, pure and with imperfections."""
+"""`xrdgen simulate CIF -o out.png|out.xy`: a crystal's powder pattern, pure and with imperfections.
+
+The imperfections are those of the config (`preset: measured`, or single `augmentation.*` switches):
+the sample and instrument effects change the peaks, the rest is added to the pattern. Both columns
+share the profile drawn from the seed, so their difference is the imperfections alone.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from xrdgen.errors import UserError
 
 def read_structure(path: Path):
     """First structure of a CIF as a pymatgen Structure; any problem is one line naming the file."""
+    # Lazy: pymatgen takes seconds to import and every other command of the CLI would pay for it.
     import warnings
 
     from pymatgen.io.cif import CifParser
@@ -40,7 +46,7 @@ def simulate(
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,
 ) -> None:
-    """Simulate the pattern of CIF on the configured grid, pure and with experimental imperfections."""
+    """Simulate the pattern of CIF on the configured grid, pure and with the configured imperfections."""
     suffix = output.suffix.lower()
     if suffix not in (".png", ".xy"):
         raise UserError(f"{output}: the output must end in .png or .xy")
@@ -48,39 +54,46 @@ def simulate(
     if crystallite_size is not None and crystallite_size <= 0:
         raise UserError(f"--size {crystallite_size}: a crystallite size must be positive")
 
+    # Lazy: numpy, Numba and pymatgen take seconds to import; only this command needs them.
     import numpy as np
 
-    from xrdgen.simulation.imperfections import augment
     from xrdgen.crystal import Crystal
-    from xrdgen.simulation import PatternSimulator
+    from xrdgen.simulation.imperfections import NO_EFFECTS, augment, draw_sample_effects
+    from xrdgen.simulation.simulator import PatternSimulator
 
     simulator = PatternSimulator(config.simulation, config.grid)
-    rng = np.random.default_rng(config.seed)
+    effects_rng = np.random.default_rng([config.seed, 1])
+    effects = draw_sample_effects(config.augmentation, effects_rng)
 
-    def pure_pattern(path: Path) -> tuple[np.ndarray, object]:
+    def pattern(path: Path, with_effects: bool) -> tuple[np.ndarray, object]:
         structure = read_structure(path)
         try:
-            return simulator.simulate(Crystal.from_structure(structure), rng, crystallite_size), structure
+            y = simulator.simulate(Crystal.from_structure(structure), np.random.default_rng(config.seed), crystallite_size,
+                                   effects=effects if with_effects else NO_EFFECTS)
         except ValueError as exc:
             raise UserError(f"{path}: {exc}") from None
+        return y, structure
 
-    pure, structure = pure_pattern(cif)
-    impurity_pattern = pure_pattern(impurity)[0] if impurity is not None else None
-    imperfect = augment(pure, config.augmentation, rng, impurity=impurity_pattern, grid=config.grid)
+    pure, structure = pattern(cif, False)
+    sample = pattern(cif, True)[0]
+    impurity_pattern = pattern(impurity, True)[0] if impurity is not None else None
+    imperfect = augment(sample, config.augmentation, effects_rng, config.grid, impurity=impurity_pattern)
 
     tt, inten = simulator.peaks(Crystal.from_structure(structure))
     strongest = np.argsort(inten)[::-1][:5]
     typer.echo(f"{cif}: {structure.composition.reduced_formula}, {len(structure)} sites, {len(tt)} peaks; strongest at "
                + ", ".join(f"{tt[i]:.3f}° ({inten[i]:.2f})" for i in sorted(strongest)))
+    drawn = {key: value for key, value in vars(effects).items() if value not in (None, 0.0, 1.0)}
+    typer.echo(f"preset {config.preset}; sample and instrument effects drawn: {drawn or 'none'}")
 
     output.parent.mkdir(parents=True, exist_ok=True)
     x = simulator.two_theta
     if suffix == ".xy":
-        header = (f"{cif.name}: wavelength {simulator.wavelength} A, seed {config.seed}\n"
+        header = (f"{cif.name}: wavelength {simulator.wavelength} A, seed {config.seed}, preset {config.preset}\n"
                   "two_theta_deg  pure  with_imperfections")
         np.savetxt(output, np.column_stack([x, pure, imperfect]), fmt="%.5f", header=header)
     else:
-        from xrdgen.plotting import pyplot
+        from xrdgen.plotting import pyplot  # lazy: matplotlib only for a PNG
 
         plt = pyplot()
 
@@ -89,7 +102,7 @@ def simulate(
         top.set_ylabel("pure")
         top.set_title(f"{structure.composition.reduced_formula} ({cif.name}), λ = {simulator.wavelength} Å")
         bottom.plot(x, imperfect, lw=0.6, color="C3")
-        bottom.set_ylabel("with imperfections")
+        bottom.set_ylabel(f"with imperfections ({config.preset})")
         bottom.set_xlabel("2θ (degrees)")
         fig.tight_layout()
         fig.savefig(output, dpi=130)

@@ -3,12 +3,16 @@
 On the endless synthetic stream (default): `PatternStream` generates, simulates and adds the
 imperfections to every batch in this process. In the baseline mode of the method
 (`--set training.baseline=true`) the network instead sees a fixed set: the statistics-part
-structures given with `--train`, simulated at the two crystallite sizes `training.baseline_sizes_nm`,
-with dropout on.
+structures given with `--train`, `training.baseline_patterns_per_structure` patterns of each (the
+crystallite size of each drawn from `simulation.crystallite_size_nm`), with dropout on.
 
 The run directory (`training.output_dir`) receives model.keras, meta.json, checkpoints/,
 tensorboard/, history.json and accuracy.png; running the same command again resumes from the last
 checkpoint. For the distributed version see `python -m services.train`.
+
+At the end, `train` calibrates the model (`xrdgen calibrate`, also a command of its own): the
+temperature T of p = softmax(z / T) is fitted on `evaluation.calibration_patterns` fresh patterns of
+the synthetic stream and stored in meta.json (xrdgen/evaluation/calibrate.py).
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import numpy as np
 import typer
 
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
+from xrdgen.config import Config
 from xrdgen.errors import UserError
+from xrdgen.evaluation.calibrate import calibrate as fit_run_temperature
 from xrdgen.pipeline import output_base
 from xrdgen.statistics.model import Statistics
 from xrdgen.training.datasets import LabelledSet, read_structures, simulate_set
-from xrdgen.training.rundir import TENSORBOARD_DIR, InputSpec
+from xrdgen.training.rundir import META_FILE, TENSORBOARD_DIR, InputSpec, config_of_run, load_model_run, overrides_of, read_meta, write_calibration
 from xrdgen.training.stream import PatternStream
 from xrdgen.training.trainer import Trainer, epoch_batches
 
@@ -44,7 +50,7 @@ def _simulated(source: Path, spacegroups: list[int], config, seed: int, **how) -
     names = [str(e.source_id) for e in entries]
     return simulate_set(
         crystals, InputSpec.from_config(config), config.simulation, seed,
-        name=source.name, names=names, classes=spacegroups, progress=True, **how,
+        name=source.name, names=names, classes=spacegroups, augmentation=config.augmentation, progress=True, **how,
     )
 
 
@@ -74,7 +80,7 @@ def train(
 
     statistics = Statistics.load(statistics_path)
     spacegroups = [int(sg) for sg in statistics.spacegroups]
-    typer.echo(f"statistics: {statistics_path} ({len(spacegroups)} classes)")
+    typer.echo(f"statistics: {statistics_path} ({len(spacegroups)} classes); pattern preset: {config.preset} (training and test patterns)")
 
     test_set = None
     if test is not None:
@@ -84,7 +90,7 @@ def train(
 
     batches_per_epoch = None
     if training.baseline:
-        fixed = _simulated(train_source, spacegroups, config, config.seed + 2, crystallite_sizes_nm=training.baseline_sizes_nm)
+        fixed = _simulated(train_source, spacegroups, config, config.seed + 2, patterns_per_crystal=training.baseline_patterns_per_structure)
         if len(fixed) == 0:
             raise UserError(f"{train_source}: no structure of the statistics' class list to train on")
         typer.echo(f"baseline training set: {len(fixed)} patterns; skipped {fixed.skipped_summary() or 'none'}")
@@ -100,8 +106,44 @@ def train(
     typer.echo(f"run directory: {trainer.run_dir} (step {trainer.step})")
     if "test_top1" in last:
         typer.echo(f"held-out top-1 {last['test_top1']:.3f}, top-5 {last['test_top5']:.3f}")
+    _calibrate(trainer.run_dir, statistics, config, statistics_path)
     typer.echo(f"tensorboard --logdir {trainer.run_dir / TENSORBOARD_DIR}")
+
+
+def _calibrate(run_dir: Path, statistics: Statistics, config: Config, statistics_path: Path) -> dict:
+    """Fit the run's temperature on fresh stream patterns and store it in meta.json."""
+    n = config.evaluation.calibration_patterns
+    typer.echo(f"calibrating: temperature scaling on {n} held-out synthetic patterns")
+    calibration = fit_run_temperature(load_model_run(run_dir), statistics, config, n, log=typer.echo)
+    calibration["statistics"] = str(statistics_path)
+    write_calibration(run_dir, calibration)
+    if calibration["at_bound"]:
+        typer.echo(f"warning: T = {calibration['temperature']:.4g} is at the end of the search interval: the model is barely trained or "
+                   f"its held-out outputs are degenerate; its probabilities say little", err=True)
+    typer.echo(
+        f"temperature T = {calibration['temperature']:.4g}: held-out NLL {calibration['nll_before']:.4f} -> {calibration['nll_after']:.4f}, "
+        f"ECE {100 * calibration['ece_before']:.1f}% -> {100 * calibration['ece_after']:.1f}% (stored in {run_dir / META_FILE})"
+    )
+    return calibration
+
+
+def calibrate(
+    run_dir: Path = typer.Argument(..., help="Model run directory (model.keras + meta.json), as `xrdgen train` writes it."),
+    statistics_path: Path = typer.Argument(..., help="The statistics file the run was trained from (its class list and generator)."),
+    patterns: Optional[int] = typer.Option(None, "--patterns", min=1, help="Held-out patterns (default: evaluation.calibration_patterns)."),
+    seed: Optional[int] = SeedOption,
+    sets: Optional[list[str]] = SetOption,
+) -> None:
+    """Fit the temperature of calibrated probabilities softmax(z / T) on fresh synthetic patterns; store it in meta.json."""
+    if not statistics_path.exists():
+        raise UserError(f"{statistics_path}: no such file")
+    overrides = overrides_of(sets, seed)
+    if patterns is not None:
+        overrides["evaluation.calibration_patterns"] = patterns
+    config = config_of_run(read_meta(run_dir), run_dir / META_FILE, overrides)  # the run's own distribution
+    _calibrate(run_dir, Statistics.load(statistics_path), config, statistics_path)
 
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
+    app.command("calibrate")(calibrate)

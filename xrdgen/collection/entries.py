@@ -26,7 +26,7 @@ from pymatgen.core import Structure
 from pymatgen.core.periodic_table import Element
 from pymatgen.io.cif import CifParser
 
-from xrdgen.collection.records import CIF_SUFFIXES, RawRecord, cif_labels
+from xrdgen.collection.records import CIF_SUFFIXES, RawRecord, cif_labels, has_suffix, open_text
 from xrdgen.config import CollectionConfig
 from xrdgen.crystal import Crystal
 from xrdgen.errors import UserError
@@ -74,11 +74,12 @@ class CollectionEntry:
 
     @classmethod
     def from_json(cls, data: dict) -> CollectionEntry:
+        numbers = np.array(data["numbers"], dtype=np.int64)
         crystal = Crystal(
             np.array(data["lattice"]),
             np.array(data["frac_coords"]).reshape(-1, 3),
-            np.array(data["numbers"], dtype=np.int64),
-            np.array(data["occupancies"]),
+            numbers,
+            np.array(data["occupancies"]) if "occupancies" in data else np.ones(len(numbers)),  # compact files omit unit ones
             int(data["spacegroup"]),
         )
         return cls(
@@ -100,19 +101,22 @@ class Skipped:
 
 @dataclass
 class CollectionReport:
-    """What `read_collection` returns: the usable entries and every skipped one with its reason."""
+    """What `read_collection` returns: the usable entries, every skipped one with its reason, and the
+    records left out as a repeat of an id already read (`duplicates`, reason names the first)."""
 
     source: str
     entries: list[CollectionEntry]
     skipped: list[Skipped]
+    duplicates: list[Skipped] = field(default_factory=list)
 
     @property
     def counts(self) -> dict:
         with_label = [e for e in self.entries if e.spacegroup_file is not None]
         return {
-            "records": len(self.entries) + len(self.skipped),
+            "records": len(self.entries) + len(self.skipped) + len(self.duplicates),
             "read": len(self.entries),
             "skipped": len(self.skipped),
+            "duplicates": len(self.duplicates),
             "ordered": sum(e.ordered for e in self.entries),
             "partially_occupied": sum(not e.ordered for e in self.entries),
             "with_file_label": len(with_label),
@@ -127,7 +131,8 @@ class CollectionReport:
     def summary(self) -> str:
         c = self.counts
         lines = [
-            f"collection {self.source}: {c['read']} of {c['records']} structures read, {c['skipped']} skipped",
+            f"collection {self.source}: {c['read']} of {c['records']} structures read, {c['skipped']} skipped, "
+            f"{c['duplicates']} duplicate ids left out",
             f"  ordered {c['ordered']}, partially occupied {c['partially_occupied']}, "
             f"{c['spacegroups']} space groups, structure type known for {c['with_structure_type']}",
             f"  space-group label in the file for {c['with_file_label']}; spglib disagrees with it for "
@@ -138,8 +143,8 @@ class CollectionReport:
         return "\n".join(lines)
 
     def skipped_report(self) -> str:
-        """One line per skipped entry: `source_id<TAB>reason`."""
-        return "".join(f"{s.source_id}\t{s.reason}\n" for s in self.skipped)
+        """One line per skipped entry or left-out duplicate: `source_id<TAB>reason`."""
+        return "".join(f"{s.source_id}\t{s.reason}\n" for s in self.skipped + self.duplicates)
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -150,9 +155,10 @@ def structures_of(record: RawRecord) -> tuple[list, Optional[str]]:
     text = record.cif
     if record.path is not None:
         path = Path(record.path)
-        if path.suffix.lower() not in CIF_SUFFIXES:  # POSCAR and friends
+        if not has_suffix(path, CIF_SUFFIXES):  # POSCAR and friends
             return [Structure.from_file(path)], None
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open_text(path, errors="replace") as handle:  # .cif.gz decompressed here, in the worker
+            text = handle.read()
     if text is None or not text.strip():
         raise ValueError("empty file")
     with warnings.catch_warnings():
@@ -292,11 +298,16 @@ def save_entries(entries: Sequence[CollectionEntry], path: Path | str, meta: Opt
 
 def load_entries(path: Path | str) -> list[CollectionEntry]:
     """Read a file written by `save_entries`; problems are one `UserError` line."""
+    return load_entries_file(path)[0]
+
+
+def load_entries_file(path: Path | str) -> tuple[list[CollectionEntry], dict]:
+    """(entries, meta) of a file written by `save_entries`; problems are one `UserError` line."""
     path = Path(path)
     data = read_json(path, "entries")
     if not isinstance(data, dict) or data.get("format") != "xrdgen-entries" or data.get("version") != 1:
         raise UserError(f"{path}: not an xrdgen entries file (format xrdgen-entries, version 1)")
     try:
-        return [CollectionEntry.from_json(e) for e in data["entries"]]
+        return [CollectionEntry.from_json(e) for e in data["entries"]], dict(data.get("meta") or {})
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: malformed entry ({type(exc).__name__}: {exc})") from None

@@ -2,15 +2,23 @@
 
 Reading has two halves so that Ray stays out of `xrdgen/`:
 
-1. `list_records(source)` enumerates cheap `RawRecord`s: "default" (the embedded structures of the
-   installed packages), a directory of CIFs, a CSV with a `cif` column, or a list of these;
-2. `read_records` parses them chunk by chunk with `read_chunk`, through a `map_chunks` callable:
-   `serial_map_chunks` here, or the Ray mapper that `services.collection_reader` provides to run
-   the chunks as Ray tasks. Results come back in record order either way.
+1. `list_records(source)` enumerates cheap `RawRecord`s: "embedded" (the structures of the
+   installed packages), a directory of CIFs (`.cif`, `.cif.gz`; without CIFs: its CSVs), a CSV
+   with a `cif` column (`.csv`, `.csv.gz`), a single CIF, or a list of these;
+2. `read_records` drops repeated ids when `CollectionConfig.id_column` is set (`deduplicate`: the
+   first record of an id is read, the others are listed as duplicates), then parses the records
+   chunk by chunk with `read_chunk`, through a `map_chunks` callable: `serial_map_chunks` here, or
+   the Ray mapper that `services.collection_reader` provides to run the chunks as Ray tasks.
+   Results come back in record order either way.
+
+Progress (`Progress`) shows structures/s and the time left: a tqdm bar on a terminal, a log line
+every `LOG_EVERY_S` seconds otherwise (a background build logging to a file).
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Optional
@@ -19,39 +27,56 @@ from tqdm import tqdm
 
 from xrdgen.collection.embedded import embedded_records
 from xrdgen.collection.entries import CollectionEntry, CollectionReport, Skipped, read_chunk
-from xrdgen.collection.records import CIF_SUFFIXES, RawRecord, cif_directory_records, csv_records
+from xrdgen.collection.records import (
+    CIF_SUFFIXES,
+    CSV_SUFFIXES,
+    RawRecord,
+    cif_file_record,
+    csv_records,
+    deduplicate,
+    directory_records,
+    has_suffix,
+)
 from xrdgen.config import CollectionConfig, Config
 from xrdgen.errors import UserError
 
-DEFAULT_SOURCE = "default"
+EMBEDDED_SOURCE = "embedded"
+# Old name of the embedded collection, kept while services still build statistics from it;
+# `--statistics default` means the shipped statistics file (xrdgen.pipeline.default_statistics).
+LEGACY_EMBEDDED_SOURCE = "default"
+LOG_EVERY_S = 30.0
 
 Source = str | Path | Sequence[str | Path]
 ChunkResult = tuple[list[CollectionEntry], list[Skipped]]
 ChunkMapper = Callable[[list[list[RawRecord]], CollectionConfig], Iterator[ChunkResult]]
 
 
-def list_records(source: Source) -> list[RawRecord]:
-    """Records of `source`: "default", a directory (CIFs found recursively), a CSV, or a list of these.
+def list_records(source: Source, id_column: Optional[str] = None) -> list[RawRecord]:
+    """Records of `source`: "embedded", a directory (CIFs, else CSVs, found recursively), a CSV, a CIF, or a list of these.
 
-    A source that does not exist or holds nothing readable is a `UserError`.
+    `id_column`: the CSV column that identifies a structure (must exist in every CSV). A source that
+    does not exist or holds nothing readable is a `UserError`.
     """
     if isinstance(source, (list, tuple)):
         records: list[RawRecord] = []
         for one in source:
-            records.extend(list_records(one))
+            records.extend(list_records(one, id_column))
         return records
-    if str(source) == DEFAULT_SOURCE:
+    if str(source) in (EMBEDDED_SOURCE, LEGACY_EMBEDDED_SOURCE):
         return embedded_records()
     path = Path(source)
     if path.is_dir():
-        return cif_directory_records(path)
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return csv_records(path)
-    if path.is_file() and path.suffix.lower() in CIF_SUFFIXES:
-        return [RawRecord(source_id=str(path), path=str(path))]
+        return directory_records(path, id_column)
+    if path.is_file() and has_suffix(path, CSV_SUFFIXES):
+        return csv_records(path, id_column)
+    if path.is_file() and has_suffix(path, CIF_SUFFIXES):
+        return [cif_file_record(path)]
     if not path.exists():
-        raise UserError(f"{path}: no such file or directory (expected a CIF directory, a CSV, or 'default')")
-    raise UserError(f"{path}: not a collection (expected a directory of CIFs, a .csv with a 'cif' column, or 'default')")
+        raise UserError(f"{path}: no such file or directory (expected a CIF directory, a CSV, or '{EMBEDDED_SOURCE}')")
+    raise UserError(
+        f"{path}: not a collection (expected a directory of CIFs, a .csv or .csv.gz with a 'cif' column, "
+        f"a .cif or .cif.gz, or '{EMBEDDED_SOURCE}')"
+    )
 
 
 def source_name(source: Source) -> str:
@@ -63,9 +88,50 @@ def chunked(records: Sequence[RawRecord], size: int) -> list[list[RawRecord]]:
     return [list(records[i : i + size]) for i in range(0, len(records), size)]
 
 
+class Progress:
+    """Structures done, rate and time left: a tqdm bar on a terminal, else a line every `every_s` s.
+
+    Rate = done / elapsed; time left = (total - done) / rate.
+    """
+
+    def __init__(self, total: int, desc: str, enabled: bool = True, every_s: float = LOG_EVERY_S, unit: str = "structures"):
+        self.total, self.desc, self.unit, self.every_s = total, desc, unit, every_s
+        self.enabled = enabled
+        self.done = 0
+        self.started = self.last_line = time.monotonic()
+        self.bar = tqdm(total=total, desc=desc, unit=unit[:6]) if enabled and sys.stderr.isatty() else None
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled and (time.monotonic() - self.last_line >= self.every_s or self.done >= self.total):
+            self.last_line = time.monotonic()
+            print(self.line(), file=sys.stderr, flush=True)
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        return (
+            f"{self.desc}: {self.done}/{self.total} {self.unit} ({100 * self.done / max(self.total, 1):.0f} %), "
+            f"{rate:.1f}/s, {elapsed / 60:.1f} min elapsed, about {left / 60:.1f} min left"
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def serial_map_chunks(chunks: list[list[RawRecord]], config: CollectionConfig, progress: bool = True) -> Iterator[ChunkResult]:
-    """The plain in-process mapper, with a tqdm bar over structures."""
-    with tqdm(total=sum(len(c) for c in chunks), desc="reading structures", unit="cif", disable=not progress) as bar:
+    """The plain in-process mapper, with progress over structures."""
+    with Progress(sum(len(c) for c in chunks), "reading structures", enabled=progress) as bar:
         for chunk in chunks:
             yield read_chunk(chunk, config)
             bar.update(len(chunk))
@@ -80,8 +146,14 @@ def read_records(
 ) -> CollectionReport:
     """Parse `records` in chunks of `config.chunk_size`; bad entries are skipped and listed in the report.
 
-    `map_chunks(chunks, collection_config)` yields `read_chunk` results in order; None: serial.
+    With `config.id_column` set, a record whose id was listed before is not parsed: it is reported
+    as a duplicate naming the first one. `map_chunks(chunks, collection_config)` yields `read_chunk`
+    results in order; None: serial.
     """
+    duplicates: list[Skipped] = []
+    if config.id_column is not None:
+        records, repeated = deduplicate(records)
+        duplicates = [Skipped(dup.source_id, f"duplicate id: {dup.record_id} also in {first.source_id}") for dup, first in repeated]
     chunks = chunked(records, config.chunk_size)
     if map_chunks is None:
         results = serial_map_chunks(chunks, config, progress=progress)
@@ -92,7 +164,7 @@ def read_records(
     for chunk_entries, chunk_skipped in results:
         entries.extend(chunk_entries)
         skipped.extend(chunk_skipped)
-    return CollectionReport(source=name, entries=entries, skipped=skipped)
+    return CollectionReport(source=name, entries=entries, skipped=skipped, duplicates=duplicates)
 
 
 def read_collection(
@@ -103,4 +175,5 @@ def read_collection(
 ) -> CollectionReport:
     """Read every structure of `source` (`list_records` then `read_records`)."""
     collection_config = config.collection if isinstance(config, Config) else config
-    return read_records(list_records(source), collection_config, source_name(source), map_chunks, progress)
+    records = list_records(source, collection_config.id_column)
+    return read_records(records, collection_config, source_name(source), map_chunks, progress)

@@ -12,7 +12,11 @@ than generalisation. Here no group is on both sides.
      transitively (`_connected_matches`). Matching is run only
      inside buckets of equal space group, anonymous formula, number of sites of the conventional
      cell and Wyckoff multiplicities (all invariants of a prototype in its conventional standard
-     cell), which keeps it fast on thousands of structures without missing a match.
+     cell), which keeps it fast on thousands of structures without missing a match. Buckets are
+     independent, so they are matched through a `map_groups` callable: `serial_map_groups` here,
+     or the Ray mapper of `services.collection_reader` (buckets as Ray tasks; Ray stays out of
+     `xrdgen/`). Either gives the same groups: each bucket's components depend only on its members
+     in their order.
 2. Groups are shuffled with `numpy.random.default_rng(seed)` and taken into the test part until it
    holds `test_fraction` of the *structures* (the original's GroupShuffleSplit counted groups).
 """
@@ -20,21 +24,30 @@ than generalisation. Here no group is on both sides.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal, Optional
 
 import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Composition
+from pymatgen.core.periodic_table import Element
+
+from xrdgen.crystal import Crystal
 
 Grouping = Literal["auto", "structure_type", "prototype"]
+# buckets of candidate crystals -> per bucket, its prototype groups as lists of indices into the bucket
+GroupMapper = Callable[[list[list[Crystal]]], Iterable[list[list[int]]]]
 
 
 def _normalise_type(name: str) -> str:
     return " ".join(name.split()).lower()
 
 
-def group_keys(entries: Sequence, grouping: Grouping = "auto") -> list[str]:
-    """One group key per entry; entries with equal keys must land on the same side."""
+def group_keys(entries: Sequence, grouping: Grouping = "auto", map_groups: Optional[GroupMapper] = None) -> list[str]:
+    """One group key per entry; entries with equal keys must land on the same side.
+
+    `map_groups` matches the candidate buckets of the prototype grouping (None: `serial_map_groups`).
+    """
     keys: list[str | None] = [None] * len(entries)
     need_matching = []
     for i, entry in enumerate(entries):
@@ -43,30 +56,69 @@ def group_keys(entries: Sequence, grouping: Grouping = "auto") -> list[str]:
             keys[i] = f"type:{_normalise_type(stype)}" if stype else f"alone:{i}"
         else:
             need_matching.append(i)
-    for group_id, members in enumerate(_prototype_groups([entries[i] for i in need_matching])):
+    for group_id, members in enumerate(prototype_groups([entries[i] for i in need_matching], map_groups)):
         for member in members:
             keys[need_matching[member]] = f"prototype:{group_id}"
     return keys  # type: ignore[return-value]
 
 
-def _prototype_groups(entries: Sequence) -> list[list[int]]:
-    """Indices grouped by anonymous structure matching within (space group, formula, sites) buckets."""
+def bucket_key(entry) -> tuple:
+    """(space group, anonymous formula, sites, sorted Wyckoff multiplicities): equal for any two
+    structures of one prototype in their conventional standard cells.
+
+    Computed from the crystal's arrays (rows at one position are one site, as `Crystal.to_structure`
+    merges them), so no pymatgen Structure is built or kept for the thousands of singletons.
+    """
+    crystal = entry.crystal
+    positions = {tuple(row) for row in np.round(np.mod(crystal.frac_coords, 1.0), 6) % 1.0}
+    amounts: dict = defaultdict(float)
+    for z, occupancy in zip(crystal.numbers, crystal.occupancies):
+        amounts[Element.from_Z(int(z))] += float(occupancy)
+    multiplicities = tuple(sorted(int(name[:-1]) for _, name in getattr(entry, "wyckoff_sites", ()) or ()))
+    return entry.spacegroup, Composition(amounts).anonymized_formula, len(positions), multiplicities
+
+
+def candidate_buckets(entries: Sequence) -> list[list[int]]:
+    """Entry indices per `bucket_key`, in order of first appearance (a prototype never spans two)."""
     buckets: dict[tuple, list[int]] = defaultdict(list)
     for i, entry in enumerate(entries):
-        composition = entry.structure.composition
-        multiplicities = tuple(sorted(int(name[:-1]) for _, name in getattr(entry, "wyckoff_sites", ()) or ()))
-        buckets[(entry.spacegroup, composition.anonymized_formula, len(entry.structure), multiplicities)].append(i)
-    # pymatgen's default tolerances (ltol 0.2, stol 0.3, angle_tol 5°) on Niggli-reduced
-    # conventional standard cells (equal in size within a bucket), each reduced once here instead
-    # of twice in every comparison; finding primitive cells again would cost most of the time.
+        buckets[bucket_key(entry)].append(i)
+    return list(buckets.values())
+
+
+def match_bucket(crystals: Sequence[Crystal]) -> list[list[int]]:
+    """Prototype groups of one bucket: connected components of anonymous matching, as indices into it.
+
+    pymatgen's default tolerances (ltol 0.2, stol 0.3, angle_tol 5°) on Niggli-reduced
+    conventional standard cells (equal in size within a bucket), each reduced once here instead
+    of twice in every comparison; finding primitive cells again would cost most of the time.
+    """
     matcher = StructureMatcher(primitive_cell=False)
+    reduced = [crystal.to_structure().get_reduced_structure() for crystal in crystals]
+    return _connected_matches(reduced, list(range(len(crystals))), matcher)
+
+
+def serial_map_groups(buckets: list[list[Crystal]]) -> Iterator[list[list[int]]]:
+    """The in-process `GroupMapper`: `match_bucket` on each bucket, in order."""
+    for bucket in buckets:
+        yield match_bucket(bucket)
+
+
+def prototype_groups(entries: Sequence, map_groups: Optional[GroupMapper] = None) -> list[list[int]]:
+    """Indices grouped by anonymous structure matching within `bucket_key` buckets.
+
+    Only buckets of two or more go to `map_groups`; groups come out in bucket order either way.
+    """
+    buckets = candidate_buckets(entries)
+    to_match = [members for members in buckets if len(members) > 1]
+    mapper = map_groups if map_groups is not None else serial_map_groups
+    matched = iter(mapper([[entries[i].crystal for i in members] for members in to_match]))
     groups: list[list[int]] = []
-    for members in buckets.values():
+    for members in buckets:
         if len(members) == 1:
             groups.append(members)
             continue
-        reduced = [entries[i].structure.get_reduced_structure() for i in members]
-        groups.extend(_connected_matches(reduced, members, matcher))
+        groups.extend(sorted(members[k] for k in component) for component in next(matched))
     return groups
 
 

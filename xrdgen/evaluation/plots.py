@@ -91,3 +91,34 @@ def plot_model_input(model_input: ModelInput, pattern: MeasuredPattern, path: Pa
     ax.set_ylabel("model input")
     ax.set_title(title or f"{'/'.join(Path(pattern.source).parts[-2:])}: covered {model_input.covered_fraction:.0%} of the grid (shaded: filled)", fontsize=9)
     return save_figure(fig, path)
+
+
+def plot_reliability(evaluation: Evaluation, path: Path | str) -> Path:
+    """Reliability diagram (Guo et al. 2017, Fig. 1) before and after temperature scaling.
+
+    Per equal-width bin of top-1 confidence: the bin's accuracy (blue bar) and its mean confidence
+    (red hatched outline); a calibrated model has both on the diagonal. Bin counts above the bars.
+    """
+    calibration = evaluation.calibration
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    for ax, stage, label in zip(axes, ("before", "after"), ("uncalibrated (T = 1)", f"T = {calibration['temperature']:.3g}")):
+        bins = calibration[f"bins_{stage}"]
+        edges = np.array(bins["edges"])
+        width = np.diff(edges)
+        filled = [i for i, c in enumerate(bins["count"]) if c]
+        accuracy = np.array([bins["accuracy"][i] for i in filled])
+        confidence = np.array([bins["confidence"][i] for i in filled])
+        ax.bar(edges[filled], accuracy, width=width[filled], align="edge", color="tab:blue", edgecolor="k", lw=0.5, label="accuracy")
+        ax.bar(edges[filled], confidence, width=width[filled], align="edge", fill=False, edgecolor="tab:red", hatch="//", lw=0.8, label="mean confidence")
+        for i in filled:
+            ax.text(edges[i] + width[i] / 2, 1.01, str(bins["count"][i]), ha="center", va="bottom", fontsize=6)
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.08)
+        ax.set_xlabel("confidence (top-1 probability)")
+        ax.set_title(f"{label}: ECE {100 * calibration[f'ece_{stage}']:.1f}%", fontsize=9)
+    axes[0].set_ylabel("accuracy (top-1)")
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{evaluation.name}: reliability ({calibration['n']} patterns; T {calibration['temperature_source']})", fontsize=9)
+    return save_figure(fig, path)

@@ -1,12 +1,13 @@
 """The two arms: the same network, batch size, optimiser and number of steps on different training data.
 
 - "synthetic" (arm A): batches from the `PatternStream` (generate -> spglib check -> simulate ->
-  imperfections), a fresh stream per training seed;
+  the preset's imperfections), a fresh stream per training seed;
 - "structures" (arm B): shuffled passes over the fixed set of statistics-part structures of the
-  class list, simulated at the two crystallite sizes `training.baseline_sizes_nm`, dropout on
-  (`training.baseline`, as the original's baseline mode).
+  class list within the generator's limits (`training.baseline_patterns_per_structure` patterns
+  each, crystallite sizes drawn), dropout on (`training.baseline`, as the original's baseline mode).
 
-Each run lives in OUT/runs/<arm>_seed<s>/ (a `Trainer` run directory plus evaluation.json).
+Both arms, and every set they are evaluated on, are in the run's one pattern preset. Each run lives
+in OUT/runs/<split>/<arm>_seed<s>/ (a `Trainer` run directory plus evaluation.json).
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ RESULT_FILE = "evaluation.json"
 def train_arm(arm: str, seed: int, data: ExperimentData, config: Config, out: Path, log: Callable[[str], None] = print) -> dict:
     """Train one arm for `experiment.steps` steps and evaluate it on every set; reuses a finished run."""
     spec = config.experiment
-    run_dir = out / "runs" / f"{arm}_seed{seed}"
+    run_dir = out / "runs" / data.split / f"{arm}_seed{seed}"
     done = run_dir / RESULT_FILE
     if done.exists():
         result = read_json(done, "experiment run result")
         if result.get("steps") == spec.steps and result.get("classes") == data.classes:
-            log(f"{arm} seed {seed}: reusing the finished run in {run_dir}")
+            log(f"{data.split} split, {arm} seed {seed}: reusing the finished run in {run_dir}")
             return result
     if run_dir.exists():
         shutil.rmtree(run_dir)  # unfinished: a stream's position cannot be restored, so start over
@@ -55,11 +56,12 @@ def train_arm(arm: str, seed: int, data: ExperimentData, config: Config, out: Pa
     else:
         batches = epoch_batches(data.baseline.x, data.baseline.class_indices(data.classes), batch_size, seed=seed)
 
-    log(f"--- arm {ARMS[arm]}, seed {seed}: {spec.steps} steps of {batch_size} patterns")
+    log(f"--- {data.split} split, arm {ARMS[arm]}, seed {seed}: {spec.steps} steps of {batch_size} patterns")
     start = time.monotonic()
     history = trainer.fit(batches, epochs=spec.steps // spec.eval_every, batches_per_epoch=spec.eval_every, max_minutes=None, log_every_s=60.0)
     seconds = time.monotonic() - start
     result = {
+        "split": data.split,
         "arm": arm,
         "seed": seed,
         "steps": trainer.step,

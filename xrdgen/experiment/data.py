@@ -1,14 +1,24 @@
-"""The experiment's data: statistics, class list and labelled sets, prepared once and cached in OUT/data.
+"""The experiment's data per split: statistics, class list and labelled sets, prepared once and cached.
 
-`prepare_data` returns what an earlier run with the same data settings saved (`data_key`), or
-builds it (`build_data`): records -> `xrdgen.pipeline` (serial read, structure-type split with
-`experiment.split_seed`, statistics) -> class list -> the labelled sets of `xrdgen.training.datasets`
-(test part, its randomized variants, measured patterns, arm B's training set) -> facts for the report.
+`prepare_data` returns, for every split of `experiment.splits`, what an earlier run with the same
+data settings saved in OUT/data/<split>/ (`data_key`), or builds it (`build_split`):
+
+1. the records (one per material id: the mp40 CSVs overlap) are read serially once;
+2. split 70/30 with `experiment.split_seed`: by structure type ("structure_type", the method's
+   split: no structure type on both sides) or at random ("random", the control of the original's
+   Table S2: every structure its own group, so near-copies of a structure type land on both sides);
+3. statistics of the statistics part (`xrdgen.pipeline`), the class list = its space groups with
+   at least `statistics.min_count_per_spacegroup` structures;
+4. the labelled sets (`xrdgen.experiment.testsets` labels and filters), every one simulated in the
+   run's pattern preset: the test set (test part within the generator's limits), the unfiltered
+   test set (the same plus those outside the limits), on the structure-type split the reference
+   and randomized sets, the measured patterns of the class list; and arm B's training set (the
+   statistics-part structures within the limits, `training.baseline_patterns_per_structure`
+   patterns each, every crystallite size drawn from `simulation.crystallite_size_nm`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -19,110 +29,144 @@ from typing import Optional
 
 import numpy as np
 
-from xrdgen.collection.entries import save_entries
+from xrdgen.collection.entries import CollectionReport, save_entries
 from xrdgen.collection.reading import list_records, read_records
 from xrdgen.collection.records import RawRecord
 from xrdgen.config import Config
 from xrdgen.errors import UserError
+from xrdgen.experiment.testsets import randomized_sets, select, simulate
 from xrdgen.jsonio import read_json, write_json
 from xrdgen.pipeline import split_and_build
 from xrdgen.statistics.model import Statistics
-from xrdgen.training.datasets import LabelledSet, load_measured_set, simulate_set, simulate_sets
+from xrdgen.training.datasets import LabelledSet, load_measured_set
 from xrdgen.training.rundir import InputSpec
 
-TEST_SET = "test"  # name of the unmodified held-out set
+TEST_SET = "test"  # the test part of the class list within the generator's limits
+UNFILTERED_SET = "test unfiltered"  # the same plus the test structures outside the limits
 MEASURED_SET = "measured"
-CACHE_FORMAT = 2  # 2: labelled sets keep space groups (and measured details); 1 held class indices
+STRUCTURE_TYPE, RANDOM = "structure_type", "random"
+CACHE_FORMAT = 3  # 3: one folder per split, limits, label rule, reference set, drawn baseline sizes
 
 
 @dataclass
 class ExperimentData:
+    split: str
     statistics: Statistics
     classes: list[int]
-    baseline: LabelledSet  # arm B's training set: statistics-part structures of the class list, two sizes each
+    baseline: LabelledSet  # arm B's training set
     sets: list[LabelledSet]  # evaluation sets, TEST_SET first
     facts: dict  # counts for the report
 
 
-def prepare_data(config: Config, out: Path, log: Callable[[str], None] = print, progress: bool = True) -> ExperimentData:
-    """The data of an earlier run with the same data settings, or `build_data` (then saved in OUT/data)."""
-    key = data_key(config)
-    cached = load_data(out / "data", key)
-    if cached is not None:
-        log(f"data: reusing {out / 'data'} (same data settings, key {key})")
-        return cached
-    data = build_data(config, out / "data", log, progress)
-    save_data(data, out / "data", key)
-    return data
+def prepare_data(config: Config, out: Path, log: Callable[[str], None] = print, progress: bool = True) -> dict[str, ExperimentData]:
+    """{split: data} for every split of `experiment.splits`, reused from OUT/data/<split> when the
+    data settings are unchanged; the collection is read only when some split must be built."""
+    result: dict[str, ExperimentData] = {}
+    report = records = measured = None
+    for split in config.experiment.splits:
+        folder, key = out / "data" / split, data_key(config, split)
+        cached = load_data(folder, key, split)
+        if cached is not None:
+            log(f"data ({split} split): reusing {folder} (same data settings, key {key})")
+            result[split] = cached
+            continue
+        if report is None:
+            records, report = read_experiment_collection(config, log, progress)
+            measured = read_measured(config)
+        data = build_split(split, records, report, measured, config, folder, log, progress)
+        save_data(data, folder, key)
+        result[split] = data
+    return result
 
 
-def build_data(config: Config, data_dir: Path, log: Callable[[str], None], progress: bool) -> ExperimentData:
-    """Read, split, build statistics, simulate the evaluation sets and arm B's training set."""
+def read_experiment_collection(config: Config, log: Callable[[str], None], progress: bool) -> tuple[list[RawRecord], CollectionReport]:
+    records = collection_records(config)
+    report = read_records(records, config.collection, ", ".join(config.experiment.collection), progress=progress)
+    log(f"collection: {len(records)} unique records, {len(report.entries)} read, {len(report.skipped)} skipped")
+    return records, report
+
+
+def read_measured(config: Config) -> Optional[LabelledSet]:
+    if config.experiment.measured is None:
+        return None
+    return load_measured_set(Path(config.experiment.measured), InputSpec.from_config(config), symprec=config.collection.symprec)
+
+
+def build_split(
+    split: str,
+    records: list[RawRecord],
+    report: CollectionReport,
+    measured: Optional[LabelledSet],
+    config: Config,
+    data_dir: Path,
+    log: Callable[[str], None],
+    progress: bool,
+) -> ExperimentData:
+    """Split, build statistics, select and simulate every labelled set of one split (module docstring)."""
     spec = config.experiment
     data_dir.mkdir(parents=True, exist_ok=True)
-
-    records = collection_records(config)
-    report = read_records(records, config.collection, ", ".join(spec.collection), progress=progress)
-    log(f"collection: {len(records)} unique records, {len(report.entries)} read, {len(report.skipped)} skipped")
-    built = split_and_build(report, config, spec.split_seed, {"split_seed": spec.split_seed})
+    keys = [f"entry:{i}" for i in range(len(report.entries))] if split == RANDOM else None
+    built = split_and_build(report, config, spec.split_seed, {"split_seed": spec.split_seed, "split": split}, keys=keys)
     statistics = built.statistics
     classes = [int(sg) for sg in statistics.spacegroups]
     if len(classes) < 2:
         raise UserError(
             f"statistics.min_count_per_spacegroup={config.statistics.min_count_per_spacegroup}: only {len(classes)} "
-            f"space group(s) reach it in the statistics part; lower it"
+            f"space group(s) reach it in the statistics part of the {split} split; lower it"
         )
     statistics.save(data_dir / "statistics.json.gz")
     log(
-        f"structure-type split (seed {spec.split_seed}): {len(built.statistics_part)} statistics, {len(built.test_part)} test, "
-        f"{built.n_structure_types} structure types; {len(classes)} classes (>= {config.statistics.min_count_per_spacegroup})"
+        f"{split} split (seed {spec.split_seed}): {len(built.statistics_part)} statistics, {len(built.test_part)} test, "
+        f"{built.n_structure_types} groups; {len(classes)} classes (>= {config.statistics.min_count_per_spacegroup})"
     )
 
-    in_classes = set(classes)
-    test_entries = [e for e in built.test_part if e.spacegroup in in_classes]
-    test_file = save_entries(test_entries, data_dir / "test_part.json.gz", {"part": "test", "classes": classes})
     inputs = InputSpec.from_config(config)
-    sets = [
-        dataclasses.replace(s, name=TEST_SET) if s.name == "unmodified" else s
-        for s in simulate_sets(test_file, inputs, config, config.seed, statistics, spec.randomizations)
-    ]
+    test = select(built.test_part, classes, config)
+    kept = set(test.within_names)
+    save_entries([e for e in built.test_part if e.source_id in kept], data_dir / "test_part.json.gz",
+                 {"part": "test", "split": split, "classes": classes})
+    seed = config.seed
+    within = simulate(test.within, inputs, config, [seed, 1], name=TEST_SET, names=test.within_names, classes=classes, progress=progress)
+    outside = simulate(test.outside, inputs, config, [seed, 2], name="outside", names=test.outside_names, classes=classes, progress=progress)
+    sets = [within, concatenated(UNFILTERED_SET, [within, outside])]
+    randomized_facts = {}
+    if split == STRUCTURE_TYPE:
+        extra, randomized_facts = randomized_sets(
+            test.within, test.within_names, statistics, config, inputs, seed + 1, classes, spec.randomizations, progress
+        )
+        sets += extra
     measured_facts = {}
-    if spec.measured is not None:
-        measured = load_measured_set(Path(spec.measured), inputs, symprec=config.collection.symprec)
-        inside = measured.restricted(classes)
+    if measured is not None:
+        in_classes = set(classes)
         measured_facts = {
             "measured_total": len(measured),
             "measured_outside_classes": {n: int(sg) for n, sg in zip(measured.names, measured.spacegroups) if int(sg) not in in_classes},
             "measured_skipped": measured.skipped,
         }
-        sets.append(dataclasses.replace(inside, name=MEASURED_SET))
+        inside = measured.restricted(classes)
+        sets.append(LabelledSet(MEASURED_SET, inside.x, inside.spacegroups, inside.names, inside.skipped, inside.details))
 
-    crystals = [e.crystal for e in built.statistics_part]  # labelled with spglib's space group
-    baseline = simulate_set(
-        crystals,
-        inputs,
-        config.simulation,
-        config.seed,
-        name="baseline",
-        classes=classes,
-        crystallite_sizes_nm=config.training.baseline_sizes_nm,
-        progress=progress,
+    train = select(built.statistics_part, classes, config)
+    baseline = simulate(
+        train.within, inputs, config, [seed, 3], name="baseline", names=train.within_names, classes=classes,
+        patterns_per_crystal=config.training.baseline_patterns_per_structure, progress=progress,
     )
-    log(
-        f"arm B training set: {len(baseline)} patterns of {len(baseline) // 2} statistics-part structures; "
-        + ", ".join(f"{s.name}: {len(s)}" for s in sets)
-    )
+    log(f"arm B training set: {len(baseline)} patterns of {len(train.within)} statistics-part structures; "
+        + ", ".join(f"{s.name}: {len(s)}" for s in sets))
 
     stats_counts = {int(sg): statistics.per_spacegroup[sg].count for sg in classes}
     facts = {
+        "split": split,
+        "preset": config.preset,
         "records": len(records),
         "read": len(report.entries),
         "skipped": len(report.skipped),
-        "structure_types": built.n_structure_types,
+        "groups": built.n_structure_types,
         "statistics_part": len(built.statistics_part),
         "test_part": len(built.test_part),
-        "test_part_in_classes": len(test_entries),
-        "test_part_partially_occupied": sum(not e.ordered for e in test_entries),
+        "test_selection": test.facts,
+        "baseline_selection": train.facts,
+        "test_part_partially_occupied": sum(not e.ordered for e in built.test_part),
         "classes": classes,
         "n_classes": len(classes),
         "min_count_per_spacegroup": config.statistics.min_count_per_spacegroup,
@@ -132,9 +176,23 @@ def build_data(config: Config, data_dir: Path, log: Callable[[str], None], progr
         "sets": {s.name: len(s) for s in sets},
         "set_skipped": {s.name: len(s.skipped) for s in sets},
         "chance": {s.name: chance_levels(s.spacegroups, classes, stats_counts) for s in sets},
+        **randomized_facts,
         **measured_facts,
     }
-    return ExperimentData(statistics, classes, baseline, sets, facts)
+    return ExperimentData(split, statistics, classes, baseline, sets, facts)
+
+
+def concatenated(name: str, parts: list[LabelledSet]) -> LabelledSet:
+    """One set of the rows (and skipped items) of `parts`, in order."""
+    n_points = parts[0].x.shape[1]
+    return LabelledSet(
+        name,
+        np.concatenate([p.x for p in parts]).reshape(-1, n_points),
+        np.concatenate([p.spacegroups for p in parts]).astype(np.int64),
+        [n for p in parts for n in p.names],
+        [s for p in parts for s in p.skipped],
+        [d for p in parts for d in p.details],
+    )
 
 
 def collection_records(config: Config) -> list[RawRecord]:
@@ -183,29 +241,34 @@ def chance_levels(labels: np.ndarray, classes: list[int], class_counts: dict[int
 
 
 # ------------------------------------------------------------------------------------ cache in data/
-def data_key(config: Config) -> str:
-    """Hash of every setting the data depend on: training seeds, steps and the optimiser are left out,
-    so a rerun with more seeds or steps reuses the prepared data."""
+def data_key(config: Config, split: str) -> str:
+    """Hash of every setting one split's data depend on: training seeds, steps and the optimiser are
+    left out, so a rerun with more seeds or steps reuses the prepared data."""
     dump = config.model_dump(mode="json")
-    spec = {k: v for k, v in dump["experiment"].items() if k not in ("seeds", "steps", "eval_every")}
-    parts = {k: dump[k] for k in ("seed", "grid", "simulation", "augmentation", "collection", "statistics")}
-    parts.update(experiment=spec, baseline_sizes_nm=dump["training"]["baseline_sizes_nm"], cache_format=CACHE_FORMAT)
+    spec = {k: v for k, v in dump["experiment"].items() if k not in ("seeds", "steps", "eval_every", "splits")}
+    parts = {k: v for k, v in dump.items() if k not in ("experiment", "training", "cluster", "evaluation")}
+    parts.update(
+        experiment=spec,
+        split=split,
+        baseline_patterns=dump["training"]["baseline_patterns_per_structure"],
+        cache_format=CACHE_FORMAT,
+    )
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def save_data(data: ExperimentData, folder: Path, key: str) -> None:
-    """data/prepared.npz (patterns, space groups) + data/prepared.json (names, skipped, facts); the
-    statistics are in data/statistics.json.gz already."""
+    """prepared.npz (patterns, space groups) + prepared.json (names, skipped, details, facts); the
+    statistics are in statistics.json.gz already."""
     every = [data.baseline] + data.sets
     arrays = {}
     for i, s in enumerate(every):
         arrays[f"x{i}"], arrays[f"y{i}"] = s.x, s.spacegroups
     np.savez(folder / "prepared.npz", **arrays)
     sets = [{"name": s.name, "names": s.names, "skipped": s.skipped, "details": s.details} for s in every]
-    write_json(folder / "prepared.json", {"key": key, "classes": data.classes, "sets": sets, "facts": data.facts})
+    write_json(folder / "prepared.json", {"key": key, "split": data.split, "classes": data.classes, "sets": sets, "facts": data.facts})
 
 
-def load_data(folder: Path, key: str) -> Optional[ExperimentData]:
+def load_data(folder: Path, key: str, split: str) -> Optional[ExperimentData]:
     """The data a previous run with the same `data_key` prepared, or None."""
     try:
         meta = read_json(folder / "prepared.json", "prepared data")
@@ -219,4 +282,4 @@ def load_data(folder: Path, key: str) -> Optional[ExperimentData]:
         ]
     except (UserError, FileNotFoundError, KeyError, ValueError):
         return None
-    return ExperimentData(statistics, meta["classes"], every[0], every[1:], meta["facts"])
+    return ExperimentData(split, statistics, meta["classes"], every[0], every[1:], meta["facts"])

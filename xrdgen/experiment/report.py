@@ -1,7 +1,9 @@
-"""The report of the experiment: spread over seeds, the Markdown table and the two figures.
+"""The report of the experiment: spread over seeds, the Markdown tables and the two figures.
 
 Every number is a mean over training seeds with its sample standard deviation (ddof 1), beside the
 chance levels of the same set (uniform guessing, and always answering the most frequent classes).
+The random-split control is a table of its own: the same two arms on the test set of each split,
+side by side, so what unseen structure types cost each arm is the difference between the rows.
 """
 
 from __future__ import annotations
@@ -12,31 +14,38 @@ import numpy as np
 
 from xrdgen.config import Config
 from xrdgen.experiment.arms import ARMS
-from xrdgen.experiment.data import MEASURED_SET, TEST_SET, ExperimentData
+from xrdgen.experiment.data import MEASURED_SET, RANDOM, STRUCTURE_TYPE, TEST_SET, UNFILTERED_SET, ExperimentData
+from xrdgen.experiment.testsets import REFERENCE_SET, TOO_LARGE, TOO_MANY_ATOMS
 from xrdgen.plotting import pyplot, save_figure
 
 SET_TITLES = {
-    TEST_SET: "test part (unseen structure types)",
-    "randomized coordinates": "test part, coordinates re-drawn",
-    "randomized lattice": "test part, lattice re-drawn",
-    "randomized both": "test part, both re-drawn",
+    TEST_SET: "test part within the generator's limits",
+    UNFILTERED_SET: "test part, unfiltered",
+    REFERENCE_SET: "reference (test part made ordered, labels recomputed)",
+    "randomized coordinates": "reference, coordinates re-drawn",
+    "randomized lattice": "reference, lattice re-drawn",
+    "randomized both": "reference, both re-drawn",
     MEASURED_SET: "measured (lab17, in class list)",
 }
+SPLIT_TITLES = {STRUCTURE_TYPE: "structure-type split (unseen structure types)", RANDOM: "random split (control)"}
 COLOURS = {"synthetic": "tab:blue", "structures": "tab:orange"}
 
 
-def summarize(runs: list[dict], data: ExperimentData) -> dict:
-    """Mean, standard deviation (ddof 1), min and max over seeds of every (arm, set, metric)."""
-    table = {}
-    for arm in ARMS:
-        arm_runs = [r for r in runs if r["arm"] == arm]
-        for s in data.sets:
-            for metric in ("top1", "top5"):
-                values = [r["sets"][s.name][metric] for r in arm_runs if s.name in r["sets"]]
-                if values:
-                    table.setdefault(arm, {}).setdefault(s.name, {})[metric] = _spread(values)
-        if arm_runs:
-            table.setdefault(arm, {})["seconds"] = _spread([r["seconds"] for r in arm_runs])
+def summarize(runs: list[dict], data: dict[str, ExperimentData]) -> dict:
+    """{split: {arm: {set: {metric: spread}}, "seconds": spread}}: mean, std (ddof 1), min, max over seeds."""
+    table: dict = {}
+    for split, split_data in data.items():
+        for arm in ARMS:
+            arm_runs = [r for r in runs if r["arm"] == arm and r["split"] == split]
+            if not arm_runs:
+                continue
+            cell = table.setdefault(split, {}).setdefault(arm, {})
+            for s in split_data.sets:
+                for metric in ("top1", "top5"):
+                    values = [r["sets"][s.name][metric] for r in arm_runs if s.name in r["sets"]]
+                    if values:
+                        cell.setdefault(s.name, {})[metric] = _spread(values)
+            cell["seconds"] = _spread([r["seconds"] for r in arm_runs])
     return table
 
 
@@ -46,42 +55,92 @@ def _spread(values: list[float]) -> dict:
             "min": float(v.min()), "max": float(v.max()), "values": [float(x) for x in v]}
 
 
-def markdown_table(summary: dict, data: ExperimentData, config: Config) -> str:
-    """The results table as Markdown: one row per evaluation set, mean ± std over seeds in %."""
+def _cell(value: dict | None) -> str:
+    return f"{100 * value['mean']:.1f} ± {100 * value['std']:.1f}" if value else "–"
+
+
+def markdown_report(summary: dict, data: dict[str, ExperimentData], config: Config, preset: str) -> str:
+    """The whole results text: set-up, one table per split, the random-split control, the counts."""
     spec = config.experiment
     batch = config.training.resolved().batch_size
     lines = [
-        f"Classes: {data.facts['n_classes']} space groups with >= {data.facts['min_count_per_spacegroup']} statistics-part "
-        f"structures; {spec.steps} gradient steps of {batch} patterns per arm; seeds {', '.join(map(str, spec.seeds))} "
+        f"Pattern preset: **{preset}** (synthetic stream, arm B's training set and every simulated test set alike). "
+        f"{spec.steps} gradient steps of {batch} patterns per arm; seeds {', '.join(map(str, spec.seeds))} "
         f"(mean ± std over {len(spec.seeds)} seed{'s' if len(spec.seeds) > 1 else ''}, in %).",
         "",
-        "| evaluation set | n | A synthetic top-1 | B structures top-1 | A synthetic top-5 | B structures top-5 | chance top-1 (uniform / majority) | chance top-5 (uniform / majority) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for s in data.sets:
-        chance = data.facts["chance"][s.name]
-        cells = []
-        for metric in ("top1", "top5"):
-            for arm in ARMS:
-                value = summary.get(arm, {}).get(s.name, {}).get(metric)
-                cells.append(f"{100 * value['mean']:.1f} ± {100 * value['std']:.1f}" if value else "–")
-        lines.append(
-            f"| {SET_TITLES.get(s.name, s.name)} | {len(s.spacegroups)} | " + " | ".join(cells)
-            + f" | {100 * chance['uniform_top1']:.1f} / {100 * chance['majority_top1']:.1f}"
-            + f" | {100 * chance['uniform_top5']:.1f} / {100 * chance['majority_top5']:.1f} |"
-        )
+    for split, split_data in data.items():
+        lines += [f"## {SPLIT_TITLES[split]}", "", split_table(summary.get(split, {}), split_data), ""]
+    if len(data) > 1:
+        lines += ["## Random-split control", "", control_table(summary, data), ""]
+    lines += ["## Counts", ""] + [line for split_data in data.values() for line in count_lines(split_data)]
     seconds = " ; ".join(
-        f"{ARMS[arm]} {summary[arm]['seconds']['mean'] / 60:.1f} min" for arm in ARMS if "seconds" in summary.get(arm, {})
+        f"{split} {ARMS[arm]} {summary[split][arm]['seconds']['mean'] / 60:.1f} min"
+        for split in summary for arm in ARMS if arm in summary[split]
     )
     lines += ["", f"Training wall time per run (mean over seeds, this machine): {seconds}."]
     return "\n".join(lines) + "\n"
 
 
+def split_table(summary: dict, data: ExperimentData) -> str:
+    """One row per evaluation set of one split: both arms' top-1 and top-5 beside chance."""
+    facts = data.facts
+    lines = [
+        f"{facts['n_classes']} classes (space groups with >= {facts['min_count_per_spacegroup']} statistics-part structures).",
+        "",
+        "| evaluation set | n | A synthetic top-1 | B structures top-1 | A synthetic top-5 | B structures top-5 | chance top-1 (uniform / majority) | chance top-5 (uniform / majority) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in data.sets:
+        chance = facts["chance"][s.name]
+        cells = [_cell(summary.get(arm, {}).get(s.name, {}).get(metric)) for metric in ("top1", "top5") for arm in ARMS]
+        lines.append(
+            f"| {SET_TITLES.get(s.name, s.name)} | {len(s.spacegroups)} | " + " | ".join(cells)
+            + f" | {100 * chance['uniform_top1']:.1f} / {100 * chance['majority_top1']:.1f}"
+            + f" | {100 * chance['uniform_top5']:.1f} / {100 * chance['majority_top5']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def control_table(summary: dict, data: dict[str, ExperimentData]) -> str:
+    """Test set of each split (within the limits), both arms side by side."""
+    lines = [
+        "| split | n test | classes | A synthetic top-1 | B structures top-1 | A synthetic top-5 | B structures top-5 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for split, split_data in data.items():
+        cells = [_cell(summary.get(split, {}).get(arm, {}).get(TEST_SET, {}).get(metric)) for metric in ("top1", "top5") for arm in ARMS]
+        lines.append(f"| {SPLIT_TITLES[split]} | {split_data.facts['sets'][TEST_SET]} | {split_data.facts['n_classes']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def count_lines(data: ExperimentData) -> list[str]:
+    """Where the structures went: labels, limits, arm B's set, the reference set."""
+    f = data.facts
+    lines = []
+    for part, sel in (("test part", f["test_selection"]), ("statistics part (arm B)", f["baseline_selection"])):
+        lines.append(
+            f"- {data.split} split, {part}: {sel['entries']} structures; labels from the collection "
+            f"{sel['label_source']['collection']}, from spglib {sel['label_source']['spglib']}, collection ≠ spglib "
+            f"{sel['label_disagreements']}; in the class list {sel['in_classes']}, within the generator's limits "
+            f"{sel['within_limits']}, outside {sel['outside_limits']} (volume {sel['outside_by_limit'][TOO_LARGE]}, "
+            f"asymmetric unit {sel['outside_by_limit'][TOO_MANY_ATOMS]})."
+        )
+    lines.append(f"- {data.split} split, arm B: {f['baseline_patterns']} patterns; skipped {f['baseline_skipped'] or 'none'}.")
+    if "references" in f:
+        lines.append(
+            f"- {data.split} split, reference set: {f['references']} ordered test structures, {f['reference_unlabelled']} "
+            f"without a space group once ordered, {f['reference_label_changed']} whose label changed on ordering."
+        )
+    return lines
+
+
 def plot_learning_curves(runs: list[dict], data: ExperimentData, path: Path) -> Path:
-    """Held-out top-1 and top-5 against patterns seen: mean over seeds, band = min..max."""
+    """Held-out top-1 and top-5 against patterns seen on one split: mean over seeds, band = min..max."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     chance = data.facts["chance"][TEST_SET]
+    runs = [r for r in runs if r["split"] == data.split]
     for ax, metric, title in zip(axes, ("test_top1", "test_top5"), ("top-1", "top-5")):
         for arm in ARMS:
             curves = [r["curve"] for r in runs if r["arm"] == arm]
@@ -97,17 +156,18 @@ def plot_learning_curves(runs: list[dict], data: ExperimentData, path: Path) -> 
         ax.axhline(100 * chance[f"majority_{key}"], color="grey", ls="--", lw=1, label="always the most frequent classes")
         ax.axhline(100 * chance[f"uniform_{key}"], color="grey", ls=":", lw=1, label="uniform guess")
         ax.set_xlabel("training patterns seen")
-        ax.set_ylabel(f"{title} accuracy on the test part (%)")
+        ax.set_ylabel(f"{title} accuracy on the test set (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-        ax.set_title(f"{title}: {len(data.sets[0].spacegroups)} test structures of unseen structure types", fontsize=9)
+        ax.set_title(f"{title}: {len(data.sets[0].spacegroups)} test structures, {SPLIT_TITLES[data.split]}", fontsize=9)
     axes[0].legend(fontsize=7)
     return save_figure(fig, path)
 
 
 def plot_recall(runs: list[dict], data: ExperimentData, path: Path, set_name: str = TEST_SET) -> Path:
-    """Per-space-group top-1 recall on the test part, both arms (mean over seeds, bar = min..max)."""
+    """Per-space-group top-1 recall on one split's test set, both arms (mean over seeds, bar = min..max)."""
     plt = pyplot()
+    runs = [r for r in runs if r["split"] == data.split]
     counts = {}
     for r in runs:
         for sg, v in r["sets"].get(set_name, {}).get("per_spacegroup", {}).items():
@@ -130,5 +190,5 @@ def plot_recall(runs: list[dict], data: ExperimentData, path: Path, set_name: st
     ax.set_ylim(0, 105)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"per-space-group recall on the {SET_TITLES.get(set_name, set_name)}", fontsize=9)
+    ax.set_title(f"per-space-group recall on the {SET_TITLES.get(set_name, set_name)}, {SPLIT_TITLES[data.split]}", fontsize=9)
     return save_figure(fig, path)

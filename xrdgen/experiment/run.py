@@ -1,4 +1,4 @@
-"""The whole experiment (package docstring): prepare the data, train both arms per seed, report."""
+"""The whole experiment (package docstring): prepare the data, train both arms per split and seed, report."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 from xrdgen.config import Config
 from xrdgen.errors import UserError
 from xrdgen.experiment.arms import ARMS, train_arm
-from xrdgen.experiment.data import prepare_data
-from xrdgen.experiment.report import markdown_table, plot_learning_curves, plot_recall, summarize
+from xrdgen.experiment.data import STRUCTURE_TYPE, prepare_data
+from xrdgen.experiment.report import markdown_report, plot_learning_curves, plot_recall, summarize
 from xrdgen.jsonio import write_json
 
 # `--quick`: the same pipeline on a short, coarse grid, a seeded random 700 of the records (8 classes
-# of >= 20 statistics-part structures) and 80 steps of 32 patterns per arm: under a minute of CPU.
+# of >= 20 statistics-part structures), both splits and 80 steps of 32 patterns per arm: a few
+# minutes of CPU.
 QUICK = {
     "experiment.max_structures": 700,
     "experiment.seeds": [0],
@@ -30,25 +31,30 @@ QUICK = {
 
 
 def run(config: Config, out: Path | str, command: str = "", log: Callable[[str], None] = print, progress: bool = True) -> dict:
-    """Prepare (or reuse) the data, train every (seed, arm), write the report; returns results.json's dict."""
+    """Prepare (or reuse) the data, train every (split, seed, arm), write the report; returns results.json's dict."""
     out = Path(out)
     spec = config.experiment
     if spec.measured is not None and not Path(spec.measured).is_dir():
         raise UserError(f"experiment.measured: {spec.measured}: no such folder (set it to null to skip measured patterns)")
+    preset = config.preset
+    log(f"pattern preset: {preset} (synthetic stream, arm B and every simulated test set)")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config.to_yaml())
     (out / "command.txt").write_text(command + "\n")
     started = time.monotonic()
     data = prepare_data(config, out, log=log, progress=progress)
     prepared = time.monotonic() - started
-    runs = [train_arm(arm, seed, data, config, out, log=log) for seed in spec.seeds for arm in ARMS]
+    runs = [train_arm(arm, seed, data[split], config, out, log=log) for split in spec.splits for seed in spec.seeds for arm in ARMS]
     summary = summarize(runs, data)
+    main = data[STRUCTURE_TYPE] if STRUCTURE_TYPE in data else next(iter(data.values()))
     figures = {
-        "learning_curves": str(plot_learning_curves(runs, data, out / "learning_curves.png")),
-        "recall_per_spacegroup": str(plot_recall(runs, data, out / "recall_per_spacegroup.png")),
+        "learning_curves": str(plot_learning_curves(runs, main, out / "learning_curves.png")),
+        "recall_per_spacegroup": str(plot_recall(runs, main, out / "recall_per_spacegroup.png")),
     }
     results = {
-        "facts": data.facts,
+        "preset": preset,
+        "splits": list(spec.splits),
+        "facts": {split: d.facts for split, d in data.items()},
         "summary": summary,
         "runs": runs,
         "figures": figures,
@@ -59,7 +65,7 @@ def run(config: Config, out: Path | str, command: str = "", log: Callable[[str],
         "config": config.model_dump(mode="json"),
     }
     write_json(out / "results.json", results)
-    table = markdown_table(summary, data, config)
-    (out / "results.md").write_text(f"# Synthetic crystals (A) vs the collection's own structures (B)\n\n{table}\nRerun: `{command}`\n")
-    log(table)
+    text = markdown_report(summary, data, config, preset)
+    (out / "results.md").write_text(f"# Synthetic crystals (A) vs the collection's own structures (B)\n\n{text}\nRerun: `{command}`\n")
+    log(text)
     return results

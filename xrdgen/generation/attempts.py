@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 # How an attempt ended (see `retry.py` for which outcomes count as failures).
 ACCEPTED = "accepted"
 TOO_MANY_SITES = "too_many_sites"  # > max_atoms_asymmetric_unit: drawn again, not counted as a failure
-V_ATOMIC_UNSEEN = "v_atomic_unseen"  # V_atomic above the largest in the statistics: failure
+V_ATOMIC_UNSEEN = "v_atomic_unseen"  # V_atomic above the space group's V_atomic limit in the statistics: failure
 TOO_LARGE = "too_large"  # cell volume above max_volume: failure
 MISMATCH = "spacegroup_mismatch"  # spglib finds another space group: failure
 TOO_CLOSE = "too_close"  # optional distance check: failure

@@ -29,6 +29,7 @@ from xrdgen.generation.attempts import (
     Attempt,
 )
 from xrdgen.generation.retry import retry_until_accepted
+from xrdgen.generation.symmetry_check import check_spacegroup
 from xrdgen.generation.wyckoff import WyckoffTable, wyckoff_table
 from xrdgen.geometry import element_volume, full_lattice_parameters, lattice_matrix, unit_volume_cell
 
@@ -133,7 +134,6 @@ class FastPath:
     def __init__(self, statistics, config: GenerationConfig):
         self.statistics = statistics
         self.config = config
-        self.v_atomic_max = float(np.max(statistics.volume_samples[:, 0]))
         self._tables: dict[int, _SpaceGroupTables] = {}
         self._lattices = _LatticeSampler(statistics)
 
@@ -197,10 +197,10 @@ class FastPath:
         elements = np.array(element_of_atom, dtype=np.int64)
         multiplicities = table.multiplicities[sites]
         v_atomic = float(np.dot(multiplicities, t.volumes[elements]))
-        if v_atomic > self.v_atomic_max:
+        if v_atomic > self.statistics.v_atomic_limit(table.number):
             attempt.outcome = V_ATOMIC_UNSEEN
             return None
-        volume = self.statistics.sample_denseness(v_atomic, rng) * v_atomic
+        volume = self.statistics.sample_denseness(table.number, v_atomic, rng) * v_atomic
         n_atoms = int(multiplicities.sum())
         volume = max(volume, n_atoms * cfg.min_density_volume_per_atom)
         if volume > cfg.max_volume:
@@ -224,8 +224,13 @@ class FastPath:
         frac[frac >= 1.0] = 0.0  # mod can round -1e-17 up to exactly 1.0
         numbers = np.repeat(t.numbers[elements], multiplicities)
 
-        # The check: spglib on the arrays, with the original's tolerances.
-        found = spglib_spacegroup(lattice, frac, numbers, cfg.symprec, cfg.angle_tolerance)
+        # The check, with the original's tolerances: our exact search for operations beyond the group
+        # (`symmetry_check.py`, spglib only where it must name a group; found = 0 when not asked), or spglib.
+        if cfg.check == "fast":
+            verdict = check_spacegroup(lattice, frac, numbers, table.number, cfg.symprec, cfg.angle_tolerance)
+            found = table.number if verdict.accepted else verdict.spglib_number
+        else:
+            found = spglib_spacegroup(lattice, frac, numbers, cfg.symprec, cfg.angle_tolerance)
         attempt.found_spacegroup = found
         if found != table.number:
             attempt.outcome = MISMATCH

@@ -117,7 +117,7 @@ def randomize(
     for _ in range(max_tries):
         new_lattice = std_lattice
         if lattice:
-            volume = max(statistics.sample_denseness(v_atomic, rng) * v_atomic, min_volume)
+            volume = max(statistics.sample_denseness(spacegroup, v_atomic, rng) * v_atomic, min_volume)
             if volume > generation.max_volume:
                 continue
             a, b, c, alpha, beta, gamma = statistics.sample_lattice_parameters(table.crystal_system, rng)

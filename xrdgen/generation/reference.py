@@ -119,10 +119,10 @@ class ReferencePath:
         for element, index in placed:
             v_atomic += group[index].multiplicity * element_volume(element)[1]
             n_atoms += group[index].multiplicity
-        if v_atomic > np.max(self.statistics.volume_samples[:, 0]):
+        if v_atomic > self.statistics.v_atomic_limit(spacegroup):
             attempt.outcome = V_ATOMIC_UNSEEN
             return None
-        volume = v_atomic * self.statistics.sample_denseness(v_atomic, rng)
+        volume = v_atomic * self.statistics.sample_denseness(spacegroup, v_atomic, rng)
         if volume / n_atoms < cfg.min_density_volume_per_atom:
             volume = n_atoms * cfg.min_density_volume_per_atom
         if volume > cfg.max_volume:

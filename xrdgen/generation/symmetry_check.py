@@ -22,25 +22,30 @@ Why the verdict here equals spglib's (the proof; `benchmarks/bench_symmetry_chec
   spglib's own Delaunay reduction, and closed under conjugation by the exact isometries so a
   different choice among equally long vectors cannot hide one) outside G's point group maps them
   with any translation. Then spglib's operations are exactly G's (G's rotations are exact lattice
-  isometries, so they are always among its W), they form a group, and it names G.
+  isometries, so they are always among its W; its retries at smaller tolerances can only find
+  fewer operations, never fewer than G's exact ones), they form a group, and it names G.
 - Reject (no spglib): some W outside G's point group that is an *exact* isometry of the lattice
-  (W^T g W = g to 1e-11 relative) maps the atoms. spglib finds that operation at every tolerance it
-  tries, so whatever it returns is a group with a larger point group than G (another type) or
-  nothing: never G.
+  (W^T g W = g to 1e-11 relative) maps the atoms exactly (within 1e-9 Å; generated orbits agree to
+  ~1e-14 Å). spglib finds that operation at every tolerance it tries, so whatever it returns is a
+  group with a larger point group than G (another type) or nothing: never G.
 - Ask spglib (its number decides): an extra pure translation (the supergroup may be of G's own type,
   e.g. P1 with a smaller cell, so it must be named), or an extra operation whose W is only an
-  approximate lattice symmetry (within angle_tolerance but not exact: spglib's tolerance reductions
-  may or may not keep it).
+  approximate lattice symmetry (within angle_tolerance but not exact) or whose atom map holds only
+  within a symprec far above 1e-9 Å: spglib's tolerance reductions may or may not keep it.
 
 Atoms are compared as spglib does: the fractional difference reduced by rounding, times the
 lattice, shorter than symprec. Everything per crystal is one numba kernel plus spglib's Delaunay
 reduction (the same C function spglib uses, so the basis and thus the angles tested are its own).
+Atom look-ups go through a grid of cells per atom type, so a wrong candidate translation costs O(1).
+
+Longer than 350 lines because the numba kernel and its helpers are one unit, kept beside the
+argument above that makes them sound.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import spglib
@@ -60,6 +65,7 @@ SPGLIB_NO_REDUCTION = "spglib_no_reduction"  # spglib's Delaunay reduction faile
 _ANGLE_MARGIN = 0.05
 _LENGTH_MARGIN = 1e-9
 _EXACT = 1e-11
+_EXACT_DISTANCE = 1e-9  # Å: an atom map this close is exact (generated orbits agree to ~1e-14 Å)
 _CAPACITY = 1024  # candidate rotations kept per crystal (a lattice has at most 48 exact ones)
 
 # Primitive basis (rows, conventional fractional coordinates) of each centring; R: obverse, hexagonal axes.
@@ -103,7 +109,7 @@ class _Group:
     primitive: np.ndarray  # (3, 3) rows: a primitive basis in conventional fractional coordinates
 
 
-@lru_cache(maxsize=None)
+@cache
 def _group(spacegroup: int) -> _Group:
     table = wyckoff_table(spacegroup)
     rotations, translations = table.rotations[0], table.translations[0]
@@ -265,9 +271,9 @@ def _cos_bounds(g, i, j, tolerance):
 
 @njit(cache=True)
 def _kernel(lattice, frac, numbers, reduced, member, centrings, symprec, angle_tolerance) -> int:
-    """0: no operation beyond G; 1: an exact extra rotation maps the atoms; 2: an extra pure
-    translation does; 3: an approximate extra rotation does (and no exact one)."""
-    n = frac.shape[0]
+    """0: no operation beyond G; 1: an exact extra rotation maps the atoms exactly; 2: an extra pure
+    translation maps them; 3: otherwise an extra rotation maps them (approximate lattice symmetry,
+    or a map only within symprec)."""
     tol2 = symprec * symprec
     # Atom types 0..S-1, ordered so that the rarest type comes first (fewest translation candidates).
     kinds = np.unique(numbers)
@@ -378,11 +384,19 @@ def _kernel(lattice, frac, numbers, reduced, member, centrings, symprec, angle_t
     # 3. Each W outside G's point group, in conventional coordinates: does some (W, t) map the atoms?
     q = np.linalg.solve(lattice.T, reduced.T)  # reduced basis vectors in conventional fractional coordinates
     q_inv = np.linalg.inv(q)
+    mapped_within_tolerance_only = False
     for f in range(n_found):
         if exact[f]:
             wc = q @ ws[f].astype(np.float64) @ q_inv
             if not _in_group(wc, member) and _has_operation(wc, frac, species, members, lattice, tol2, grid):
-                return 1
+                # Rejected here only if the atoms map exactly too (spglib then keeps the operation at
+                # every tolerance it tries); a map only within a large symprec is spglib's to judge.
+                exact_tol2 = min(symprec, _EXACT_DISTANCE) ** 2
+                if _has_operation(wc, frac, species, members, lattice, exact_tol2, grid):
+                    return 1
+                mapped_within_tolerance_only = True
+    if mapped_within_tolerance_only:
+        return 3
     for f in range(approximate.shape[0]):
         wc = q @ approximate[f].astype(np.float64) @ q_inv
         if not _in_group(wc, member) and _has_operation(wc, frac, species, members, lattice, tol2, grid):

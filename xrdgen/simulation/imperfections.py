@@ -174,19 +174,56 @@ def _rbf_factor(n_nodes: int) -> np.ndarray:
 
 @njit(cache=True)
 def _interpolate_nodes(values, first, spacing, x):
-    """Cubic Lagrange interpolation of node values (node k at first + k · spacing) at the points x."""
-    out = np.empty((values.shape[1], x.shape[0]))
-    for i in range(x.shape[0]):
-        u = (x[i] - first) / spacing
-        k = min(max(int(math.floor(u)), 1), values.shape[0] - 3)
-        t = u - k
-        w0 = -t * (t - 1.0) * (t - 2.0) / 6.0
-        w1 = (t + 1.0) * (t - 1.0) * (t - 2.0) / 2.0
-        w2 = -(t + 1.0) * t * (t - 2.0) / 2.0
-        w3 = (t + 1.0) * t * (t - 1.0) / 6.0
-        for s in range(values.shape[1]):
-            out[s, i] = (w0 * values[k - 1, s] + w1 * values[k, s] + w2 * values[k + 1, s]
-                         + w3 * values[k + 2, s])
+    """Cubic Lagrange interpolation of node values (node k at first + k · spacing) at ascending points
+    x: per node interval the cubic c0 + c1 t + c2 t² + c3 t³ through its four nearest nodes."""
+    n_nodes, n_draws = values.shape
+    out = np.empty((n_draws, x.shape[0]))
+    for s in range(n_draws):
+        k_now = -1
+        c0 = c1 = c2 = c3 = 0.0
+        for i in range(x.shape[0]):
+            u = (x[i] - first) / spacing
+            k = min(max(int(math.floor(u)), 1), n_nodes - 3)
+            if k != k_now:
+                a, b, c, d = values[k - 1, s], values[k, s], values[k + 1, s], values[k + 2, s]
+                c0, c1 = b, -a / 3.0 - b / 2.0 + c - d / 6.0
+                c2, c3 = a / 2.0 - b + c / 2.0, (d - a) / 6.0 + (b - c) / 2.0
+                k_now = k
+            t = u - k
+            out[s, i] = c0 + t * (c1 + t * (c2 + t * c3))
+    return out
+
+
+@njit(cache=True)
+def _mix_impurity(y, impurity, fraction):
+    """y ← (1 - a) y + a · impurity / max(impurity), then y / max(y), in place (y already max 1)."""
+    top = impurity.max()
+    for i in range(y.shape[0]):
+        y[i] = (1.0 - fraction) * y[i] + fraction * impurity[i] / top
+    y /= y.max()
+
+
+@njit(cache=True)
+def _add_background(y, b, scale):
+    """y += (b - min b) / Σ(b - min b) · scale, in place."""
+    low = b.min()
+    total = 0.0
+    for i in range(b.shape[0]):
+        total += b[i] - low
+    factor = scale / total
+    for i in range(y.shape[0]):
+        y[i] += (b[i] - low) * factor
+
+
+@njit(cache=True)
+def _finish(y, sqrt_scale):
+    """float32 (y - min y) / max, √ of it when `sqrt_scale`: the network's input."""
+    low = y.min()
+    top = y.max() - low
+    out = np.empty(y.shape[0], dtype=np.float32)
+    for i in range(y.shape[0]):
+        v = (y[i] - low) / top
+        out[i] = math.sqrt(v) if sqrt_scale else v
     return out
 
 
@@ -222,14 +259,12 @@ def _add_noise(y, additive_sd, multiplicative_sd, generator):
 def apply_imperfections(pattern: np.ndarray, imperfections: Imperfections, x: np.ndarray,
                         rng: np.random.Generator, impurity: Optional[np.ndarray] = None) -> np.ndarray:
     """Steps 1-4 with given parameters; float64, not yet scaled (so tests can check each step)."""
-    y = _unit_max(pattern)
+    y = _unit_max(pattern)  # a fresh array: the steps below work in place
     if imperfections.impurity_fraction > 0.0 and impurity is not None:
-        a = imperfections.impurity_fraction
-        y = _unit_max((1.0 - a) * y + a * _unit_max(impurity))
+        _mix_impurity(y, _unit_max(impurity), imperfections.impurity_fraction)
     if imperfections.background_length_scale is not None and imperfections.background_scale > 0.0:
-        y = y + background(x, imperfections.background_length_scale, imperfections.background_scale, rng)
+        _add_background(y, gp_sample(x, imperfections.background_length_scale, rng), imperfections.background_scale)
     if imperfections.additive_sd > 0.0 or imperfections.multiplicative_sd > 0.0:
-        # y is a fresh array (_unit_max divides), so the noise may go in place
         _add_noise(y, imperfections.additive_sd, imperfections.multiplicative_sd, rng)
     return y
 
@@ -252,14 +287,22 @@ def augment(pattern: np.ndarray, config: AugmentationConfig, rng: np.random.Gene
     """
     if rng is None:
         raise ValueError("augment draws random imperfections: pass rng=numpy.random.default_rng(seed)")
-    x = grid.two_theta()
+    x = _grid_points(grid.two_theta_min, grid.two_theta_max, grid.n_points)
     pattern = np.asarray(pattern, dtype=np.float64)
     if pattern.shape != x.shape or (impurity is not None and np.shape(impurity) != x.shape):
         raise ValueError(f"patterns must have the grid's {len(x)} points, got {pattern.shape}"
                          + ("" if impurity is None else f" and {np.shape(impurity)}"))
     imperfections = draw_imperfections(config, rng, with_impurity=impurity is not None)
     y = apply_imperfections(pattern, imperfections, x, rng, impurity)
-    return scale_input(y - y.min(), config.sqrt_scale)
+    return _finish(y, config.sqrt_scale)  # = scale_input(y - y.min(), sqrt_scale) in one pass
+
+
+@lru_cache(maxsize=8)
+def _grid_points(lo: float, hi: float, n: int) -> np.ndarray:
+    """The grid's 2θ values, made once per grid (read-only)."""
+    x = np.linspace(lo, hi, n)
+    x.flags.writeable = False
+    return x
 
 
 def _unit_max(y) -> np.ndarray:

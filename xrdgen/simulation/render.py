@@ -45,7 +45,8 @@ N_LEVELS = 4  # fine grid + three coarser levels
 RESOLVED_STEPS = 16.0  # a profile with Γ >= 16 steps of a level is interpolated from it accurately
 SPLIT_RESOLVED_STEPS = 64.0  # the same for split profiles (jump of the second derivative at the centre)
 NARROW_STEPS = 3.0  # Γ below 3 grid steps: bin averages near the centre
-TOLERANCE = 1e-4  # interpolation error allowed per peak, relative to its height
+TOLERANCE = 1e-4  # interpolation error allowed per peak, relative to the reference height
+DIRECT_TOLERANCE = 1e-5  # height of a cut Lorentzian tail (cuts add up: stricter)
 
 
 @njit(cache=True)
@@ -135,8 +136,10 @@ def _subtract_interpolation(arr, shift, j0, j1, coarse_values, k0, weights):
 
 
 @njit(cache=True)
-def _narrow_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_max):
-    """Replace the point values of a narrow Lorentzian by bin averages within 3 Γ + 3 h of its centre."""
+def _bin_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_min, f_max):
+    """Replace point values of a narrow Lorentzian by bin averages within 3 Γ + 3 h of its centre."""
+    if f_min >= NARROW_STEPS * h:
+        return
     core = 3.0 * f_max + 3.0 * h
     for j in range(max(j0, int(math.ceil((c - core - x0) / h))), min(j1, int(math.floor((c + core - x0) / h))) + 1):
         d = x0 + j * h - c
@@ -214,7 +217,8 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
                 arr = coarse[offsets[resolved]:offsets[resolved] + sizes[resolved]]
                 used[resolved] = True
             j_c = int(math.floor((c - x0) / step))  # last node below or at the centre
-            narrow = resolved == 0 and f_min < NARROW_STEPS * h
+            # Point values of a split profile miss area at its kink, the more the narrower it is.
+            narrow = resolved == 0 and f_min < NARROW_STEPS * h * (2.0 if f_lo != f_hi else 1.0)
             reach = h if narrow else 0.0  # a bin average reaches half a step beyond its node
             j_lo = max(first, int(math.ceil((c - GAUSSIAN_WINDOW_SIGMAS * s_lo - reach - x0) / step)))
             j_hi = min(last, int(math.floor((c + GAUSSIAN_WINDOW_SIGMAS * s_hi + reach - x0) / step)))
@@ -232,8 +236,8 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
         g_lo, g_hi = 0.5 * f_lo, 0.5 * f_hi
         amp = a * (1.0 - eta) * 2.0 / (math.pi * (g_lo + g_hi))
         relative = amp / reference
-        # Option 1: direct, out to where the tail amp γ² / d² is TOLERANCE · reference.
-        reach = math.sqrt(max(relative / TOLERANCE, 1.0))
+        # Option 1: direct, out to where the tail amp γ² / d² is DIRECT_TOLERANCE · reference.
+        reach = math.sqrt(max(relative / DIRECT_TOLERANCE, 1.0))
         cut_lo = max(g_lo * reach, 3.0 * f_max + h)
         cut_hi = max(g_hi * reach, 3.0 * f_max + h)
         # Option 2: every coarsest node, corrections on finer levels near the centre; radii from
@@ -245,12 +249,11 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
             radius[level] = max(_own_radius(0.5 * f_max, relative, steps[level + 1]), inner)
             inner = radius[level] + 3.0 * steps[level + 1]
             cost += 2.0 * radius[level] / steps[level]
-        if (cut_lo + cut_hi) / h <= cost:
+        if (cut_lo + cut_hi) / h <= 2.0 * cost:  # a direct point costs half a corrected node
             j0 = max(0, int(math.ceil((c - cut_lo - x0) / h)))
             j1 = min(n - 1, int(math.floor((c + cut_hi - x0) / h)))
             _add_lorentz(out, 0, x0, h, j0, j1, c, amp, g_lo, g_hi)
-            if f_min < NARROW_STEPS * h:
-                _narrow_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_max)
+            _bin_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_min, f_max)
             continue
         base = offsets[top]
         for q in range(sizes[top]):
@@ -276,8 +279,8 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
                 arr, shift = coarse[offsets[level]:offsets[level] + sizes[level]], 2
             _add_lorentz(arr, shift, x0, step, j0, j1, c, amp, g_lo, g_hi)
             _subtract_interpolation(arr, shift, j0, j1, scratch, k0, weights)
-            if level == 0 and f_min < NARROW_STEPS * h:
-                _narrow_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_max)
+            if level == 0:
+                _bin_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_min, f_max)
 
     # Coarse to fine: every level adds the interpolation of the next coarser one.
     for level in range(top - 1, -1, -1):

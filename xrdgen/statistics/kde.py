@@ -3,9 +3,10 @@
 - Lattice KDE: scipy's `gaussian_kde` with Scott's rule over the unit-volume lattice parameters of
   one crystal system, or `DiagonalGaussianKDE` where a full-covariance KDE is undefined.
 - Volume KDE: the denseness factor f = V_cell / V_atomic conditioned on V_atomic, as statsmodels'
-  `KDEMultivariateConditional` with Gaussian kernels and normal-reference bandwidths defines it,
-  sampled *exactly* as the mixture it is (`sample_denseness`) instead of the original's bounded
-  rejection sampler.
+  `KDEMultivariateConditional` with Gaussian kernels and normal-reference bandwidths
+  (`volume_bandwidth`) defines it, sampled *exactly* as the mixture it is (`sample_denseness`)
+  instead of the original's bounded rejection sampler. The functions take the (V_atomic, f) rows
+  of one KDE: one space group's, or all space groups pooled (`model.Statistics.volume_kde`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,17 @@ def normal_reference_bandwidth(data: np.ndarray) -> np.ndarray:
     data = np.asarray(data, dtype=np.float64)
     n, q = data.shape
     return 1.06 * data.std(axis=0) * n ** (-1.0 / (4 + q))
+
+
+def volume_bandwidth(volume_samples: np.ndarray) -> np.ndarray:
+    """Normal-reference (h_f, h_V) of (V_atomic, f) rows, in statsmodels' column order (f, V_atomic).
+
+    A column without spread (one structure, or identical ones) has no normal-reference bandwidth;
+    it gets 5% of the column's mean magnitude instead, so the KDE stays defined.
+    """
+    columns = np.asarray(volume_samples, dtype=np.float64).reshape(-1, 2)[:, ::-1]
+    bandwidth = normal_reference_bandwidth(columns) if len(columns) > 1 else np.zeros(2)
+    return np.where(bandwidth > 0, bandwidth, 0.05 * np.abs(columns).mean(axis=0))
 
 
 def _mixture_weights(v_atomic: float, v_samples: np.ndarray, bw_v: float) -> np.ndarray:

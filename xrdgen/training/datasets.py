@@ -5,16 +5,20 @@ One type, `LabelledSet`, holds every fixed set the project trains or evaluates o
 configured simulator, bring it to the model's input scaling (`InputSpec.scale`), label it with the
 crystal's space group (spglib's, as the collection gives it). Its users:
 
-- the baseline training set: the statistics-part structures at the two crystallite sizes
-  `training.baseline_sizes_nm`, one pattern each, restricted to the class list;
+- the baseline training set: `training.baseline_patterns_per_structure` patterns of each
+  statistics-part structure of the class list, crystallite sizes drawn;
 - the held-out test set: `training.test_patterns_per_structure` patterns per test structure with
   sizes drawn from `simulation.crystallite_size_nm`;
 - the randomized test sets (the method's supplementary S3): the same test crystals with coordinates,
   lattice or both re-drawn from the statistics (`randomize`), evaluated beside the unmodified set,
   showing how much a model leans on the exact structure rather than on what the generator can make.
 
-Measured sets (`load_measured_set`) are folders with one pattern file and a structure CIF each, the
-label being spglib's space group of the CIF.
+Measured sets (`load_measured_set`) come in two layouts: a folder of sample folders with one
+pattern file and a structure CIF each (like lab17), the label being spglib's space group of the CIF;
+or a flat folder of patterns beside RRUFF DIF files (like rruff_dev), the label being the number of
+the DIF file's `SPACE GROUP:` symbol in any setting, the wavelength the DIF file's where the pattern
+file states none (`xrdgen.measured.dif`). Either way every sample is read and scored or skipped
+with a one-line reason; none is dropped silently.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ from tqdm import tqdm
 
 from xrdgen.collection.entries import CollectionEntry, load_entries
 from xrdgen.collection.reading import read_collection
-from xrdgen.config import Config, SimulationConfig
+from xrdgen.config import AugmentationConfig, Config, SimulationConfig
 from xrdgen.crystal import Crystal
 from xrdgen.errors import UserError
 from xrdgen.generation.randomize import randomize
+from xrdgen.measured.dif import dif_samples, is_dif_directory, read_labelled
+from xrdgen.measured.preprocess import ModelInput
 from xrdgen.measured.readers import find_pattern_file, read_pattern
+from xrdgen.simulation.imperfections import augment, draw_sample_effects
 from xrdgen.simulation.simulator import PatternSimulator
 from xrdgen.training.rundir import InputSpec
 
@@ -59,7 +66,7 @@ class LabelledSet:
     spacegroups: np.ndarray  # int64 (n,), the true space group of each row
     names: list[str]  # the structure or sample behind each row
     skipped: list[dict] = field(default_factory=list)  # {"name", "reason"} of each unusable item
-    details: list[dict] = field(default_factory=list)  # measured sets: file, coverage, wavelength source per row
+    details: list[dict] = field(default_factory=list)  # per row: measured file, coverage, wavelength source; or simulated crystallite size
 
     def __len__(self) -> int:
         return len(self.spacegroups)
@@ -97,12 +104,16 @@ def simulate_set(
     crystallite_sizes_nm: Optional[Sequence[float]] = None,
     patterns_per_crystal: int = 1,
     transform: Optional[Callable[[Crystal, np.random.Generator], Crystal]] = None,
+    augmentation: Optional[AugmentationConfig] = None,
     progress: bool = False,
 ) -> LabelledSet:
-    """Pure patterns of `crystals` on `spec`'s grid, in its input scaling, labelled by space group.
+    """Patterns of `crystals` on `spec`'s grid, in its input scaling, labelled by space group.
 
-    One pattern per entry of `crystallite_sizes_nm` (baseline training set), else
-    `patterns_per_crystal` patterns with sizes drawn from `simulation.crystallite_size_nm`.
+    One pattern per entry of `crystallite_sizes_nm` (fixed sizes), else `patterns_per_crystal`
+    patterns with sizes drawn from `simulation.crystallite_size_nm` (Gaussian profile); each row's
+    size is in `details`. `augmentation` (the config's section, which the pattern preset fills)
+    draws each pattern's sample effects and imperfections exactly as the training stream does, the
+    impurity being the previous pattern's crystal; None gives pure patterns.
     `transform(crystal, rng)` re-draws a crystal before simulation (randomized sets); the label stays
     the original's. A crystal outside `classes` (when given), or one the transform or the simulator
     rejects, is skipped and reported. Random draws come from numpy's generator seeded with `seed`.
@@ -112,7 +123,8 @@ def simulate_set(
     names = [str(n) for n in names] if names is not None else [str(i) for i in range(len(crystals))]
     allowed = None if classes is None else {int(sg) for sg in classes}
     sizes = list(crystallite_sizes_nm) if crystallite_sizes_nm is not None else [None] * patterns_per_crystal
-    xs, labels, row_names, skipped = [], [], [], []
+    xs, labels, row_names, skipped, details = [], [], [], [], []
+    previous = None  # the last pure pattern: the impurity phase of the next one
     for crystal, crystal_name in tqdm(zip(crystals, names), total=len(crystals), desc=name, unit="crystal", disable=not progress, leave=False):
         label = int(crystal.spacegroup)
         if allowed is not None and label not in allowed:
@@ -120,15 +132,29 @@ def simulate_set(
             continue
         try:
             drawn = transform(crystal, rng) if transform is not None else crystal
-            patterns = [spec.scale(simulator.simulate(drawn, rng, crystallite_size_nm=size)) for size in sizes]
+            # drawn here, as the simulator would draw it, so that each row records its size
+            drawn_size = simulation.profile == "gaussian"
+            row_sizes = [float(rng.uniform(*simulation.crystallite_size_nm)) if size is None and drawn_size else size for size in sizes]
+            patterns = []
+            for i, size in enumerate(row_sizes):
+                if augmentation is None:
+                    patterns.append(spec.scale(simulator.simulate(drawn, rng, crystallite_size_nm=size)))
+                    continue
+                effects = draw_sample_effects(augmentation, rng)
+                row_sizes[i] = effects.crystallite_size_nm if effects.crystallite_size_nm is not None else size
+                pure = simulator.simulate(drawn, rng, crystallite_size_nm=size, effects=effects)
+                impurity = previous if augmentation.impurity else None
+                patterns.append(augment(pure, augmentation, rng, spec.grid, impurity=impurity))
+                previous = pure
         except Exception as exc:  # noqa: BLE001 - one odd crystal must not sink the set: count and report it
             skipped.append({"name": crystal_name, "reason": f"{type(exc).__name__}: {exc}"[:200]})
             continue
         xs.extend(patterns)
         labels.extend([label] * len(patterns))
         row_names.extend([crystal_name] * len(patterns))
+        details.extend({"crystallite_size_nm": size} for size in row_sizes)
     x = np.asarray(xs, dtype=np.float32).reshape(-1, spec.n_points)
-    return LabelledSet(name, x, np.asarray(labels, dtype=np.int64), row_names, skipped)
+    return LabelledSet(name, x, np.asarray(labels, dtype=np.int64), row_names, skipped, details)
 
 
 def read_structures(source: Path, config: Config) -> tuple[list[CollectionEntry], list[dict]]:
@@ -174,7 +200,8 @@ def simulate_sets(
     ]
     sets = []
     for index, (name, transform) in enumerate(variants):
-        sets.append(simulate_set(crystals, spec, config.simulation, [seed, index], name=name, names=names, transform=transform, progress=True))
+        sets.append(simulate_set(crystals, spec, config.simulation, [seed, index], name=name, names=names, transform=transform,
+                                 augmentation=config.augmentation, progress=True))
     sets[0].skipped[:0] = read_skipped
     return sets
 
@@ -199,15 +226,18 @@ def spacegroup_of_cif(path: Path, symprec: float) -> int:
 def load_measured_set(
     directory: Path, spec: InputSpec, symprec: float, wavelength: Optional[float] = None, fill: str = "edge"
 ) -> LabelledSet:
-    """A directory of folders, each with one pattern file and a structure CIF (like lab17).
+    """The measured patterns of `directory` (either layout, module docstring) as the model's inputs.
 
     Each pattern goes through `spec.model_input` (wavelength conversion, grid, scaling); `wavelength`
-    overrides the files' own. A folder that cannot be used is skipped with its one-line reason.
+    overrides the files' own. A sample that cannot be used is skipped with its one-line reason.
     """
-    folders = sorted(p for p in Path(directory).iterdir() if p.is_dir())
+    directory = Path(directory)
+    if is_dif_directory(directory):
+        return _load_dif_set(directory, spec, wavelength, fill)
+    folders = sorted(p for p in directory.iterdir() if p.is_dir())
     if not folders:
-        raise UserError(f"{directory}: no sample folders (expected one folder per sample with a pattern and a structure.cif)")
-    names, xs, labels, details, skipped = [], [], [], [], []
+        raise UserError(f"{directory}: no sample folders (expected one folder per sample with a pattern and a structure.cif, or patterns beside RRUFF DIF files)")
+    rows, skipped = [], []
     for folder in tqdm(folders, desc="measured patterns", unit="pattern", leave=False):
         try:
             pattern_file = find_pattern_file(folder)
@@ -217,22 +247,44 @@ def load_measured_set(
             if not cifs:
                 raise UserError(f"{folder}: no structure .cif for the label")
             label = spacegroup_of_cif(cifs[0], symprec)
-            pattern = read_pattern(pattern_file)
-            model_input = spec.model_input(pattern, wavelength=wavelength, fill=fill)
+            model_input = spec.model_input(read_pattern(pattern_file), wavelength=wavelength, fill=fill)
         except UserError as exc:
             skipped.append({"name": folder.name, "reason": str(exc)})
             continue
-        names.append(folder.name)
-        xs.append(model_input.x)
-        labels.append(label)
-        details.append(
-            {
-                "name": folder.name,
-                "file": str(pattern_file),
-                "spacegroup": label,
-                "covered_fraction": model_input.covered_fraction,
-                "wavelength_source": model_input.wavelength_source,
-            }
-        )
-    x = np.stack(xs).astype(np.float32) if xs else np.zeros((0, spec.n_points), np.float32)
-    return LabelledSet(Path(directory).name, x, np.asarray(labels, dtype=np.int64), names, skipped, details)
+        rows.append((folder.name, model_input, label, _detail(folder.name, pattern_file, label, model_input, label_source=f"spglib on {cifs[0].name} (symprec {symprec})")))
+    return _measured_set(directory, spec, rows, skipped)
+
+
+def _load_dif_set(directory: Path, spec: InputSpec, wavelength: Optional[float], fill: str) -> LabelledSet:
+    """Patterns labelled by the RRUFF DIF file of the same RRUFF id (`dif_samples`)."""
+    samples, skipped = dif_samples(directory)
+    rows = []
+    for sample in tqdm(samples, desc="measured patterns", unit="pattern", leave=False):
+        try:
+            model_input = spec.model_input(read_labelled(sample), wavelength=wavelength, fill=fill)
+        except UserError as exc:
+            skipped.append({"name": sample.name, "reason": str(exc)})
+            continue
+        source = f"{sample.label.path.name} (SPACE GROUP: {sample.label.symbol})"
+        detail = _detail(sample.name, sample.pattern, sample.spacegroup, model_input, label_source=source, symbol=sample.label.symbol)
+        rows.append((sample.name, model_input, sample.spacegroup, detail))
+    return _measured_set(directory, spec, rows, skipped)
+
+
+def _detail(name: str, path: Path, label: int, model_input: ModelInput, **extra) -> dict:
+    return {
+        "name": name,
+        "file": str(path),
+        "spacegroup": int(label),
+        **extra,
+        "covered_fraction": model_input.covered_fraction,
+        "wavelength": model_input.wavelength,
+        "wavelength_source": model_input.wavelength_source,
+        "notes": list(model_input.notes),
+    }
+
+
+def _measured_set(directory: Path, spec: InputSpec, rows: list[tuple], skipped: list[dict]) -> LabelledSet:
+    x = np.stack([r[1].x for r in rows]).astype(np.float32) if rows else np.zeros((0, spec.n_points), np.float32)
+    labels = np.asarray([r[2] for r in rows], dtype=np.int64)
+    return LabelledSet(directory.name, x, labels, [r[0] for r in rows], skipped, [r[3] for r in rows])

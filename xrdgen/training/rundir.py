@@ -16,6 +16,15 @@ prediction never has to guess it from defaults:
               "wavelength": 1.54056,                # Å, Kα1 of the training simulations
               "preprocessing": {"sqrt_scale": true}} # max 1, then √ of the intensities
 
+The calibration entry (`xrdgen calibrate`, run by the training commands at the end) holds the
+temperature T of the calibrated probabilities p = softmax(z / T) (xrdgen/evaluation/calibration.py):
+
+    "calibration": {"method": "temperature scaling (Guo et al. 2017)", "temperature": 1.8,
+                    "fitted_on": "1000 held-out synthetic patterns (...)", "nll_before": ..., ...}
+
+A run without it predicts with T = 1 (the plain softmax) and says so. The Trainer rewrites meta.json
+when it (re)starts, so a model trained further never keeps a temperature fitted to its older weights.
+
 Every JSON file here is replaced atomically (written beside, then renamed), so a killed process
 never leaves half a file. Keras is imported only inside the functions that load a model: the
 prediction CLI and the generator actors import this module without paying TensorFlow's start-up.
@@ -23,6 +32,7 @@ prediction CLI and the generator actors import this module without paying Tensor
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass
@@ -32,7 +42,7 @@ from typing import Optional
 import numpy as np
 from pydantic import ValidationError
 
-from xrdgen.config import Config, GridConfig
+from xrdgen.config import Config, GridConfig, parse_overrides
 from xrdgen.errors import UserError
 from xrdgen.jsonio import read_json, write_json
 from xrdgen.measured.pattern import MeasuredPattern, check_wavelength
@@ -46,6 +56,8 @@ PLOT_FILE = "accuracy.png"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 KEEP_CHECKPOINTS = 2
+CALIBRATION_KEY = "calibration"
+NO_TEMPERATURE = "none stored, uncalibrated: run `xrdgen calibrate`"
 META_VERSION = 2  # 2: the input spec ("input") replaces the loose "grid"/"sqrt_scale" keys
 
 
@@ -122,6 +134,53 @@ def write_meta(run_dir: Path | str, meta: dict) -> None:
     _replace_json(Path(run_dir) / META_FILE, meta)
 
 
+def write_calibration(run_dir: Path | str, calibration: dict) -> None:
+    """Store a fitted temperature (with how it was fitted) in meta.json, the rest of it unchanged."""
+    meta = read_meta(run_dir)
+    meta[CALIBRATION_KEY] = calibration
+    write_meta(run_dir, meta)
+
+
+def temperature_of(meta: dict, path: Path) -> tuple[float, str]:
+    """The stored temperature and a phrase saying where it comes from; (1.0, NO_TEMPERATURE) without one."""
+    calibration = meta.get(CALIBRATION_KEY)
+    if calibration is None:
+        return 1.0, NO_TEMPERATURE
+    try:
+        temperature = float(calibration["temperature"])
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{path}: bad calibration entry (no numeric 'temperature')") from None
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise UserError(f"{path}: bad calibration entry (temperature {temperature} is not a positive number)")
+    return temperature, f"fitted on {calibration.get('fitted_on', 'held-out patterns')}"
+
+
+def config_of_run(meta: dict, path: Path, overrides: Optional[dict] = None) -> Config:
+    """The config a run was trained with (meta.json's "config"), with dotted `overrides` applied."""
+    data = meta.get("config")
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: no 'config' entry; give the config with --config")
+    data = copy.deepcopy(data)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return Config(**data)
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError and friends: one line
+        raise UserError(f"{path}: its config does not validate ({str(exc).splitlines()[0]})") from None
+
+
+def overrides_of(sets: Optional[list[str]], seed: Optional[int]) -> dict:
+    """--set KEY=VALUE options (and --seed) as dotted overrides."""
+    overrides = parse_overrides(sets)
+    if seed is not None:
+        overrides["seed"] = seed
+    return overrides
+
+
 def read_history(run_dir: Path | str) -> list[dict]:
     path = Path(run_dir) / HISTORY_FILE
     return read_json(path, "training history") if path.exists() else []
@@ -173,7 +232,7 @@ def save_model(model, run_dir: Path | str) -> Path:
 # --------------------------------------------------------------------------------- trained model
 @dataclass
 class TrainedModel:
-    """A trained classifier and the facts needed to feed it: class list and input spec."""
+    """A trained classifier and the facts needed to feed it: class list, input spec, temperature."""
 
     model: object  # keras.Model with logits (or softmax) output
     spacegroups: list[int]
@@ -181,14 +240,17 @@ class TrainedModel:
     name: str
     meta: dict
     run_dir: Path
+    temperature: float = 1.0  # calibrated probabilities p = softmax(z / T) (module docstring)
+    temperature_source: str = NO_TEMPERATURE
 
     def model_input(self, pattern: MeasuredPattern, wavelength: Optional[float] = None, fill: str = "edge") -> ModelInput:
         return self.spec.model_input(pattern, wavelength=wavelength, fill=fill)
 
-    def probabilities(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Softmax over the class list for inputs of shape (n, n_points); float64 (n, n_classes).
+    def logits(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Logits z over the class list for inputs of shape (n, n_points); float64 (n, n_classes).
 
-        softmax(z)_i = exp(z_i - max z) / Σ_j exp(z_j - max z), unless the model ends in a softmax.
+        A model that ends in a softmax gives log p instead: log p = z − logsumexp(z) differs from z
+        by a constant per row, which neither softmax(z / T) nor the ranking sees.
         """
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 1:
@@ -198,11 +260,17 @@ class TrainedModel:
         if len(self.model.input_shape) == 3:
             x = x[:, :, None]
         out = np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
-        if _ends_in_softmax(self.model):
-            return out
-        out = out - out.max(axis=1, keepdims=True)
-        np.exp(out, out=out)
-        return out / out.sum(axis=1, keepdims=True)
+        return np.log(np.maximum(out, 1e-300)) if _ends_in_softmax(self.model) else out
+
+    def probabilities(self, x: np.ndarray, batch_size: int = 64, calibrated: bool = True) -> np.ndarray:
+        """softmax(z / T) over the class list, T the stored temperature (1 if `calibrated` is False).
+
+        softmax(z / T)_i = exp((z_i − max z) / T) / Σ_j exp((z_j − max z) / T).
+        """
+        z = self.logits(x, batch_size) / (self.temperature if calibrated else 1.0)
+        z = z - z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        return z / z.sum(axis=1, keepdims=True)
 
 
 def _ends_in_softmax(model) -> bool:
@@ -221,6 +289,7 @@ def load_model_run(run_dir: Path | str) -> TrainedModel:
     meta = read_meta(run_dir)
     meta_path = run_dir / META_FILE
     spec = InputSpec.from_meta(meta, meta_path)
+    temperature, source = temperature_of(meta, meta_path)
     if not isinstance(meta.get("spacegroups"), list) or not meta["spacegroups"]:
         raise UserError(f"{meta_path}: no 'spacegroups' class list")
     spacegroups = [int(sg) for sg in meta["spacegroups"]]
@@ -239,4 +308,4 @@ def load_model_run(run_dir: Path | str) -> TrainedModel:
         raise UserError(f"{path}: the model has {model.output_shape[-1]} outputs but {META_FILE} lists {len(spacegroups)} space groups")
     if model.input_shape[1] not in (None, spec.n_points):
         raise UserError(f"{path}: the model takes {model.input_shape[1]} points but {META_FILE}'s grid has {spec.n_points}")
-    return TrainedModel(model, spacegroups, spec, str(meta.get("model", "unknown")), meta, run_dir)
+    return TrainedModel(model, spacegroups, spec, str(meta.get("model", "unknown")), meta, run_dir, temperature, source)

@@ -7,13 +7,15 @@ One pattern (Schopf et al., ML4pXRDs, section "Training on synthetic crystals"):
   1. draw the space group from the statistics' space-group prior (the class frequencies of the
      statistics set);
   2. generate a crystal of that space group (`Generator`; the spglib symmetry check happens inside);
-  3. simulate its pure pattern on the configured grid (`PatternSimulator`), crystallite size drawn
-     per pattern;
-  4. add the imperfections (`augment`): background, noise and, when enabled, a weak impurity
-     phase. The impurity is the pure pattern of the *previous* draw, itself a crystal of a
-     prior-drawn random space group that is independent of the current one; reusing it halves
-     generation work versus drawing a second crystal per pattern, without changing the impurity's
-     distribution;
+  3. simulate its pattern on the configured grid (`PatternSimulator`), crystallite size (or
+     Caglioti width) and the switched-on sample effects (`draw_sample_effects`) drawn per pattern;
+  4. add the switched-on imperfections (`augment`): background, noise, a weak impurity phase.
+     Which ones are on is the config's pattern preset (`preset`: `pure` switches every one off, so
+     the stream gives pure patterns in the model's input scaling; `measured` switches them on), the
+     same preset the fixed sets of `xrdgen.training.datasets` follow. The impurity is the pure
+     pattern of the *previous* draw, itself a crystal of a prior-drawn random space group that is
+     independent of the current one; reusing it halves generation work versus drawing a second
+     crystal per pattern, without changing the impurity's distribution;
   5. label = index of the space group in `statistics.spacegroups`.
 
 A draw that fails (generator gives up, a simulator error on an odd crystal) is skipped and counted,
@@ -30,7 +32,7 @@ import numpy as np
 
 from xrdgen.config import Config
 from xrdgen.generation.generator import Generator
-from xrdgen.simulation.imperfections import augment
+from xrdgen.simulation.imperfections import augment, draw_sample_effects
 from xrdgen.simulation.simulator import PatternSimulator
 
 MAX_CONSECUTIVE_FAILURES = 200
@@ -102,7 +104,8 @@ class PatternStream:
                 t0 = time.perf_counter()
                 crystal = self._generator.generate(spacegroup=spacegroup)
                 t1 = time.perf_counter()
-                pure = self._simulator.simulate(crystal, self._sim_rng)
+                effects = draw_sample_effects(self.config.augmentation, self._sim_rng)  # none in the pure preset
+                pure = self._simulator.simulate(crystal, self._sim_rng, effects=effects)
                 t2 = time.perf_counter()
             except Exception as exc:  # noqa: BLE001 - a bad draw is counted, the stream goes on
                 self._skip(exc)

@@ -212,6 +212,7 @@ class Trainer:
             "spacegroups": self.spacegroups,
             "model": self.training.model,
             "input": self.spec.to_meta(),
+            "preset": self.config.preset,  # pattern preset of the training data (pure or measured)
             "n_classes": len(self.spacegroups),
             "keras_backend": keras.backend.backend(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -1,0 +1,77 @@
+"""Fitting a trained run's temperature on held-out synthetic patterns (`xrdgen calibrate`).
+
+The held-out set is fresh: `PatternStream` with the run's config (grid, simulation, imperfections,
+generation: the distribution the network was trained on) and a seed derived from, but different to,
+the training seed, so its crystals are ones the network never saw. Not the test set, which stays for
+evaluation. The same for baseline-mode runs (trained on a fixed set of collection structures): the
+generator's crystals are held out from that set too. The maths (T minimising the held-out NLL of
+softmax(z / T)) is calibration.py's; the result goes into meta.json (`rundir.write_calibration`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from xrdgen.config import Config
+from xrdgen.errors import UserError
+from xrdgen.evaluation.calibration import TEMPERATURE_BOUNDS, calibration_summary, fit_temperature
+from xrdgen.training.rundir import InputSpec, TrainedModel
+from xrdgen.training.stream import PatternStream
+
+METHOD = "temperature scaling (Guo et al. 2017)"
+_CALIBRATION_STREAM = 0xCA1  # mixed into the training seed: the held-out stream never repeats the training stream
+
+
+def calibration_seed(seed: int) -> int:
+    """The held-out stream's seed: a SeedSequence of (training seed, a fixed word), so a different
+    stream than the training one (which is seeded with the training seed itself), yet reproducible."""
+    return int(np.random.SeedSequence([int(seed), _CALIBRATION_STREAM]).generate_state(1)[0])
+
+
+def held_out_patterns(statistics, config: Config, n_patterns: int, seed: int, log: Callable[[str], None] = print, chunk: int = 64):
+    """`n_patterns` fresh (x, class index) pairs from the synthetic stream with `seed`."""
+    stream = PatternStream(statistics, config, seed=seed)
+    xs, ys = [], []
+    while sum(len(y) for y in ys) < n_patterns:
+        x, y = stream.next_batch(min(chunk, n_patterns - sum(len(y) for y in ys)))
+        xs.append(np.asarray(x, dtype=np.float32))
+        ys.append(np.asarray(y, dtype=np.int64))
+        log(f"calibration patterns: {sum(len(y) for y in ys)}/{n_patterns}")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def calibrate(trained: TrainedModel, statistics, config: Config, n_patterns: int, log: Callable[[str], None] = print) -> dict:
+    """Fit T on `n_patterns` held-out stream patterns; the meta.json "calibration" entry.
+
+    `config` is the run's (grid, simulation, augmentation, generation: the training distribution),
+    its input spec must be the run's. The statistics are normally the ones the run was trained
+    from; every space group they draw must be in the run's class list (labels are re-indexed to it).
+    """
+    classes = {int(sg): i for i, sg in enumerate(trained.spacegroups)}
+    foreign = sorted(int(sg) for sg in statistics.spacegroups if int(sg) not in classes)
+    if foreign:
+        raise UserError(f"{trained.run_dir}: the statistics draw space groups {foreign[:5]} that are not in the run's class list; give the statistics it was trained from")
+    if InputSpec.from_config(config) != trained.spec:
+        raise UserError(f"{trained.run_dir}: the config's grid/wavelength/scaling differ from the run's input spec")
+    seed = calibration_seed(config.seed)
+    x, y = held_out_patterns(statistics, config, n_patterns, seed, log=log)
+    y = np.array([classes[int(statistics.spacegroups[i])] for i in y], dtype=np.int64)  # stream index -> run's class index
+    logits = trained.logits(x)
+    fit = fit_temperature(logits, y)
+    summary = calibration_summary(logits, np.asarray(trained.spacegroups)[y], trained.spacegroups, fit.temperature, "fitted")
+    return {
+        "method": METHOD,
+        "temperature": fit.temperature,
+        "fitted_on": f"{len(y)} held-out synthetic patterns (PatternStream, seed {seed})",
+        "patterns": int(len(y)),
+        "seed": seed,
+        "nll_before": fit.nll_before,
+        "nll_after": fit.nll_after,
+        "ece_before": summary["ece_before"],
+        "ece_after": summary["ece_after"],
+        "accuracy": summary["accuracy"],
+        # T at an end of the search interval: a near-uniform (untrained) or near-one-hot model, not a fitted optimum
+        "at_bound": any(abs(fit.temperature / bound - 1) < 1e-3 for bound in TEMPERATURE_BOUNDS),
+    }
