@@ -166,18 +166,21 @@ def exercise(cluster, config, entrypoint: list, job_log: Path, kill: bool, repor
         victim = placed["generators"][0]
         kill_node(cluster, victim)
         killed_at = time.monotonic()
-        _log(f"killed the raylet of worker {victim[:8]}", started)
+        _log(f"killed the raylet of worker ..{victim[-5:]}", started)
+        timeline = []  # (seconds after the kill, pool size from the metric, nodes of the live generators)
 
         def restored():
             alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
             now = placement(cluster.dashboard_url)["generators"]
+            pool = scrape(ray.nodes()).get(PROMETHEUS_PREFIX + "generators_alive")
+            timeline.append((round(time.monotonic() - killed_at, 1), pool, [n[-5:] for n in now]))
             return len(now) == expected and victim not in now and set(now) <= alive - {head_id} and now
 
         back = wait(restored, 240, job)
         seconds["pool_restored_after_kill"] = time.monotonic() - killed_at
-        report["after_kill"] = back
+        report["after_kill"] = {"generators": back, "timeline": timeline}
         checks["pool_back_to_size_after_node_loss"] = bool(back)
-        _log(f"pool after the node loss: {back}", started)
+        _log(f"pool after the node loss: {back}; timeline {timeline}", started)
 
     status = job.wait(timeout=60 * config.training.max_minutes + 600)
     seconds["job_done"] = time.monotonic() - started

@@ -41,6 +41,10 @@ def fake_cluster(layout: Path) -> Iterator[LocalHead]:
 
     def write_config(gcs_address: str, temp_dir: Path) -> Path:
         config["provider"]["gcs_address"] = gcs_address
+        # Autoscaler v2 fills provider defaults from fake_multi_node/example.yaml, which Ray's wheel
+        # does not ship; as an "external" provider (same class) it needs no defaults file.
+        config["provider"]["type"] = "external"
+        config["provider"]["module"] = "ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider"
         path = temp_dir / "autoscaling_config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path

@@ -12,8 +12,8 @@ Shape (style of ray/util/queue.py: a public class wrapping a plain private actor
 
 Target size: `generator_count` (services/options.py): `cluster.n_generators`, or with "auto" the
 cluster's CPUs left by the trainer, re-read from Ray every RESIZE_EVERY_S, so the pool grows when
-the autoscaler adds a node and stops replacing members when a node's CPUs are gone (they come back
-with a replacement node).
+the autoscaler adds a node; when a node is lost, its members (which Ray would restart once CPUs are
+free again) are dropped down to the new target, and the pool grows back with a replacement node.
 
 Why the statistics server and the queue reach a generator as arguments of `run`, not of its
 constructor: Ray replays the constructor's arguments on every restart of a restartable actor, so an
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 PUT_TIMEOUT_S = 1.0  # how often a blocked producer looks up to see whether it should stop
 SUPERVISE_EVERY_S = 0.5
 RESIZE_EVERY_S = 2.0  # how often `n_generators: auto` re-reads the cluster's CPUs
+PROBE_TIMEOUT_S = 5.0  # a member that does not answer `counters` within this is not running
 
 
 def member_seed(seed: int, index: int, restarted: bool = False) -> int:
@@ -164,7 +165,9 @@ class GeneratorPool:
             ready, _ = ray.wait(refs, num_returns=1, timeout=SUPERVISE_EVERY_S) if refs else ([], [])
             if self.config.cluster.n_generators == "auto" and time.monotonic() - last_resize >= RESIZE_EVERY_S:
                 last_resize = time.monotonic()
-                self.target = self._target()
+                target, self.target = self.target, self._target()
+                if self.target < self.size and target < self.size:  # two looks in a row: a node is gone
+                    self._trim()
             retired = [self._retire(ref) for ref in ready if not self._stopping.is_set()]
             self._fill(retired)
             try:
@@ -172,6 +175,18 @@ class GeneratorPool:
                 alive.set(self.size)
             except Exception:  # noqa: BLE001 - metrics are best effort; the queue may be restarting
                 pass
+
+    def _trim(self) -> None:
+        """Down to the target after a node loss: members that do not answer (Ray is restarting them,
+        waiting for CPUs that left with the node) are killed, newest first. Producing members stay."""
+        with self._lock:
+            members = list(self._members.values())
+        probes = {actor.counters.remote(): (index, actor) for index, actor in members}
+        _, silent = ray.wait(list(probes), num_returns=len(probes), timeout=PROBE_TIMEOUT_S)
+        victims = sorted((probes[ref] for ref in silent), key=lambda member: -member[0])
+        for index, actor in victims[: len(members) - self.target]:
+            ray.kill(actor, no_restart=True)
+            log.warning("generator-%d waits for CPUs that left the cluster; pool shrinks to %d", index, self.target)
 
     def _fill(self, retired: list[int]) -> None:
         """Spawn members up to the target; the first len(retired) of them count as replacements."""

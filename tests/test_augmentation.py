@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from xrdgen.simulation.imperfections import (
-    Imperfections,
-    apply_imperfections,
-    augment,
-    background,
-    draw_imperfections,
-    gp_sample,
-    scale_input,
-)
 from xrdgen.config import AugmentationConfig, GridConfig
+from xrdgen.simulation.background import background, gp_sample
+from xrdgen.simulation.imperfections import Imperfections, apply_imperfections, augment, draw_imperfections, scale_input
 
 GRID = GridConfig()
 X = GRID.two_theta()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xrdgen.errors import UserError
 from xrdgen.evaluation.calibration import (
     expected_calibration_error,
     fit_temperature,
@@ -19,7 +20,6 @@ from xrdgen.evaluation.calibration import (
     softmax,
 )
 from xrdgen.evaluation.metrics import SYSTEM_NAMES, evaluate, system_probabilities
-from xrdgen.errors import UserError
 from xrdgen.training.rundir import NO_TEMPERATURE, read_meta, temperature_of, write_calibration, write_meta
 
 

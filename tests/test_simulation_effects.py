@@ -118,8 +118,8 @@ def test_march_dollase_weights_each_reflection():
     tt_po, textured = peaks(structure, CU_KA1, 5, 90, preferred_hkl=(0, 0, 1), march_dollase_r=r)
     np.testing.assert_allclose(tt_po, tt)
 
-    def angle_factor(h, k, l):
-        g = np.array([h / 4.594, k / 4.594, l / 2.959])
+    def angle_factor(*hkl):
+        g = np.array(hkl) / np.array([4.594, 4.594, 2.959])
         cos2 = (g[2] / np.linalg.norm(g)) ** 2
         return (r * r * cos2 + (1 - cos2) / r) ** -1.5
 

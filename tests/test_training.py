@@ -18,11 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from xrdgen.cli import app
 from xrdgen.collection.reading import read_collection
 from xrdgen.collection.split import split_by_structure_type
 from xrdgen.config import load_config
 from xrdgen.errors import UserError
+from xrdgen.statistics.build import build_statistics
 from xrdgen.training.datasets import simulate_set
 from xrdgen.training.rundir import InputSpec, load_model_run
 from xrdgen.training.trainer import Trainer, epoch_batches, learning_rate_at
@@ -276,11 +279,6 @@ def test_cli_train_bad_statistics_file_is_one_line(tmp_path):
 
 def test_cli_train_ends_with_a_calibrated_model(mp40_dir, tmp_path):
     """`xrdgen train` on the stream fits the temperature on fresh stream patterns and stores it in meta.json."""
-    from typer.testing import CliRunner
-
-    from xrdgen.cli import app
-    from xrdgen.statistics.build import build_statistics
-
     sets = {**SHORT_GRID, "statistics.min_count_per_spacegroup": 8, "generation.max_atoms_asymmetric_unit": 12,
             "statistics.max_volume": 1500.0, "training.model": "park_medium", "training.batch_size": 8,
             "training.batches_per_epoch": 2, "training.epochs": 1, "evaluation.calibration_patterns": 24,

@@ -318,6 +318,8 @@ class ExperimentConfig(_Section):
     def _whole_evaluations(self):
         if self.steps % self.eval_every:
             raise ValueError(f"experiment.steps={self.steps} must be a multiple of experiment.eval_every={self.eval_every}")
+        if len(set(self.splits)) != len(self.splits):
+            raise ValueError(f"experiment.splits={self.splits}: name each split once")
         return self
 
 

@@ -1,7 +1,7 @@
 """`xrdgen experiment -o OUT`: the method's central comparison, synthetic stream vs real structures.
 
     xrdgen experiment --config configs/reproduce.yaml -o results/reproduce           # the full run
-    xrdgen experiment --config configs/reproduce.yaml --quick -o /tmp/quick          # about a minute
+    xrdgen experiment --config configs/reproduce.yaml --quick -o /tmp/quick          # about two minutes
     xrdgen experiment --config configs/reproduce.yaml --seeds 0,1 -o results/two-seeds
 
 Precedence: config file, then the `--quick` overrides (xrdgen.experiment.run.QUICK), then `--seeds`
@@ -38,12 +38,12 @@ def parse_seeds(text: str) -> list[int]:
 def experiment(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (results table, figures, runs)."),
     config_path: Optional[Path] = ConfigOption,
-    quick: bool = typer.Option(False, "--quick", help="Reduced version (tiny class list, short grid, few steps) for tests."),
+    quick: bool = typer.Option(False, "--quick", help="Reduced version (700 records, short grid, few steps, both splits) for tests."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Training seeds, e.g. 0,1,2 (overrides experiment.seeds)."),
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,
 ) -> None:
-    """Train parkCNN on the synthetic stream (A) and on the statistics-part structures (B); compare on unseen structure types."""
+    """Train on the synthetic stream (A) and on the statistics-part structures (B); compare on unseen structure types and a random split."""
     overrides = dict(QUICK) if quick else {}
     if seeds is not None:
         overrides["experiment.seeds"] = parse_seeds(seeds)

@@ -142,9 +142,9 @@ def _print_prediction(entry: dict, threshold: float) -> None:
     )
     for note in entry["notes"]:
         typer.echo(f"  note: {note}")
-    typer.echo(f"  {'rank':>4}  {'SG':>3}  {'symbol':<10} {'crystal system':<13} {'calibrated p':>12}")
+    typer.echo(f"  {'rank':>4}  {'SG':>3}  {'symbol':<10} {'crystal system':<14} {'calibrated p':>12}")
     for rank, row in enumerate(entry["top_k"], start=1):
-        typer.echo(f"  {rank:>4}  {row['spacegroup']:>3}  {row['symbol']:<10} {row['crystal_system']:<13} {row['probability']:>12.4f}")
+        typer.echo(f"  {rank:>4}  {row['spacegroup']:>3}  {row['symbol']:<10} {row['crystal_system']:<14} {row['probability']:>12.4f}")
     system = entry["crystal_system"]
     typer.echo(f"  crystal system: {system['name']} (summed probability {system['probability']:.4f})")
     if entry["uncertain"]:

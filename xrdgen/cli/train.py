@@ -12,7 +12,7 @@ checkpoint. For the distributed version see `python -m services.train`.
 
 At the end, `train` calibrates the model (`xrdgen calibrate`, also a command of its own): the
 temperature T of p = softmax(z / T) is fitted on `evaluation.calibration_patterns` fresh patterns of
-the synthetic stream and stored in meta.json (xrdgen/evaluation/calibrate.py).
+the synthetic stream and stored in meta.json (xrdgen/training/calibrate.py).
 """
 
 from __future__ import annotations
@@ -26,11 +26,20 @@ import typer
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
 from xrdgen.config import Config
 from xrdgen.errors import UserError
-from xrdgen.evaluation.calibrate import calibrate as fit_run_temperature
 from xrdgen.pipeline import output_base
 from xrdgen.statistics.model import Statistics
+from xrdgen.training.calibrate import calibrate as fit_run_temperature
 from xrdgen.training.datasets import LabelledSet, read_structures, simulate_set
-from xrdgen.training.rundir import META_FILE, TENSORBOARD_DIR, InputSpec, config_of_run, load_model_run, overrides_of, read_meta, write_calibration
+from xrdgen.training.rundir import (
+    META_FILE,
+    TENSORBOARD_DIR,
+    InputSpec,
+    config_of_run,
+    load_model_run,
+    overrides_of,
+    read_meta,
+    write_calibration,
+)
 from xrdgen.training.stream import PatternStream
 from xrdgen.training.trainer import Trainer, epoch_batches
 

@@ -1,1 +1,1 @@
-"""Evaluation of a trained model: metrics.py (top-k, recall, crystal systems), calibration.py (temperature scaling, ECE), calibrate.py (fitting a run's temperature), plots.py, report.py."""
+"""Evaluation of a trained model: metrics.py (top-k, recall, crystal systems), calibration.py (temperature scaling, ECE), plots.py, report.py."""

@@ -14,7 +14,7 @@ of the logits, so top-k predictions and accuracies do not change, only the proba
 convex in β = 1/T (mean of logsumexp(β z) − β z_y: convex plus linear), hence unimodal in log T: scipy's bounded Brent
 search (`minimize_scalar` on log T, T in [0.05, 20]) finds the global minimum and T stays positive.
 
-The held-out patterns a run's T is fitted on are xrdgen/evaluation/calibrate.py's.
+The held-out patterns a run's T is fitted on are xrdgen/training/calibrate.py's.
 
 Expected calibration error (Naeini et al. 2015; Guo et al. 2017, eq. 3) over M = 15 equal-width bins
 of the top-1 confidence c_n = max_i p_ni, bin m holding c_n in ((m−1)/M, m/M] (c = 0 in the first):

@@ -41,13 +41,12 @@ Pattern (`augment`, the method's imperfections):
    prepared (`xrdgen.measured.preprocess`); optionally square-rooted (the original trained on √I;
    `scale_input` applies the same to measured patterns so that both look alike to the network).
 
-The GP is sampled exactly on nodes spaced l/5 (covariance factor cached per node count, since in
-units of l it depends on nothing else) and interpolated to the grid by cubic Lagrange polynomials,
-which is smooth at that scale; noise is drawn in compiled loops from the caller's generator.
+The background is `background.py`'s; noise is drawn in compiled loops from the caller's generator.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,13 +56,10 @@ import numpy as np
 from numba import njit
 
 from xrdgen.config import AugmentationConfig, GridConfig
-from xrdgen.geometry import lattice_matrix, lattice_parameters
+from xrdgen.simulation.background import add_background, gp_sample
 
-GP_NODES_PER_LENGTH_SCALE = 5
 # Plane normals for preferred orientation: (h, k, l) in {-1, 0, 1}³ without 0, one of each ± pair.
-LOW_INDEX_PLANES = tuple(
-    (h, k, l) for h in (-1, 0, 1) for k in (-1, 0, 1) for l in (-1, 0, 1) if (h, k, l) > (0, 0, 0)
-)
+LOW_INDEX_PLANES = tuple(hkl for hkl in itertools.product((-1, 0, 1), repeat=3) if hkl > (0, 0, 0))
 SPECIAL_ANGLES = np.radians([60.0, 90.0, 120.0])  # kept by the lattice strain
 LENGTH_TOL = 1e-4  # relative: lengths this close are equal by symmetry
 ANGLE_TOL = 1e-3  # radians
@@ -88,26 +84,39 @@ NO_EFFECTS = SampleEffects()
 
 
 def draw_sample_effects(config: AugmentationConfig, rng: np.random.Generator) -> SampleEffects:
-    """Draw one pattern's sample and instrument effects from their stated distributions."""
+    """Draw one pattern's sample and instrument effects from their stated distributions.
+
+    One call to the generator for all of them (a uniform u per drawn value, in the order of the
+    fields; the plane is LOW_INDEX_PLANES[⌊13 u⌋]); nothing is drawn for switched-off effects.
+    """
+    switches = (config.preferred_orientation, config.zero_shift, config.sample_displacement, config.lattice_strain,
+                config.microstrain, config.axial_asymmetry, config.debye_waller, config.small_crystallites)
+    if not any(switches):
+        return NO_EFFECTS
+    u = iter(rng.random(sum(n for on, n in zip(switches, (2, 1, 1, 6, 1, 1, 1, 1)) if on)).tolist())
+
+    def uniform(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * next(u)
+
     values: dict = {}
     if config.preferred_orientation:
-        values["preferred_hkl"] = LOW_INDEX_PLANES[int(rng.integers(len(LOW_INDEX_PLANES)))]
-        values["march_dollase_r"] = float(rng.uniform(*config.march_dollase_r))
+        values["preferred_hkl"] = LOW_INDEX_PLANES[min(int(next(u) * len(LOW_INDEX_PLANES)), len(LOW_INDEX_PLANES) - 1)]
+        values["march_dollase_r"] = uniform(*config.march_dollase_r)
     if config.zero_shift:
-        values["zero_shift_deg"] = float(rng.uniform(-config.zero_shift_max_deg, config.zero_shift_max_deg))
+        values["zero_shift_deg"] = uniform(-config.zero_shift_max_deg, config.zero_shift_max_deg)
     if config.sample_displacement:
-        s = rng.uniform(-config.sample_displacement_max_mm, config.sample_displacement_max_mm)
-        values["displacement_over_radius"] = float(s / config.goniometer_radius_mm)
+        s = uniform(-config.sample_displacement_max_mm, config.sample_displacement_max_mm)
+        values["displacement_over_radius"] = s / config.goniometer_radius_mm
     if config.lattice_strain:
-        values["lattice_strain"] = tuple(float(e) for e in rng.uniform(-config.lattice_strain_max, config.lattice_strain_max, 6))
+        values["lattice_strain"] = tuple(uniform(-config.lattice_strain_max, config.lattice_strain_max) for _ in range(6))
     if config.microstrain:
-        values["microstrain"] = float(rng.uniform(0.0, config.microstrain_max))
+        values["microstrain"] = uniform(0.0, config.microstrain_max)
     if config.axial_asymmetry:
-        values["asymmetry"] = float(rng.uniform(0.0, config.axial_asymmetry_max))
+        values["asymmetry"] = uniform(0.0, config.axial_asymmetry_max)
     if config.debye_waller:
-        values["debye_waller_b"] = float(rng.uniform(*config.debye_waller_b))
+        values["debye_waller_b"] = uniform(*config.debye_waller_b)
     if config.small_crystallites:
-        values["crystallite_size_nm"] = float(rng.uniform(*config.crystallite_size_nm))
+        values["crystallite_size_nm"] = uniform(*config.crystallite_size_nm)
     return SampleEffects(**values)
 
 
@@ -117,18 +126,41 @@ def strained_lattice(lattice: np.ndarray, strain: tuple[float, ...]) -> np.ndarr
     Angles of 60°, 90° and 120° are kept, so cubic, tetragonal, hexagonal, rhombohedral, orthorhombic
     and monoclinic cells stay so. A draw that would close no cell returns the lattice unchanged.
     """
-    params = np.array(lattice_parameters(lattice))
+    return _strained_lattice(np.asarray(lattice, dtype=np.float64), np.asarray(strain, dtype=np.float64))
+
+
+@njit(cache=True)
+def _strained_lattice(lattice, strain):
+    """Compiled `strained_lattice` (the same parameters as `geometry.lattice_parameters` / `lattice_matrix`)."""
+    params = np.empty(6)
+    for i in range(3):
+        params[i] = math.sqrt(lattice[i, 0] ** 2 + lattice[i, 1] ** 2 + lattice[i, 2] ** 2)
+    for i, (p, q) in enumerate(((1, 2), (0, 2), (0, 1))):
+        dot = lattice[p, 0] * lattice[q, 0] + lattice[p, 1] * lattice[q, 1] + lattice[p, 2] * lattice[q, 2]
+        params[3 + i] = math.acos(min(max(dot / (params[p] * params[q]), -1.0), 1.0))
     new = params.copy()
-    for group, tol in ((range(3), LENGTH_TOL), (range(3, 6), ANGLE_TOL)):
-        for i in group:
-            if i >= 3 and np.any(np.abs(params[i] - SPECIAL_ANGLES) < ANGLE_TOL):
-                continue
-            first = next(j for j in group if abs(params[j] - params[i]) <= tol * (params[i] if i < 3 else 1.0))
-            new[i] = params[i] * (1.0 + strain[first])
-    matrix = lattice_matrix(*new)
-    if not abs(np.linalg.det(matrix)) > 1e-6 or not np.all(np.isfinite(matrix)):
-        return np.asarray(lattice, dtype=np.float64)
-    return matrix
+    for i in range(6):
+        lo = 0 if i < 3 else 3
+        if i >= 3 and np.min(np.abs(params[i] - SPECIAL_ANGLES)) < ANGLE_TOL:
+            continue
+        tol = LENGTH_TOL * params[i] if i < 3 else ANGLE_TOL
+        first = i
+        for j in range(lo, i):
+            if abs(params[j] - params[i]) <= tol:
+                first = j
+                break
+        new[i] = params[i] * (1.0 + strain[first])
+    a, b, c, alpha, beta, gamma = new[0], new[1], new[2], new[3], new[4], new[5]
+    ca, cb, cg, sg = math.cos(alpha), math.cos(beta), math.cos(gamma), math.sin(gamma)
+    cy = (ca - cb * cg) / sg
+    cz2 = 1.0 - cb * cb - cy * cy
+    if not cz2 > 1e-12:
+        return lattice.copy()
+    out = np.zeros((3, 3))
+    out[0, 0] = a
+    out[1, 0], out[1, 1] = b * cg, b * sg
+    out[2, 0], out[2, 1], out[2, 2] = c * cb, c * cy, c * math.sqrt(cz2)
+    return out
 
 
 @dataclass(frozen=True)
@@ -163,37 +195,6 @@ def draw_imperfections(config: AugmentationConfig, rng: np.random.Generator, wit
     )
 
 
-@lru_cache(maxsize=512)
-def _rbf_factor(n_nodes: int) -> np.ndarray:
-    """A with A Aᵀ = K, K_ij = exp(-(i - j)² / (2 · nodes_per_length²)): the RBF covariance on the nodes."""
-    lag = np.arange(n_nodes)[:, None] - np.arange(n_nodes)[None, :]
-    cov = np.exp(-(lag**2) / (2.0 * GP_NODES_PER_LENGTH_SCALE**2))
-    values, vectors = np.linalg.eigh(cov)  # robust where Cholesky fails: K is nearly singular
-    return np.ascontiguousarray(vectors * np.sqrt(np.clip(values, 0.0, None)))
-
-
-@njit(cache=True)
-def _interpolate_nodes(values, first, spacing, x):
-    """Cubic Lagrange interpolation of node values (node k at first + k · spacing) at ascending points
-    x: per node interval the cubic c0 + c1 t + c2 t² + c3 t³ through its four nearest nodes."""
-    n_nodes, n_draws = values.shape
-    out = np.empty((n_draws, x.shape[0]))
-    for s in range(n_draws):
-        k_now = -1
-        c0 = c1 = c2 = c3 = 0.0
-        for i in range(x.shape[0]):
-            u = (x[i] - first) / spacing
-            k = min(max(int(math.floor(u)), 1), n_nodes - 3)
-            if k != k_now:
-                a, b, c, d = values[k - 1, s], values[k, s], values[k + 1, s], values[k + 2, s]
-                c0, c1 = b, -a / 3.0 - b / 2.0 + c - d / 6.0
-                c2, c3 = a / 2.0 - b + c / 2.0, (d - a) / 6.0 + (b - c) / 2.0
-                k_now = k
-            t = u - k
-            out[s, i] = c0 + t * (c1 + t * (c2 + t * c3))
-    return out
-
-
 @njit(cache=True)
 def _mix_impurity(y, impurity, fraction):
     """y ← (1 - a) y + a · impurity / max(impurity), then y / max(y), in place (y already max 1)."""
@@ -201,18 +202,6 @@ def _mix_impurity(y, impurity, fraction):
     for i in range(y.shape[0]):
         y[i] = (1.0 - fraction) * y[i] + fraction * impurity[i] / top
     y /= y.max()
-
-
-@njit(cache=True)
-def _add_background(y, b, scale):
-    """y += (b - min b) / Σ(b - min b) · scale, in place."""
-    low = b.min()
-    total = 0.0
-    for i in range(b.shape[0]):
-        total += b[i] - low
-    factor = scale / total
-    for i in range(y.shape[0]):
-        y[i] += (b[i] - low) * factor
 
 
 @njit(cache=True)
@@ -225,25 +214,6 @@ def _finish(y, sqrt_scale):
         v = (y[i] - low) / top
         out[i] = math.sqrt(v) if sqrt_scale else v
     return out
-
-
-def gp_sample(x: np.ndarray, length_scale: float, rng: np.random.Generator, size: Optional[int] = None) -> np.ndarray:
-    """Draw(s) of a zero-mean GP with kernel exp(-d² / 2 l²) at the points x (ascending)."""
-    x = np.asarray(x, dtype=np.float64)
-    spacing = length_scale / GP_NODES_PER_LENGTH_SCALE
-    n_nodes = int(math.ceil((x[-1] - x[0]) / spacing)) + 4  # one node before x[0], two after x[-1]
-    draws = _rbf_factor(n_nodes) @ rng.standard_normal((n_nodes, 1 if size is None else size))
-    values = _interpolate_nodes(draws, x[0] - spacing, spacing, x)
-    return values[0] if size is None else values
-
-
-def background(x: np.ndarray, length_scale: float, scale: float, rng: np.random.Generator) -> np.ndarray:
-    """(b - min b) / Σ(b - min b) · scale for a GP draw b: non-negative, summing to `scale` over the grid."""
-    if scale == 0.0:
-        return np.zeros(len(x))
-    b = gp_sample(x, length_scale, rng)
-    b -= b.min()
-    return b / b.sum() * scale
 
 
 @njit(cache=True)
@@ -263,7 +233,7 @@ def apply_imperfections(pattern: np.ndarray, imperfections: Imperfections, x: np
     if imperfections.impurity_fraction > 0.0 and impurity is not None:
         _mix_impurity(y, _unit_max(impurity), imperfections.impurity_fraction)
     if imperfections.background_length_scale is not None and imperfections.background_scale > 0.0:
-        _add_background(y, gp_sample(x, imperfections.background_length_scale, rng), imperfections.background_scale)
+        add_background(y, gp_sample(x, imperfections.background_length_scale, rng), imperfections.background_scale)
     if imperfections.additive_sd > 0.0 or imperfections.multiplicative_sd > 0.0:
         _add_noise(y, imperfections.additive_sd, imperfections.multiplicative_sd, rng)
     return y

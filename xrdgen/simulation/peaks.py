@@ -117,10 +117,10 @@ def _reflections(lattice, frac_coords, numbers, occupancies, coefficients, dw_b,
     hk_im = np.empty(n_sites)
     # exp(-b s²) carried along l: value e, step ratio r and ratio of ratios c per (element, term);
     # the last row is the Debye-Waller exp(-B s²).
-    e_val = np.empty((n_elements * n_terms + 1))
-    e_ratio = np.empty((n_elements * n_terms + 1))
-    e_step = np.empty((n_elements * n_terms + 1))
-    b_of = np.empty((n_elements * n_terms + 1))
+    e_val = np.empty(n_elements * n_terms + 1)
+    e_ratio = np.empty(n_elements * n_terms + 1)
+    e_step = np.empty(n_elements * n_terms + 1)
+    b_of = np.empty(n_elements * n_terms + 1)
     for e in range(n_elements):
         for i in range(n_terms):
             b_of[e * n_terms + i] = coefficients[elements[e], i, 1]
@@ -164,14 +164,14 @@ def _reflections(lattice, frac_coords, numbers, occupancies, coefficients, dw_b,
                 e_ratio[t] = math.exp(-b * d_lo)
                 e_step[t] = math.exp(-b * g_ll / 2.0)
             dot_hk = h * an + k * bn
-            for l in range(l_lo, l_hi + 1):
-                g2 = g_ll * l * l + lin * l + const
+            for li in range(l_lo, l_hi + 1):
+                g2 = g_ll * li * li + lin * li + const
                 if g2 <= g_max2 and g2 >= g_min2 and g2 > 0.0:
                     s2 = g2 / 4.0
                     sin_theta = wavelength * math.sqrt(g2) / 2.0
                     if sin_theta < 1.0:
                         f_re, f_im = 0.0, 0.0
-                        row_re, row_im = l_re[l + n_l], l_im[l + n_l]
+                        row_re, row_im = l_re[li + n_l], l_im[li + n_l]
                         for e in range(n_elements):
                             p_re, p_im = 0.0, 0.0
                             for j in range(seg[e], seg[e + 1]):
@@ -189,7 +189,7 @@ def _reflections(lattice, frac_coords, numbers, occupancies, coefficients, dw_b,
                         lorentz_polarization = (1.0 + cos_2theta * cos_2theta) / (sin2 * math.sqrt(1.0 - sin2))
                         weight = 2.0 * lorentz_polarization * dw * dw
                         if texture:
-                            gn = dot_hk + l * cn
+                            gn = dot_hk + li * cn
                             cos2 = gn * gn / g2
                             x = r2 * cos2 + (1.0 - cos2) * inv_r
                             weight /= x * math.sqrt(x)  # (r² cos²α + sin²α / r)^(-3/2)

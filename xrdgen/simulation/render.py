@@ -40,6 +40,8 @@ from numba import njit
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548...
 GAUSSIAN_WINDOW_SIGMAS = 6.0  # area outside ±6σ is 2e-9
+GAUSSIAN_TOLERANCE = 1e-6  # a Gaussian is cut where it falls below this times the reference height
+GAUSSIAN_RESOLVED_STEPS = 12.0  # Γ >= 12 steps: cubic interpolation within 1e-4 of a Gaussian's height
 LEVEL_RATIO = 8  # each level's step is 8 times the finer one's
 N_LEVELS = 4  # fine grid + three coarser levels
 RESOLVED_STEPS = 16.0  # a profile with Γ >= 16 steps of a level is interpolated from it accurately
@@ -96,7 +98,9 @@ def _gauss_bin(d, h, amp, s_lo, s_hi):
 
 @njit(cache=True)
 def _add_gauss_side(arr, first, origin, step, centre, amp, sigma, j0, j1):
-    """arr[j - first] += amp · exp(-(x_j - centre)² / 2σ²) for nodes j0..j1 (exp twice, then products)."""
+    """arr[j - first] += amp · exp(-(x_j - centre)² / 2σ²) for nodes j0..j1, by products only:
+    e_{j+1} = e_j · r_j and r_{j+1} = r_j · c with r_j = exp(-(2 d_j Δ + Δ²) / 2σ²), c = exp(-Δ²/σ²)
+    (exact algebra, d_j = x_j - centre)."""
     if j1 < j0:
         return
     inv2s2 = 1.0 / (2.0 * sigma * sigma)
@@ -125,14 +129,18 @@ def _add_lorentz(arr, shift, x0, step, j0, j1, c, amp, g_lo, g_hi):
 
 
 @njit(cache=True)
-def _subtract_interpolation(arr, shift, j0, j1, coarse_values, k0, weights):
-    """arr[j + shift] -= Σ_s W[r, s] coarse_values[k - 1 + s - k0] for nodes j = 8k + r in j0..j1."""
+def _correct(arr, shift, x0, step, j0, j1, c, amp, g_lo, g_hi, coarse_values, k0, weights):
+    """arr[j + shift] += L(x_j) - Σ_s W[r, s] coarse_values[k - 1 + s - k0] for nodes j = 8k + r in
+    j0..j1: the exact split Lorentzian minus its interpolation from the coarser level, one pass."""
     for k in range(j0 // LEVEL_RATIO, j1 // LEVEL_RATIO + 1):
         s = k - 1 - k0
         v0, v1, v2, v3 = coarse_values[s], coarse_values[s + 1], coarse_values[s + 2], coarse_values[s + 3]
         base = k * LEVEL_RATIO
         for r in range(max(j0 - base, 0), min(j1 - base, LEVEL_RATIO - 1) + 1):
-            arr[base + r + shift] -= weights[r, 0] * v0 + weights[r, 1] * v1 + weights[r, 2] * v2 + weights[r, 3] * v3
+            d = x0 + (base + r) * step - c
+            g = g_lo if d < 0.0 else g_hi
+            arr[base + r + shift] += (amp * g * g / (d * d + g * g)
+                                      - (weights[r, 0] * v0 + weights[r, 1] * v1 + weights[r, 2] * v2 + weights[r, 3] * v3))
 
 
 @njit(cache=True)
@@ -205,23 +213,30 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
             if f_min >= needed * steps[level]:
                 resolved = level
 
-        if eta > 0.0:  # Gaussian part: on the coarsest level that resolves it, within ±6σ per side
-            s_lo, s_hi = f_lo / FWHM_PER_SIGMA, f_hi / FWHM_PER_SIGMA
-            amp = a * eta * 2.0 / (math.sqrt(2.0 * math.pi) * (s_lo + s_hi))
-            step = steps[resolved]
-            if resolved == 0:
+        s_lo, s_hi = f_lo / FWHM_PER_SIGMA, f_hi / FWHM_PER_SIGMA
+        amp = a * eta * 2.0 / (math.sqrt(2.0 * math.pi) * (s_lo + s_hi))
+        if eta > 0.0 and amp > GAUSSIAN_TOLERANCE * reference:
+            # Gaussian part: on the coarsest level that resolves it, out to where it falls below
+            # GAUSSIAN_TOLERANCE times the reference height (at most ±6σ).
+            g_level = 0
+            g_needed = SPLIT_RESOLVED_STEPS if f_lo != f_hi else GAUSSIAN_RESOLVED_STEPS
+            for level in range(1, N_LEVELS):
+                if f_min >= g_needed * steps[level]:
+                    g_level = level
+            sigmas = min(GAUSSIAN_WINDOW_SIGMAS, math.sqrt(2.0 * math.log(amp / (GAUSSIAN_TOLERANCE * reference))))
+            step = steps[g_level]
+            if g_level == 0:
                 first, last = 0, n - 1
                 arr = out
             else:
-                first, last = -2, sizes[resolved] - 3
-                arr = coarse[offsets[resolved]:offsets[resolved] + sizes[resolved]]
-                used[resolved] = True
+                first, last = -2, sizes[g_level] - 3
+                arr = coarse[offsets[g_level]:offsets[g_level] + sizes[g_level]]
+                used[g_level] = True
             j_c = int(math.floor((c - x0) / step))  # last node below or at the centre
-            # Point values of a split profile miss area at its kink, the more the narrower it is.
-            narrow = resolved == 0 and f_min < NARROW_STEPS * h * (2.0 if f_lo != f_hi else 1.0)
+            narrow = g_level == 0 and f_min < NARROW_STEPS * h
             reach = h if narrow else 0.0  # a bin average reaches half a step beyond its node
-            j_lo = max(first, int(math.ceil((c - GAUSSIAN_WINDOW_SIGMAS * s_lo - reach - x0) / step)))
-            j_hi = min(last, int(math.floor((c + GAUSSIAN_WINDOW_SIGMAS * s_hi + reach - x0) / step)))
+            j_lo = max(first, int(math.ceil((c - sigmas * s_lo - reach - x0) / step)))
+            j_hi = min(last, int(math.floor((c + sigmas * s_hi + reach - x0) / step)))
             if narrow:
                 for j in range(j_lo, j_hi + 1):
                     arr[j - first] += _gauss_bin(x0 + j * h - c, h, amp, s_lo, s_hi)
@@ -277,8 +292,7 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
                 arr, shift = out, 0
             else:
                 arr, shift = coarse[offsets[level]:offsets[level] + sizes[level]], 2
-            _add_lorentz(arr, shift, x0, step, j0, j1, c, amp, g_lo, g_hi)
-            _subtract_interpolation(arr, shift, j0, j1, scratch, k0, weights)
+            _correct(arr, shift, x0, step, j0, j1, c, amp, g_lo, g_hi, scratch, k0, weights)
             if level == 0:
                 _bin_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_min, f_max)
 

@@ -11,8 +11,9 @@ instrument effects come from `imperfections.draw_sample_effects`; without them t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 

@@ -5,7 +5,7 @@ generation: the distribution the network was trained on) and a seed derived from
 the training seed, so its crystals are ones the network never saw. Not the test set, which stays for
 evaluation. The same for baseline-mode runs (trained on a fixed set of collection structures): the
 generator's crystals are held out from that set too. The maths (T minimising the held-out NLL of
-softmax(z / T)) is calibration.py's; the result goes into meta.json (`rundir.write_calibration`).
+softmax(z / T)) is xrdgen/evaluation/calibration.py's; the result goes into meta.json (`rundir.write_calibration`).
 """
 
 from __future__ import annotations
