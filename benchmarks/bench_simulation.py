@@ -73,12 +73,13 @@ def load_structures(n: int, seed: int):
 
 
 def reference_lines(tt, inten, wavelength, kalpha2):
-    """Kα1 lines plus Kα2 twins (ratio 0.5) in numpy."""
+    """Kα1 lines plus Kα2 twins (ratio 0.5) in numpy, and each line's wavelength."""
     if not kalpha2:
-        return tt, inten
+        return tt, inten, np.full(len(tt), wavelength)
     sin2 = np.sin(np.radians(tt / 2)) * ANODE_KALPHA2["Cu"] / wavelength
     ok = sin2 < 1
-    return np.concatenate([tt, np.degrees(2 * np.arcsin(sin2[ok]))]), np.concatenate([inten, 0.5 * inten[ok]])
+    return (np.concatenate([tt, np.degrees(2 * np.arcsin(sin2[ok]))]), np.concatenate([inten, 0.5 * inten[ok]]),
+            np.concatenate([np.full(len(tt), wavelength), np.full(int(ok.sum()), ANODE_KALPHA2["Cu"])]))
 
 
 def reference_profiles(grid_x, tt, inten, fwhm_lo, fwhm_hi, eta):
@@ -98,10 +99,10 @@ def reference_pattern(calculator, structure, grid_x, profile, wavelength, kalpha
     """pymatgen peaks (range widened like ours), then numpy profiles: Scherrer or 2·Caglioti widths."""
     margin = 2.0 if "crystallite_size_nm" in profile else 5.0
     pattern = calculator.get_pattern(structure, two_theta_range=(grid_x[0] - margin, grid_x[-1] + margin))
-    tt, inten = reference_lines(np.asarray(pattern.x), np.asarray(pattern.y), wavelength, kalpha2)
+    tt, inten, line_wavelength = reference_lines(np.asarray(pattern.x), np.asarray(pattern.y), wavelength, kalpha2)
     theta = np.radians(tt / 2)
     if "crystallite_size_nm" in profile:
-        width, eta = np.degrees(0.9 * wavelength / (profile["crystallite_size_nm"] * 10 * np.cos(theta))), 1.0
+        width, eta = np.degrees(0.9 * line_wavelength / (profile["crystallite_size_nm"] * 10 * np.cos(theta))), 1.0
     else:
         width, eta = 2 * np.sqrt(profile["u"] * np.tan(theta) ** 2 + profile["w"]), profile["eta"]
     return reference_profiles(grid_x, tt, inten, width, width, eta)
@@ -146,10 +147,10 @@ def reference_effects_pattern(structure, grid_x, profile, effects, wavelength):
         g = np.asarray(families[0]["hkl"][-3:], dtype=float) @ recip
         cos2 = (g @ normal) ** 2 / (g @ g)
         inten[i] *= (r * r * cos2 + (1 - cos2) / r) ** -1.5
-    tt, inten = reference_lines(tt, inten, wavelength, True)
+    tt, inten, line_wavelength = reference_lines(tt, inten, wavelength, True)
     theta = np.radians(tt / 2)
     width = np.sqrt(4 * (profile["u"] * np.tan(theta) ** 2 + profile["w"])
-                    + np.degrees(0.9 * wavelength / (effects.crystallite_size_nm * 10 * np.cos(theta))) ** 2
+                    + np.degrees(0.9 * line_wavelength / (effects.crystallite_size_nm * 10 * np.cos(theta))) ** 2
                     + np.degrees(4 * effects.microstrain * np.tan(theta)) ** 2)
     k = np.clip(effects.asymmetry / np.tan(2 * theta), -0.5, 0.5)
     tt = tt + effects.zero_shift_deg - np.degrees(2 * effects.displacement_over_radius * np.cos(theta))

@@ -32,6 +32,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 import warnings
 from typing import Optional
 
@@ -39,6 +40,7 @@ import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 from ray.util.queue import Full, Queue
+from ray.util.state import list_actors
 
 from services import metrics
 from services.options import generator_count, generator_options, queue_options
@@ -51,7 +53,13 @@ log = logging.getLogger(__name__)
 PUT_TIMEOUT_S = 1.0  # how often a blocked producer looks up to see whether it should stop
 SUPERVISE_EVERY_S = 0.5
 RESIZE_EVERY_S = 2.0  # how often `n_generators: auto` re-reads the cluster's CPUs
-PROBE_TIMEOUT_S = 5.0  # a member that does not answer `counters` within this is not running
+# Ray's actor states of a member that is not running: waiting for a place or being restarted.
+WAITING_STATES = {"DEPENDENCIES_UNREADY", "PENDING_CREATION", "RESTARTING"}
+
+
+def member_name(index: int) -> str:
+    """Pool member `index` in logs and metric tags."""
+    return f"generator-{index}"
 
 
 def member_seed(seed: int, index: int, restarted: bool = False) -> int:
@@ -65,7 +73,7 @@ class _GeneratorActor:
         with warnings.catch_warnings():  # the property reads the actor id through a deprecated path
             warnings.simplefilter("ignore", DeprecationWarning)
             restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
-        self._name = f"generator-{index}"
+        self._name = member_name(index)
         self._config = config
         self._seed = member_seed(config.seed, index, restarted)
         self._stream: Optional[PatternStream] = None
@@ -122,6 +130,7 @@ class GeneratorPool:
         self._lock = threading.Lock()
         self._members: dict = {}  # run() ObjectRef -> (index, actor handle)
         self._next_index = 0
+        self._id = uuid.uuid4().hex[:8]
         self.replacements = 0
         self.errors: list[str] = []
         self.target = self._target()
@@ -137,11 +146,15 @@ class GeneratorPool:
         return generator_count(self.config.cluster, cpus)
 
     # ------------------------------------------------------------------------------------ members
+    def _actor_name(self, index: int) -> str:
+        """Ray's name of member `index`: unique in the job, even with several pools (the dashboard shows it)."""
+        return f"{member_name(index)}-{self._id}"
+
     def _spawn(self) -> int:
         """One new member (call with the lock held); returns its index."""
         index = self._next_index
         self._next_index += 1
-        actor = ray.remote(_GeneratorActor).options(**self._options).remote(self.config, index)
+        actor = ray.remote(_GeneratorActor).options(name=self._actor_name(index), **self._options).remote(self.config, index)
         self._members[actor.run.remote(self._server, self.queue)] = (index, actor)
         return index
 
@@ -177,13 +190,23 @@ class GeneratorPool:
                 pass
 
     def _trim(self) -> None:
-        """Down to the target after a node loss: members that do not answer (Ray is restarting them,
-        waiting for CPUs that left with the node) are killed, newest first. Producing members stay."""
+        """Down to the target after a node loss: members that Ray is restarting or cannot place (they
+        wait for CPUs that left with the node) are killed, newest first. A live member is never
+        touched, however slow. Needs Ray's state API (the dashboard); without it the pool keeps them."""
+        try:
+            waiting = {
+                actor.name for actor in list_actors(
+                    address=ray.get_runtime_context().gcs_address,
+                    filters=[("job_id", "=", ray.get_runtime_context().get_job_id()), ("class_name", "=", "_GeneratorActor")],
+                    limit=10_000, raise_on_missing_output=False)
+                if actor.state in WAITING_STATES
+            }
+        except Exception as exc:  # noqa: BLE001 - no dashboard (a bare ray.init): trimming is an optimisation
+            log.warning("generator pool: cannot read actor states (%s); members above the target stay", exc)
+            return
         with self._lock:
-            members = list(self._members.values())
-        probes = {actor.counters.remote(): (index, actor) for index, actor in members}
-        _, silent = ray.wait(list(probes), num_returns=len(probes), timeout=PROBE_TIMEOUT_S)
-        victims = sorted((probes[ref] for ref in silent), key=lambda member: -member[0])
+            members = sorted(self._members.values(), key=lambda member: -member[0])
+        victims = [(index, actor) for index, actor in members if self._actor_name(index) in waiting]
         for index, actor in victims[: len(members) - self.target]:
             ray.kill(actor, no_restart=True)
             log.warning("generator-%d waits for CPUs that left the cluster; pool shrinks to %d", index, self.target)

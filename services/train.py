@@ -128,6 +128,7 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         patterns_per_s=last.get("patterns_per_s"),
         generator_replacements=pool.replacements,
         trainer_stalls_s=[round(s, 2) for _, s in result["stalls"]],
+        trainer_stalls_ended_at=[round(t, 2) for t, _ in result["stalls"]],  # Unix time at the end of each wait
     )
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -11,7 +11,7 @@ from _collection_cache import mp40_group_keys, mp40_report, mp40_split
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
 from services.collection_reader import pack_buckets, ray_map_groups
-from xrdgen.collection.split import bucket_key, candidate_buckets, group_keys, split_by_structure_type
+from xrdgen.collection.split import bucket_key, candidate_buckets, group_keys, lattices_compatible, split_by_structure_type
 
 
 def test_no_group_crosses_and_sizes_follow_the_fraction(mp40_dir, ray_local):
@@ -100,3 +100,23 @@ def test_buckets_are_packed_in_order_into_tasks_of_similar_cost():
     assert [i for task in tasks for i in task] == list(range(len(sizes)))
     assert tasks[0] == [0]  # cost 1600 of 2566: above the 641 per task, alone
     assert 3 <= len(tasks) <= 5
+
+
+def test_lattice_precheck_never_rejects_a_match(mp40_dir, ray_local):
+    """`lattices_compatible` False must imply no anonymous fit (pymatgen's matcher, as the grouping runs it)."""
+    entries = mp40_report(str(mp40_dir)).entries
+    matcher = StructureMatcher(primitive_cell=False)
+    rng = np.random.default_rng(11)
+    buckets = [b for b in candidate_buckets(entries) if len(b) > 1]
+    fits = rejected = 0
+    for b in rng.permutation(len(buckets))[:80]:
+        members = buckets[b][:6]
+        reduced = [entries[i].crystal.to_structure().get_reduced_structure() for i in members]
+        for x in range(len(reduced)):
+            for y in range(x + 1, len(reduced)):
+                fit = matcher.fit_anonymous(reduced[x], reduced[y], skip_structure_reduction=True)
+                compatible = lattices_compatible(reduced[x], reduced[y], matcher)
+                assert compatible or not fit, (members[x], members[y])
+                fits += fit
+                rejected += not compatible
+    assert fits >= 50 and rejected >= 5  # both outcomes were exercised

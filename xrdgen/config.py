@@ -40,17 +40,9 @@ ANODE_KALPHA2 = {
     "Co": 1.79285,
     "Ag": 0.56380,
 }
-# Wavelengths (Å) accepted anywhere (config, CLI options, measured-file headers): hard synchrotron
-# radiation to the softest laboratory anodes, with room on both sides.
+# Wavelengths (Å) accepted anywhere (config, CLI options, measured-file headers): hard X-rays (In Kα
+# 0.51, Ag Kα 0.56) to the softest laboratory anodes (Cr Kα 2.29), with room on both sides.
 WAVELENGTH_RANGE = (0.05, 5.0)
-
-
-def check_wavelength(value: float, what: str = "wavelength") -> float:
-    """The one range check of a wavelength in Å; ValueError naming `what` when it is outside."""
-    lo, hi = WAVELENGTH_RANGE
-    if not lo < value < hi:
-        raise ValueError(f"{what} {value:g} Å is outside {lo:g}–{hi:g} Å")
-    return value
 
 
 class _Section(BaseModel):
@@ -106,8 +98,9 @@ class SimulationConfig(_Section):
 
     @model_validator(mode="after")
     def _ranges(self):
-        if self.wavelength is not None:
-            check_wavelength(self.wavelength)
+        lo, hi = WAVELENGTH_RANGE
+        if self.wavelength is not None and not lo < self.wavelength < hi:
+            raise ValueError(f"wavelength {self.wavelength:g} Å is outside {lo:g}–{hi:g} Å")
         _check_range(self.crystallite_size_nm, "crystallite_size_nm")
         if self.crystallite_size_nm[0] <= 0:
             raise ValueError("crystallite_size_nm must be positive")

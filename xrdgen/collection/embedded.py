@@ -1,4 +1,4 @@
-"""The embedded default collection: real crystal structures shipped inside installed packages.
+"""The embedded collection ("embedded"): real crystal structures shipped inside installed packages.
 
 Nothing is downloaded. What is found depends on what is installed; every source is optional:
 
@@ -9,7 +9,8 @@ Nothing is downloaded. What is found depends on what is installed; every source 
 - ase `test/testdata/minerals/*.cif`: a few COD mineral CIFs, when ase ships its test data.
 
 Small (a few hundred structures, most space groups seen once): good for a quick end-to-end run and
-for tests, not for training a serious model. Use an ICSD/COD export or the Materials Project CSVs.
+for tests, not for training a serious model. `--statistics default` is the shipped mp26k build
+(`xrdgen.collection.shipped`); for your own, use an ICSD/COD export or the Materials Project CSVs.
 """
 
 from __future__ import annotations

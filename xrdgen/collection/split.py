@@ -23,13 +23,14 @@ than generalisation. Here no group is on both sides.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal, Optional
 
 import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
-from pymatgen.core import Composition
+from pymatgen.core import Composition, Lattice
 from pymatgen.core.periodic_table import Element
 
 from xrdgen.crystal import Crystal
@@ -122,19 +123,37 @@ def prototype_groups(entries: Sequence, map_groups: Optional[GroupMapper] = None
     return groups
 
 
+def lattices_compatible(s1, s2, matcher: StructureMatcher) -> bool:
+    """Whether `matcher.fit_anonymous(s1, s2)` can succeed at all, from the lattices alone (~0.3 ms
+    against ~3 ms for a fit that fails): False means no match, for every species mapping.
+
+    For cells of equal size (a bucket's), without supercells and with volume scaling, the matcher
+    scales both lattices to one volume (s1 by r = (V2 / V1)^(1/6), s2 by 1/r) and tries site
+    mappings only on the lattices of s1's vectors that match s2's lattice within `ltol` and
+    `angle_tol` (`Lattice.find_all_mappings`) with a transformation of determinant ±1. None: no fit.
+    Most non-matching pairs in a bucket end here; the test suite checks the implication on mp40.
+    """
+    ratio = (s2.volume / s1.volume) ** (1 / 6)
+    l1, l2 = Lattice(s1.lattice.matrix * ratio), Lattice(s2.lattice.matrix / ratio)
+    mappings = l1.find_all_mappings(l2, ltol=matcher.ltol, atol=matcher.angle_tol, skip_rotation_matrix=True)
+    return any(math.isclose(abs(np.linalg.det(m)), 1, abs_tol=0.5) for _, _, m in mappings)
+
+
+def _matches(s1, s2, matcher: StructureMatcher) -> bool:
+    return lattices_compatible(s1, s2, matcher) and matcher.fit_anonymous(s1, s2, skip_structure_reduction=True)
+
+
 def _connected_matches(structures: list, ids: list[int], matcher) -> list[list[int]]:
     """Connected components of "matches anonymously" (matching is not transitive, so a greedy
     clustering against one representative per group can put two matching structures apart).
 
     Each structure is compared with the members of every current component until one matches;
-    all components it matches are merged. In homogeneous buckets that is one comparison each.
+    all components it matches are merged. In homogeneous buckets that is one comparison each;
+    separating k components costs every cross pair, which `lattices_compatible` makes cheap.
     """
     components: list[list[int]] = []
     for j, structure in enumerate(structures):
-        matched = [
-            c for c in components
-            if any(matcher.fit_anonymous(structures[k], structure, skip_structure_reduction=True) for k in c)
-        ]
+        matched = [c for c in components if any(_matches(structures[k], structure, matcher) for k in c)]
         merged = [j] + [k for c in matched for k in c]
         components = [c for c in components if not any(c is m for m in matched)] + [merged]
     return [sorted(ids[k] for k in c) for c in components]

@@ -19,9 +19,8 @@ from typing import Optional
 
 import numpy as np
 
+from xrdgen.config import WAVELENGTH_RANGE
 from xrdgen.errors import UserError
-
-WAVELENGTH_RANGE = (0.05, 5.0)  # Å: hard X-rays (In Kα 0.51, Ag Kα 0.56) to soft (Cr Kα 2.29) with margin
 
 
 @dataclass

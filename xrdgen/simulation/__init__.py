@@ -5,5 +5,6 @@
 - `render.py`: every peak's profile summed onto the 2θ grid;
 - `simulator.py`: `PatternSimulator(simulation, grid)`, crystal in, pattern on the grid out;
 - `imperfections.py`: what a measured pattern has on top (texture, shifts, strain, broadening,
-  background, noise, impurity), each switchable under `augmentation:`.
+  background, noise, impurity), each switchable under `augmentation:`; `background.py` its
+  Gaussian-process background.
 """

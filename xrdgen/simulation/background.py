@@ -65,15 +65,3 @@ def background(x: np.ndarray, length_scale: float, scale: float, rng: np.random.
     b = gp_sample(x, length_scale, rng)
     b -= b.min()
     return b / b.sum() * scale
-
-
-@njit(cache=True)
-def add_background(y, b, scale):
-    """y += (b - min b) / Σ(b - min b) · scale, in place."""
-    low = b.min()
-    total = 0.0
-    for i in range(b.shape[0]):
-        total += b[i] - low
-    factor = scale / total
-    for i in range(y.shape[0]):
-        y[i] += (b[i] - low) * factor

@@ -56,7 +56,7 @@ import numpy as np
 from numba import njit
 
 from xrdgen.config import AugmentationConfig, GridConfig
-from xrdgen.simulation.background import add_background, gp_sample
+from xrdgen.simulation.background import background
 
 # Plane normals for preferred orientation: (h, k, l) in {-1, 0, 1}³ without 0, one of each ± pair.
 LOW_INDEX_PLANES = tuple(hkl for hkl in itertools.product((-1, 0, 1), repeat=3) if hkl > (0, 0, 0))
@@ -196,47 +196,73 @@ def draw_imperfections(config: AugmentationConfig, rng: np.random.Generator, wit
 
 
 @njit(cache=True)
-def _mix_impurity(y, impurity, fraction):
-    """y ← (1 - a) y + a · impurity / max(impurity), then y / max(y), in place (y already max 1)."""
-    top = impurity.max()
-    for i in range(y.shape[0]):
-        y[i] = (1.0 - fraction) * y[i] + fraction * impurity[i] / top
-    y /= y.max()
+def _apply(pattern, impurity, fraction, background, additive_sd, multiplicative_sd, generator):
+    """Steps 1-4 in two passes: (y, min y, max y), y float64. `fraction` 0 skips the impurity, an empty
+    `background` (already non-negative and weighted) skips it, a zero sd skips that noise."""
+    n = pattern.shape[0]
+    y = np.empty(n)
+    top = pattern.max()
+    if fraction > 0.0:
+        top_impurity = impurity.max()
+        peak = 0.0
+        for i in range(n):
+            y[i] = (1.0 - fraction) * pattern[i] / top + fraction * impurity[i] / top_impurity
+            peak = max(peak, y[i])
+    else:
+        y[:] = pattern
+        peak = top
+    with_background = background.shape[0] == n
+    low, high = np.inf, -np.inf
+    for i in range(n):
+        v = y[i] / peak
+        if with_background:
+            v += background[i]
+        if additive_sd > 0.0:
+            v += additive_sd * generator.standard_normal()
+        if multiplicative_sd > 0.0:
+            v *= 1.0 + multiplicative_sd * generator.standard_normal()
+        y[i] = v
+        low, high = min(low, v), max(high, v)
+    return y, low, high
 
 
 @njit(cache=True)
-def _finish(y, sqrt_scale):
-    """float32 (y - min y) / max, √ of it when `sqrt_scale`: the network's input."""
-    low = y.min()
-    top = y.max() - low
+def _finish(y, low, high, sqrt_scale):
+    """float32 (y - low) / (high - low), √ of it when `sqrt_scale`: the network's input."""
     out = np.empty(y.shape[0], dtype=np.float32)
+    span = high - low
     for i in range(y.shape[0]):
-        v = (y[i] - low) / top
-        out[i] = math.sqrt(v) if sqrt_scale else v
+        out[i] = (y[i] - low) / span
+    if sqrt_scale:
+        for i in range(y.shape[0]):
+            out[i] = math.sqrt(out[i])
     return out
 
 
-@njit(cache=True)
-def _add_noise(y, additive_sd, multiplicative_sd, generator):
-    """y_i ← (y_i + σ_a z_i) · (1 + σ_m z'_i) in place, z and z' standard normal, each only when its σ > 0."""
-    for i in range(y.shape[0]):
-        if additive_sd > 0.0:
-            y[i] += additive_sd * generator.standard_normal()
-        if multiplicative_sd > 0.0:
-            y[i] *= 1.0 + multiplicative_sd * generator.standard_normal()
+NO_BACKGROUND = np.zeros(0)
+
+
+def _apply_imperfections(pattern, imperfections: Imperfections, x, rng, impurity):
+    """(y, min, max) of steps 1-4; the public `apply_imperfections` returns y."""
+    pattern = np.asarray(pattern, dtype=np.float64)
+    if not pattern.max() > 0.0:
+        raise ValueError("a pattern must have a positive maximum")
+    fraction = imperfections.impurity_fraction if impurity is not None else 0.0
+    if fraction > 0.0:
+        impurity = np.asarray(impurity, dtype=np.float64)
+        if not impurity.max() > 0.0:
+            raise ValueError("a pattern must have a positive maximum")
+    b = NO_BACKGROUND
+    if imperfections.background_length_scale is not None and imperfections.background_scale > 0.0:
+        b = background(x, imperfections.background_length_scale, imperfections.background_scale, rng)
+    return _apply(pattern, impurity if fraction > 0.0 else pattern, fraction, b, imperfections.additive_sd,
+                  imperfections.multiplicative_sd, rng)
 
 
 def apply_imperfections(pattern: np.ndarray, imperfections: Imperfections, x: np.ndarray,
                         rng: np.random.Generator, impurity: Optional[np.ndarray] = None) -> np.ndarray:
     """Steps 1-4 with given parameters; float64, not yet scaled (so tests can check each step)."""
-    y = _unit_max(pattern)  # a fresh array: the steps below work in place
-    if imperfections.impurity_fraction > 0.0 and impurity is not None:
-        _mix_impurity(y, _unit_max(impurity), imperfections.impurity_fraction)
-    if imperfections.background_length_scale is not None and imperfections.background_scale > 0.0:
-        add_background(y, gp_sample(x, imperfections.background_length_scale, rng), imperfections.background_scale)
-    if imperfections.additive_sd > 0.0 or imperfections.multiplicative_sd > 0.0:
-        _add_noise(y, imperfections.additive_sd, imperfections.multiplicative_sd, rng)
-    return y
+    return _apply_imperfections(pattern, imperfections, x, rng, impurity)[0]
 
 
 def scale_input(pattern: np.ndarray, sqrt_scale: bool) -> np.ndarray:
@@ -263,8 +289,8 @@ def augment(pattern: np.ndarray, config: AugmentationConfig, rng: np.random.Gene
         raise ValueError(f"patterns must have the grid's {len(x)} points, got {pattern.shape}"
                          + ("" if impurity is None else f" and {np.shape(impurity)}"))
     imperfections = draw_imperfections(config, rng, with_impurity=impurity is not None)
-    y = apply_imperfections(pattern, imperfections, x, rng, impurity)
-    return _finish(y, config.sqrt_scale)  # = scale_input(y - y.min(), sqrt_scale) in one pass
+    y, low, high = _apply_imperfections(pattern, imperfections, x, rng, impurity)
+    return _finish(y, low, high, config.sqrt_scale)  # = scale_input(y - y.min(), sqrt_scale), one pass
 
 
 @lru_cache(maxsize=8)
