@@ -17,10 +17,14 @@ pipeline's own steps:
    of that subset gives the growth exponent k of the grouping time, t ∝ N^k (a structure meets
    more candidates of other prototypes in a larger collection).
 
-Projection to N = 200,000 structures on c cores: reading N / (r_1 · c · e_read), with r_1 the serial
-rate and e_read = r_ray / (cpus · r_1) the measured parallel efficiency (at most 1); grouping
-t_serial · (N / n)^k / (c · e_group) with e_group = t_serial / (cpus · t_ray). Rates are wall-clock;
-the load average is printed because the machine may be shared.
+Fair comparison on a shared machine: the serial reference runs inside one Ray worker, so it has
+the niceness of the Ray workers (Ray lowers its workers' priority); it also reports its CPU time,
+which gives the per-core rate r_1 independent of other load.
+
+Projection to N = 200,000 structures on c cores: reading N / (r_1 · c · e_read), with
+e_read = (Ray rate / serial rate) / cpus the measured parallel efficiency (at most 1); grouping
+T_1 · (N / n)^k / (c · e_group), T_1 the serial CPU time on n entries and e_group measured alike.
+The largest bucket is one task, so it bounds the grouping time from below on any number of cores.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ import ray
 from services.collection_reader import ray_map_chunks, ray_map_groups
 from services.ray_runtime import ray_session
 from xrdgen.collection.cache import ReadCache
-from xrdgen.collection.entries import read_chunk
 from xrdgen.collection.reading import list_records, read_records, source_name
 from xrdgen.collection.records import deduplicate
 from xrdgen.collection.split import candidate_buckets, group_keys, serial_map_groups
@@ -53,6 +56,13 @@ def timed(fn):
     start = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - start
+
+
+def timed_call(fn, *args):
+    """(fn(*args), wall seconds, CPU seconds of this process): run inside a Ray worker."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -75,14 +85,13 @@ def main() -> None:
 
     step = max(1, len(records) // args.serial_n)
     subset = records[::step][: args.serial_n]
-    read_chunk(subset[:5], config.collection)  # imports and warm-up outside the timing
-    serial, serial_s = timed(lambda: read_records(subset, config.collection, name, progress=False))
-    serial_rate = len(subset) / serial_s
 
     with ray_session(num_cpus=args.cpus):
         cpus = int(ray.cluster_resources().get("CPU", 1))
+        in_worker = ray.remote(num_cpus=1)(timed_call)
         warm = config.collection.model_copy(update={"chunk_size": 4})
         read_records(records[: cpus * 4], warm, name, partial(ray_map_chunks, progress=False))  # start the workers
+        serial, serial_s, serial_cpu = ray.get(in_worker.remote(read_records, subset, config.collection, name, None, False))
         cache = ReadCache(args.entries_cache, sources, config.collection) if args.entries_cache else None
         cached = cache.load() if cache is not None else None
         if cached is None:
@@ -91,32 +100,33 @@ def main() -> None:
             report, ray_read_s = cached, math.nan
         entries = report.entries[:: max(1, len(report.entries) // args.group_n)][: args.group_n]
         ray_keys, ray_group_s = timed(lambda: group_keys(entries, "prototype", partial(ray_map_groups, progress=False)))
-    serial_keys, serial_group_s = timed(lambda: group_keys(entries, "prototype", serial_map_groups))
-    _, half_s = timed(lambda: group_keys(entries[::2], "prototype", serial_map_groups))
+        serial_keys, serial_group_s, group_cpu = ray.get(in_worker.remote(group_keys, entries, "prototype", serial_map_groups))
+        _, _, half_cpu = ray.get(in_worker.remote(group_keys, entries[::2], "prototype", serial_map_groups))
     if serial_keys != ray_keys:
         raise SystemExit("Ray grouping differs from the serial grouping")
-    exponent = math.log(serial_group_s / half_s) / math.log(len(entries) / len(entries[::2]))
+    exponent = math.log(group_cpu / half_cpu) / math.log(len(entries) / len(entries[::2]))
     buckets = [b for b in candidate_buckets(entries) if len(b) > 1]
 
+    serial_rate, cpu_rate = len(subset) / serial_s, len(subset) / serial_cpu
     ray_rate = len(records) / ray_read_s
     e_read = min(1.0, ray_rate / (cpus * serial_rate)) if not math.isnan(ray_rate) else 1.0
     e_group = min(1.0, serial_group_s / (cpus * ray_group_s))
     print(f"\nreading ({len(subset)} serial, {len(records)} on Ray; {len(serial.skipped)} / {len(report.skipped)} skipped)")
-    print(f"  reference, serial (1 core): {serial_rate:8.1f} structures/s")
+    print(f"  reference, serial (1 core): {serial_rate:8.1f} structures/s ({cpu_rate:.1f} per CPU second)")
     if cached is None:
         print(f"  ours, Ray ({cpus} CPUs):      {ray_rate:8.1f} structures/s  -> ratio {ray_rate / serial_rate:.2f}x (ideal {cpus}x)")
     else:
         print(f"  ours, Ray: not measured (entries from {args.entries_cache})")
     print(f"prototype grouping of {len(entries)} structures ({len(set(serial_keys))} groups, Ray keys identical)")
-    print(f"  reference, serial (1 core): {serial_group_s:8.1f} s = {len(entries) / serial_group_s:7.1f} structures/s")
+    print(f"  reference, serial (1 core): {serial_group_s:8.1f} s = {len(entries) / serial_group_s:7.1f} structures/s ({group_cpu:.1f} CPU s)")
     print(f"  ours, Ray ({cpus} CPUs):      {ray_group_s:8.1f} s = {len(entries) / ray_group_s:7.1f} structures/s"
           f"  -> ratio {serial_group_s / ray_group_s:.2f}x")
-    print(f"  growth: half the entries {half_s:.1f} s -> t ∝ N^{exponent:.2f}; {len(buckets)} buckets to match, "
+    print(f"  growth: half the entries {half_cpu:.1f} CPU s -> t ∝ N^{exponent:.2f}; {len(buckets)} buckets to match, "
           f"the largest {max(map(len, buckets))} structures (one task: the floor of the Ray time)")
     print(f"\nprojection to {TARGET:,} structures (parallel efficiency read {e_read:.2f}, grouping {e_group:.2f}):")
-    group_1 = serial_group_s * (TARGET / len(entries)) ** exponent
+    group_1 = group_cpu * (TARGET / len(entries)) ** exponent
     for cores in (1, 16):
-        read_min = TARGET / (serial_rate * (1 if cores == 1 else cores * e_read)) / 60
+        read_min = TARGET / (cpu_rate * (1 if cores == 1 else cores * e_read)) / 60
         group_min = group_1 / (1 if cores == 1 else cores * e_group) / 60
         print(f"  {cores:>2} core(s): reading {read_min:7.1f} min, grouping {group_min:7.1f} min")
 

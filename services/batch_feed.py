@@ -109,7 +109,7 @@ class QueueFeed:
 
     def as_dataset(self, n_points: int):
         """The feed as a `tf.data.Dataset` with prefetch (the trainer's input pipeline)."""
-        import tensorflow as tf
+        import tensorflow as tf  # only in the trainer's process: the job's driver imports this module too
 
         spec = (
             tf.TensorSpec((self.batch_size, n_points), tf.float32),

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import ray
 import yaml
 from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
 
@@ -25,38 +26,35 @@ from services.local_cluster import LocalHead, local_head
 
 # The provider's nodes report by this variable (their node id); the head's id is fixed by the provider.
 NODE_ID_VARIABLE = "RAY_OVERRIDE_NODE_ID_FOR_TESTING"
-# How long the autoscaler waits for a silent node before replacing it (Ray's default is 30 s).
-HEARTBEAT_TIMEOUT_S = 10
 
 
 @contextlib.contextmanager
-def fake_cluster(layout: Path) -> Iterator[LocalHead]:
+def fake_cluster(layout: Path, replace_dead_nodes: bool = True) -> Iterator[LocalHead]:
     """Start the head of `layout` (a fake_multinode launcher YAML) with its autoscaler; stop it all after.
 
     The head's --num-cpus/--num-gpus come from the layout's head node type, so the autoscaler's view
     and the head agree; the provider is pointed at this head's port (chosen free, not 6379).
+    replace_dead_nodes: Ray's autoscaler v2, which replaces a node whose raylet died, as a cloud
+    autoscaler does; else v1, which with this provider never does (it keeps the dead node as
+    "pending": the cluster stays smaller, as when no machine of the type is left to start).
     """
     config = yaml.safe_load(Path(layout).read_text())
     head = config["available_node_types"][config["head_node_type"]]["resources"]
 
     def write_config(gcs_address: str, temp_dir: Path) -> Path:
         config["provider"]["gcs_address"] = gcs_address
-        # Autoscaler v2 fills provider defaults from fake_multi_node/example.yaml, which Ray's wheel
-        # does not ship; as an "external" provider (same class) it needs no defaults file.
-        config["provider"]["type"] = "external"
-        config["provider"]["module"] = "ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider"
+        if replace_dead_nodes:
+            # v2 fills provider defaults from fake_multi_node/example.yaml, which Ray's wheel does not
+            # ship; as an "external" provider (the same class) it needs no defaults file.
+            config["provider"]["type"] = "external"
+            config["provider"]["module"] = "ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider"
         path = temp_dir / "autoscaling_config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    env = {
-        "RAY_FAKE_CLUSTER": "1",
-        # Autoscaler v2: it replaces a node whose raylet died (v1 keeps the dead fake node "pending").
-        "RAY_enable_autoscaler_v2": "1",
-        "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID,
-        "AUTOSCALER_UPDATE_INTERVAL_S": "1",
-        "AUTOSCALER_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S),
-    }
+    env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
+    if replace_dead_nodes:
+        env |= {"RAY_enable_autoscaler_v2": "1", "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID}
     with local_head(num_cpus=head.get("CPU", 0), num_gpus=head.get("GPU", 0), autoscaling_config=write_config,
                     extra_env=env) as cluster:
         yield cluster
@@ -64,8 +62,6 @@ def fake_cluster(layout: Path) -> Iterator[LocalHead]:
 
 def alive_nodes() -> list[dict]:
     """`ray.nodes()` entries of the live nodes (the caller is connected with `ray.init`)."""
-    import ray
-
     return [node for node in ray.nodes() if node["Alive"]]
 
 

@@ -164,6 +164,12 @@ class GeneratorPool:
             return [actor for _, actor in self._members.values()]
 
     @property
+    def gave_up(self) -> bool:
+        """Members failed (a bug or bad input, not a lost process) more than 3x the target: no more
+        replacements, the pool is left to die out."""
+        return len(self.errors) > 3 * self.target
+
+    @property
     def size(self) -> int:
         with self._lock:
             return len(self._members)
@@ -215,7 +221,7 @@ class GeneratorPool:
         """Spawn members up to the target; the first len(retired) of them count as replacements."""
         if self._stopping.is_set():
             return
-        if len(self.errors) > 3 * self.target:
+        if self.gave_up:
             if retired:
                 log.error("generator pool: %d failures, not replacing generator(s) %s", len(self.errors), retired)
             return

@@ -18,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+from services.local_cluster import local_head
 from xrdgen.config import Config
 from xrdgen.errors import UserError
 from xrdgen.pipeline import build_statistics_files, statistics_paths
@@ -71,8 +72,6 @@ def summary_markdown(run_dir: Path) -> str:
 
 def run_main_job(config: Config, echo=print) -> Path:
     """Steps 1-5 of the module docstring; returns the run directory."""
-    from services.local_cluster import local_head
-
     started = time.monotonic()
     run_dir = Path(config.training.output_dir).expanduser().resolve()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,12 @@ import os
 from collections.abc import Iterator
 from typing import Optional
 
+import ray
+
 
 @contextlib.contextmanager
 def ray_session(address: Optional[str] = None, num_cpus: Optional[int] = None, dashboard: bool = False) -> Iterator[None]:
     """Use a running Ray (already initialised, `address`, or RAY_ADDRESS); else start one and stop it after."""
-    import ray
-
     if ray.is_initialized():
         yield
         return

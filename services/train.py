@@ -23,6 +23,18 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import ray
+
+from services.generator_pool import GeneratorPool
+from services.main_job import statistics_files
+from services.ray_runtime import ray_session
+from services.statistics_server import StatisticsServer
+from services.trainer_actor import TrainerActor, reserve_trainer
+from xrdgen.config import load_config, parse_overrides
+from xrdgen.errors import UserError
+from xrdgen.training.datasets import read_structures, simulate_set
+from xrdgen.training.rundir import InputSpec
+
 STATUS_EVERY_S = 30.0
 
 
@@ -49,36 +61,29 @@ def where_things_go(run_dir: Path) -> str:
             f"results:      {run_dir}  (model.keras, meta.json, history.json, accuracy.png, summary.json)",
             f"checkpoints:  {run_dir / 'checkpoints'}  (resubmit the same job to resume from the last one)",
             f"tensorboard:  tensorboard --logdir {run_dir / 'tensorboard'}",
-            "dashboard:    ray dashboard (metrics xrdgen_*: patterns/s per actor, queue depth, steps/s, test top-1/top-5)",
+            "dashboard:    ray dashboard (metrics xrdgen_*: patterns/s per actor, queue depth, steps/s, test top-1/top-5;"
+            " Grafana: deploy/grafana_xrdgen_dashboard.json)",
         ]
     )
 
 
 def build_test_set(test_path: Optional[Path], spacegroups: list, config):
-    """Simulated patterns of the held-out structures (the training pattern-set builder), or None."""
+    """(x, class index) of the held-out structures, simulated as `xrdgen train` does; or None."""
     if test_path is None:
         return None
-    from xrdgen.collection.entries import load_entries
-    from xrdgen.training import build_pattern_set
-
     # Label = spglib's space group of the held-out structure (the one statistics were built with).
-    crystals = [e.crystal for e in load_entries(test_path)]
-    patterns = build_pattern_set(
-        crystals, spacegroups, config, seed=config.seed + 1,
-        patterns_per_crystal=config.training.test_patterns_per_structure, progress=True,
+    entries, _ = read_structures(test_path, config)
+    patterns = simulate_set(
+        [e.crystal for e in entries], InputSpec.from_config(config), config.simulation, config.seed + 1,
+        name=test_path.name, names=[str(e.source_id) for e in entries], classes=spacegroups,
+        patterns_per_crystal=config.training.test_patterns_per_structure, augmentation=config.augmentation, progress=True,
     )
-    print(f"test set: {len(patterns)} patterns of {len(crystals)} held-out structures; skipped {patterns.skipped}", flush=True)
-    return patterns.x, patterns.y
+    print(f"test set: {len(patterns)} patterns of {len(entries)} held-out structures; skipped {len(patterns.skipped)}", flush=True)
+    return patterns.x, patterns.class_indices(spacegroups)
 
 
 def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict:
     """Everything between "the cluster is up" and "the run directory is complete"; returns the summary."""
-    import ray
-
-    from services.generator_pool import GeneratorPool
-    from services.statistics_server import StatisticsServer
-    from services.trainer_actor import TrainerActor, reserve_trainer
-
     run_dir = resolve_output_dir(config.training.output_dir)
     config = config.model_copy(update={"training": config.training.model_copy(update={"output_dir": run_dir})})
     if "runtime_resources" in run_dir.parts:
@@ -92,6 +97,9 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         statistics_ref = server.reference()
         statistics = ray.get(statistics_ref)
         print(f"statistics: {statistics_path} ({len(statistics.spacegroups)} classes)", flush=True)
+        if not statistics.spacegroups:
+            raise UserError(f"{statistics_path}: no space-group class reaches statistics.min_count_per_spacegroup="
+                            f"{config.statistics.min_count_per_spacegroup}; lower it or use a larger collection")
         reservation = reserve_trainer(config.cluster)  # before the generators take the trainer's node
         if reservation is not None:
             cleanup.callback(ray.util.remove_placement_group, reservation)
@@ -104,6 +112,8 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         done = trainer.fit()
         last_status = time.monotonic()
         while not ray.wait([done], timeout=1.0)[0]:
+            if pool.gave_up:  # the trainer would wait for batches forever
+                raise RuntimeError(f"the generator pool gave up after {len(pool.errors)} failures; last: {pool.errors[-1]}")
             if time.monotonic() - last_status >= STATUS_EVERY_S:
                 last_status = time.monotonic()
                 counters = pool.counters(timeout=5)
@@ -135,10 +145,6 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from services.ray_runtime import ray_session
-    from xrdgen.config import load_config, parse_overrides
-    from xrdgen.errors import UserError
-
     args = _parse(argv)
     try:
         overrides = parse_overrides(args.sets)
@@ -158,12 +164,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     (run_dir / "config.yaml").write_text(config.to_yaml())  # the full config this job runs
     print(config.describe_changes(run_dir / "config.yaml"), flush=True)
     if str(args.statistics) == "default":
-        from services.main_job import statistics_files
-
         args.statistics, test_part = statistics_files(run_dir, config)
         args.test = args.test or test_part
-    import ray
-
     with ray_session(config.cluster.address):
         try:
             summary = run(config, args.statistics, args.test)
@@ -172,6 +174,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(f"error: {exc.cause}", file=sys.stderr)
                 return 2
             raise
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     print("summary: " + json.dumps(summary), flush=True)
     print(where_things_go(Path(summary["run_dir"])), flush=True)
     return 0

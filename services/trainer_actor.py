@@ -1,4 +1,4 @@
-"""Trainer actor: area D's `xrdgen.training.Trainer` fed from the Ray queue, on the GPU node.
+"""Trainer actor: the local `xrdgen.training.trainer.Trainer`, fed from the Ray queue, on the GPU node.
 
 A thin shell: the optimisation, checkpoints, TensorBoard and history belong to the Trainer (which
 distributes with `MirroredStrategy` over the visible GPUs); this actor adds the input pipeline
@@ -26,6 +26,7 @@ from services import metrics
 from services.batch_feed import QueueFeed
 from services.options import trainer_options
 from xrdgen.config import ClusterConfig, Config
+from xrdgen.training.trainer import Trainer
 
 RATE_EVERY_S = 5.0
 RESERVE_NOTICE_S = 30.0  # how often a job waiting for the trainer's resources says so
@@ -33,8 +34,6 @@ RESERVE_NOTICE_S = 30.0  # how often a job waiting for the trainer's resources s
 
 class _TrainerActor:
     def __init__(self, config: Config, spacegroups: list, run_dir: str, queue: Queue, test_set=None):
-        from xrdgen.training.trainer import Trainer
-
         self._config = config
         self._queue = queue
         self._feed: Optional[QueueFeed] = None

@@ -28,7 +28,7 @@ MP40_SUBSET = 400  # structures read from mp40 for the statistics (enough for a 
 
 @pytest.fixture(scope="module")
 def statistics_file(mp40_dir, tmp_path_factory):
-    """Statistics of real structures, built once for the module (area A's builder)."""
+    """Statistics of real structures, built once for the module (the statistics builder)."""
     from xrdgen.collection.reading import read_collection
     from xrdgen.statistics.build import build_statistics
 
@@ -202,3 +202,18 @@ def test_job_entrypoint_reports_bad_input_in_one_line(ray_local, tmp_path, capsy
     assert main(["--statistics", str(broken), "--set", f"training.output_dir={tmp_path / 'run'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "broken.json" in err[0], err
+
+
+def test_job_prints_only_changed_values_and_writes_the_full_config(ray_local, tmp_path, capsys):
+    """The job's log names the values that differ from the defaults and the file with all of them."""
+    from services.train import main
+    from xrdgen.config import load_config
+
+    broken = tmp_path / "broken.json"  # the job stops at the statistics, after printing its config
+    broken.write_text('{"format": "something else"}')
+    run_dir = tmp_path / "run"
+    assert main(["--statistics", str(broken), "--set", f"training.output_dir={run_dir}", "--set", "training.epochs=7"]) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == [f"config: differences from the defaults; full config: {run_dir / 'config.yaml'}",
+                       "  training.epochs = 7", f"  training.output_dir = {run_dir}"]
+    assert load_config(run_dir / "config.yaml") == load_config(None, {"training.epochs": 7, "training.output_dir": str(run_dir)})

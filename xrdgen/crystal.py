@@ -57,6 +57,7 @@ class Crystal:
 
     def to_structure(self):
         """To a pymatgen Structure (rows at the same position are merged into one disordered site)."""
+        # Lazy: pymatgen takes seconds to import; the generator actors and the simulator never need it.
         from pymatgen.core import Lattice, Structure
         from pymatgen.core.periodic_table import Element
 

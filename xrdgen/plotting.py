@@ -12,17 +12,17 @@ from pathlib import Path
 
 def pyplot():
     """matplotlib.pyplot on the Agg backend."""
-    import matplotlib
+    import matplotlib  # lazy: the backend must be chosen before pyplot is first imported
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: E402 - only after the backend is set
 
     return plt
 
 
 def save_figure(fig, path: Path | str, dpi: int = 120) -> Path:
     """Tight layout, write the PNG, close the figure; returns the path."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after `pyplot()` chose the backend
 
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)

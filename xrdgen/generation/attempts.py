@@ -33,7 +33,7 @@ class Attempt:
     wyckoffs: list[str] = field(default_factory=list)  # Wyckoff name of each placed site (Wyckoff occupation)
     wyckoff_draws: list[str] = field(default_factory=list)  # every Wyckoff draw, collisions included
     outcome: str = ""
-    found_spacegroup: int = 0  # spglib's answer when it was asked
+    found_spacegroup: int = 0  # the group the check found; 0 when the fast check rejected without naming it
 
 
 def outcome_counts(attempts: list[Attempt]) -> Counter:

@@ -1,4 +1,4 @@
-"""The fast generator path: the method's steps on plain arrays, checked by spglib directly.
+"""The fast generator path: the method's steps on plain arrays, with the exact symmetry check.
 
 Same draws as `reference.py`, without PyXtal or pymatgen objects per crystal:
 
@@ -6,8 +6,10 @@ Same draws as `reference.py`, without PyXtal or pymatgen objects per crystal:
   is one uniform number and a `searchsorted` (`_SpaceGroupTables`);
 - Wyckoff orbits come from the cached operation arrays of `wyckoff.py`: all atoms of a crystal are
   one batched matrix product (rotations (N, 3, 3) @ representatives (N, 3) + translations (N, 3));
-- the lattice matrix is computed from the six parameters, and spglib gets (lattice, positions,
-  numbers) directly; the result is a `Crystal`, which the simulator takes as it is.
+- the lattice matrix is computed from the six parameters, and the space-group check gets (lattice,
+  positions, numbers) directly: `symmetry_check.py` (`generation.check: fast`, spglib only where it
+  must name a group) or spglib on every draw (`generation.check: spglib`); the result is a `Crystal`,
+  which the simulator takes as it is.
 """
 
 from __future__ import annotations

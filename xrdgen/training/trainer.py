@@ -85,7 +85,7 @@ def _distribution_strategy():
 
     if keras.backend.backend() != "tensorflow":
         return None
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow's start-up (module docstring)
 
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy([d.name for d in gpus] if gpus else ["/cpu:0"])
