@@ -56,8 +56,15 @@ SMALL = {  # everything else is the default configuration
     "statistics": {"min_count_per_spacegroup": 5},
     "generation": {"max_atoms_asymmetric_unit": 12},
     "training": {"model": "park_medium", "batch_size": 8, "batches_per_epoch": 4, "learning_rate": 1e-3},
-    "cluster": {"n_generators": "auto", "cpus_per_generator": 1, "trainer_cpus": 1, "trainer_gpus": 1,
-                "generator_batch_size": 4, "queue_max_items": 4, "prefetch_batches": 2},
+    "cluster": {
+        "n_generators": "auto",
+        "cpus_per_generator": 1,
+        "trainer_cpus": 1,
+        "trainer_gpus": 1,
+        "generator_batch_size": 4,
+        "queue_max_items": 4,
+        "prefetch_batches": 2,
+    },
 }
 
 
@@ -67,10 +74,13 @@ def _log(message: str, started: float) -> None:
 
 def placement(dashboard_url: str) -> dict:
     """Node of every live actor of the job, from the state API."""
-    actors = list_actors(address=dashboard_url, filters=[("state", "=", "ALIVE")], limit=1000,
-                         raise_on_missing_output=False)
-    of = {"trainer": "_TrainerActor", "generators": "_GeneratorActor", "queue": "_QueueActor",
-          "statistics_server": "_StatisticsServerActor"}
+    actors = list_actors(address=dashboard_url, filters=[("state", "=", "ALIVE")], limit=1000, raise_on_missing_output=False)
+    of = {
+        "trainer": "_TrainerActor",
+        "generators": "_GeneratorActor",
+        "queue": "_QueueActor",
+        "statistics_server": "_StatisticsServerActor",
+    }
     return {role: sorted(a.node_id for a in actors if a.class_name == name) for role, name in of.items()}
 
 
@@ -105,8 +115,11 @@ def run(minutes: float, kill: bool, run_dir: Path, test_set: bool = True, replac
     """Steps 1-7 of the module docstring; returns the report (figures and checks)."""
     started = time.monotonic()
     report: dict = {"checks": {}, "seconds": {}}
-    config = load_config(None, {f"{s}.{k}": v for s, fields in SMALL.items() for k, v in fields.items()}
-                         | {"training.max_minutes": minutes, "training.output_dir": str(run_dir / "run")})
+    config = load_config(
+        None,
+        {f"{s}.{k}": v for s, fields in SMALL.items() for k, v in fields.items()}
+        | {"training.max_minutes": minutes, "training.output_dir": str(run_dir / "run")},
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(config.training.output_dir, ignore_errors=True)  # a fresh training, not a resumed one
     statistics, test_part = statistics_files(run_dir, config)
@@ -139,8 +152,9 @@ def run(minutes: float, kill: bool, run_dir: Path, test_set: bool = True, replac
     return report
 
 
-def exercise(cluster, config, entrypoint: list, job_log: Path, kill: bool, replacement: bool, report: dict,
-             started: float, jobs: list) -> None:
+def exercise(
+    cluster, config, entrypoint: list, job_log: Path, kill: bool, replacement: bool, report: dict, started: float, jobs: list
+) -> None:
     """Steps 2-6 on the running head (this process connected to it); the job's client goes into `jobs`."""
     checks, seconds = report["checks"], report["seconds"]
     layout = yaml.safe_load(LAYOUT.read_text())
@@ -217,12 +231,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=1.5, help="training time of the job")
     parser.add_argument("--no-kill", dest="kill", action="store_false", help="skip killing a worker node")
-    parser.add_argument("--no-replacement", dest="replacement", action="store_false",
-                        help="autoscaler v1, which does not replace the killed node: the pool must shrink to the CPUs left")
+    parser.add_argument(
+        "--no-replacement",
+        dest="replacement",
+        action="store_false",
+        help="autoscaler v1, which does not replace the killed node: the pool must shrink to the CPUs left",
+    )
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "fake_cluster")
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
-    parser.add_argument("--no-test-set", dest="test_set", action="store_false",
-                        help="train without the held-out test set (no test accuracy, a shorter job start)")
+    parser.add_argument(
+        "--no-test-set",
+        dest="test_set",
+        action="store_false",
+        help="train without the held-out test set (no test accuracy, a shorter job start)",
+    )
     args = parser.parse_args()
     report = run(args.minutes, args.kill, args.run_dir.resolve(), args.test_set, args.replacement)
     text = json.dumps(report, indent=2, default=str)

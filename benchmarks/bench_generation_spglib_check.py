@@ -71,7 +71,9 @@ def international_number():
         lat = np.ascontiguousarray(lattice.T)  # C spglib: basis vectors as columns
         pos = np.ascontiguousarray(frac, dtype=np.float64)
         typ = np.ascontiguousarray(numbers, dtype=np.intc)
-        return f(ctypes.create_string_buffer(11), lat.ctypes.data, pos.ctypes.data, typ.ctypes.data, len(pos), symprec, angle_tolerance)
+        return f(
+            ctypes.create_string_buffer(11), lat.ctypes.data, pos.ctypes.data, typ.ctypes.data, len(pos), symprec, angle_tolerance
+        )
 
     return number
 

@@ -95,16 +95,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved reference / 1-actor rounds (best counts)")
     args = parser.parse_args()
 
-    config = load_config(None, {"cluster.generator_batch_size": args.batch, "cluster.cpus_per_generator": 1.0,
-                                "statistics.min_count_per_spacegroup": 20})
+    config = load_config(
+        None,
+        {
+            "cluster.generator_batch_size": args.batch,
+            "cluster.cpus_per_generator": 1.0,
+            "statistics.min_count_per_spacegroup": 20,
+        },
+    )
     if args.statistics:
         from xrdgen.statistics.model import Statistics
 
         statistics = Statistics.load(args.statistics)
     else:
         statistics = statistics_from_mp40(config)
-    print(f"statistics: {len(statistics.spacegroups)} classes; grid {config.grid.n_points} points; "
-          f"{args.patterns} patterns per stream; {os.cpu_count()} cores on this machine")
+    print(
+        f"statistics: {len(statistics.spacegroups)} classes; grid {config.grid.n_points} points; "
+        f"{args.patterns} patterns per stream; {os.cpu_count()} cores on this machine"
+    )
 
     from services.ray_runtime import ray_session
 
@@ -122,15 +130,25 @@ def main() -> None:
         ray2 = seconds_with_ray(server, config, 2, n)
     plain, one = n / min(ref0), n / min(ray1)
     plain_both, two = 2 * n / (min(ref0) + ref1), 2 * n / ray2
-    print(f"reference, no Ray, 1 core, stream 0: {plain:8.2f} patterns/s   (rounds: "
-          + ", ".join(f"{n / t:.1f}" for t in ref0) + f"; streams 0+1: {plain_both:.2f} /s)")
-    print(f"Ray queue, 1 actor (stream 0):       {one:8.2f} patterns/s   ({one:.2f} /s/core; rounds: "
-          + ", ".join(f"{n / t:.1f}" for t in ray1) + ")")
+    print(
+        f"reference, no Ray, 1 core, stream 0: {plain:8.2f} patterns/s   (rounds: "
+        + ", ".join(f"{n / t:.1f}" for t in ref0)
+        + f"; streams 0+1: {plain_both:.2f} /s)"
+    )
+    print(
+        f"Ray queue, 1 actor (stream 0):       {one:8.2f} patterns/s   ({one:.2f} /s/core; rounds: "
+        + ", ".join(f"{n / t:.1f}" for t in ray1)
+        + ")"
+    )
     print(f"Ray queue, 2 actors (streams 0+1):   {two:8.2f} patterns/s   ({two / 2:.2f} /s/core)")
-    print(f"ratio Ray(1 actor) / reference, same patterns: {one / plain:.3f} -> Ray overhead "
-          f"{100 * (1 - one / plain):+.1f} % (target < 5 %)")
-    print(f"scaling 1 -> 2 actors: x{two / one:.2f}; 2 actors vs 1-core reference of the same streams: "
-          f"x{two / plain_both:.2f} (ideal x2.00)")
+    print(
+        f"ratio Ray(1 actor) / reference, same patterns: {one / plain:.3f} -> Ray overhead "
+        f"{100 * (1 - one / plain):+.1f} % (target < 5 %)"
+    )
+    print(
+        f"scaling 1 -> 2 actors: x{two / one:.2f}; 2 actors vs 1-core reference of the same streams: "
+        f"x{two / plain_both:.2f} (ideal x2.00)"
+    )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,11 @@ def reference_lines(tt, inten, wavelength, kalpha2):
         return tt, inten, np.full(len(tt), wavelength)
     sin2 = np.sin(np.radians(tt / 2)) * ANODE_KALPHA2["Cu"] / wavelength
     ok = sin2 < 1
-    return (np.concatenate([tt, np.degrees(2 * np.arcsin(sin2[ok]))]), np.concatenate([inten, 0.5 * inten[ok]]),
-            np.concatenate([np.full(len(tt), wavelength), np.full(int(ok.sum()), ANODE_KALPHA2["Cu"])]))
+    return (
+        np.concatenate([tt, np.degrees(2 * np.arcsin(sin2[ok]))]),
+        np.concatenate([inten, 0.5 * inten[ok]]),
+        np.concatenate([np.full(len(tt), wavelength), np.full(int(ok.sum()), ANODE_KALPHA2["Cu"])]),
+    )
 
 
 def reference_profiles(grid_x, tt, inten, fwhm_lo, fwhm_hi, eta):
@@ -134,8 +137,9 @@ def reference_effects_pattern(structure, grid_x, profile, effects, wavelength):
     strained = structure.copy()
     a, b, c, alpha, beta, gamma = lattice_parameters(structure.lattice.matrix)
     e = effects.lattice_strain
-    strained.lattice = Lattice.from_parameters(a * (1 + e[0]), b * (1 + e[1]), c * (1 + e[2]), np.degrees(alpha),
-                                               np.degrees(beta), np.degrees(gamma))
+    strained.lattice = Lattice.from_parameters(
+        a * (1 + e[0]), b * (1 + e[1]), c * (1 + e[2]), np.degrees(alpha), np.degrees(beta), np.degrees(gamma)
+    )
     dw = {el.symbol: effects.debye_waller_b for el in structure.composition.elements}
     pattern = XRDCalculator(wavelength, debye_waller_factors=dw).get_pattern(strained, two_theta_range=(0, 95))
     tt, inten = np.asarray(pattern.x), np.asarray(pattern.y)
@@ -149,9 +153,11 @@ def reference_effects_pattern(structure, grid_x, profile, effects, wavelength):
         inten[i] *= (r * r * cos2 + (1 - cos2) / r) ** -1.5
     tt, inten, line_wavelength = reference_lines(tt, inten, wavelength, True)
     theta = np.radians(tt / 2)
-    width = np.sqrt(4 * (profile["u"] * np.tan(theta) ** 2 + profile["w"])
-                    + np.degrees(0.9 * line_wavelength / (effects.crystallite_size_nm * 10 * np.cos(theta))) ** 2
-                    + np.degrees(4 * effects.microstrain * np.tan(theta)) ** 2)
+    width = np.sqrt(
+        4 * (profile["u"] * np.tan(theta) ** 2 + profile["w"])
+        + np.degrees(0.9 * line_wavelength / (effects.crystallite_size_nm * 10 * np.cos(theta))) ** 2
+        + np.degrees(4 * effects.microstrain * np.tan(theta)) ** 2
+    )
     k = np.clip(effects.asymmetry / np.tan(2 * theta), -0.5, 0.5)
     tt = tt + effects.zero_shift_deg - np.degrees(2 * effects.displacement_over_radius * np.cos(theta))
     return reference_profiles(grid_x, tt, inten, width * (1 + k), width * (1 - k), profile["eta"])
@@ -172,8 +178,11 @@ def timed(fn, repeats: int):
 def row(label, n, ours, reference):
     """One line: patterns/s/core of ours and the reference (CPU; wall in parentheses) and the ratio."""
     (o_wall, o_cpu), (r_wall, r_cpu) = ours, reference
-    print(f"{label:<44} n={n:4d}  ours {n / o_cpu:8.0f}/s (wall {n / o_wall:8.0f})  reference {n / r_cpu:7.1f}/s "
-          f"(wall {n / r_wall:7.1f})  ratio {r_cpu / o_cpu:6.1f}x", flush=True)
+    print(
+        f"{label:<44} n={n:4d}  ours {n / o_cpu:8.0f}/s (wall {n / o_wall:8.0f})  reference {n / r_cpu:7.1f}/s "
+        f"(wall {n / r_wall:7.1f})  ratio {r_cpu / o_cpu:6.1f}x",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -197,7 +206,12 @@ def main() -> None:
         ("Gaussian/Scherrer (pure preset)", SimulationConfig(), {"crystallite_size_nm": 50.0}, slice(None)),
         ("pseudo-Voigt/Caglioti", SimulationConfig(profile="pseudo_voigt"), {"u": 0.005, "v": 0.0, "w": 0.005, "eta": 0.5}, few),
         ("Gaussian + Kα2", SimulationConfig(kalpha2=True), {"crystallite_size_nm": 50.0}, few),
-        ("pseudo-Voigt + Kα2", SimulationConfig(profile="pseudo_voigt", kalpha2=True), {"u": 0.005, "v": 0.0, "w": 0.005, "eta": 0.5}, few),
+        (
+            "pseudo-Voigt + Kα2",
+            SimulationConfig(profile="pseudo_voigt", kalpha2=True),
+            {"u": 0.005, "v": 0.0, "w": 0.005, "eta": 0.5},
+            few,
+        ),
     )
     per_structure = None
     for label, sim_config, profile, subset in rows:
@@ -210,7 +224,9 @@ def main() -> None:
             y = simulator.render(tt, inten, profile)
             return (y / y.max()).astype(np.float32)
 
-        def theirs(structure, calculator=calculator, profile=profile, kalpha2=sim_config.kalpha2, wavelength=simulator.wavelength):
+        def theirs(
+            structure, calculator=calculator, profile=profile, kalpha2=sim_config.kalpha2, wavelength=simulator.wavelength
+        ):
             return reference_pattern(calculator, structure, grid_x, profile, wavelength, kalpha2)
 
         ours(crystals[0])  # load the compiled code first
@@ -253,10 +269,28 @@ def main() -> None:
     with_effects = np.sum([timed(lambda i=i: ours_effects(i), args.repeats) for i in range(len(crystals))], axis=0)
     without = np.sum([timed(lambda i=i: ours_plain(i), args.repeats) for i in range(len(crystals))], axis=0)
     n_ref = few.stop
-    ref_with = np.sum([timed(lambda i=i: reference_effects_pattern(structures[i], grid_x, profile, effects[i], simulator.wavelength), 1)
-                       for i in range(n_ref)], axis=0) * len(crystals) / n_ref
-    ref_without = np.sum([timed(lambda i=i: reference_pattern(calculator, structures[i], grid_x, profile, simulator.wavelength, True), 1)
-                          for i in range(n_ref)], axis=0) * len(crystals) / n_ref
+    ref_with = (
+        np.sum(
+            [
+                timed(lambda i=i: reference_effects_pattern(structures[i], grid_x, profile, effects[i], simulator.wavelength), 1)
+                for i in range(n_ref)
+            ],
+            axis=0,
+        )
+        * len(crystals)
+        / n_ref
+    )
+    ref_without = (
+        np.sum(
+            [
+                timed(lambda i=i: reference_pattern(calculator, structures[i], grid_x, profile, simulator.wavelength, True), 1)
+                for i in range(n_ref)
+            ],
+            axis=0,
+        )
+        * len(crystals)
+        / n_ref
+    )
     added, ref_added = np.maximum(with_effects - without, 1e-12), np.maximum(ref_with - ref_without, 1e-12)
     row("imperfections, sample/instrument (added)", len(crystals), added, ref_added)
     every = 1 / (added[1] / len(crystals) + ours[1])  # CPU seconds per pattern of both stages

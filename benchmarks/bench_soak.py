@@ -58,8 +58,12 @@ JOB = {  # producers faster than the trainer: ResNet-10 on the full grid is ~37 
     "cluster.queue_max_items": 16,
     "cluster.prefetch_batches": 4,
 }
-ROLES = {"_TrainerActor": "trainer", "_GeneratorActor": "generator", "_QueueActor": "queue",
-         "_StatisticsServerActor": "statistics server"}
+ROLES = {
+    "_TrainerActor": "trainer",
+    "_GeneratorActor": "generator",
+    "_QueueActor": "queue",
+    "_StatisticsServerActor": "statistics server",
+}
 
 
 def prometheus(url: str) -> dict:
@@ -76,8 +80,9 @@ def prometheus(url: str) -> dict:
 def sample(head, driver_pid: int | None, started: float) -> dict:
     """One sample: RSS per process (MB), object store bytes, queue depth, trainer step."""
     processes = {}
-    for actor in list_actors(address=head.dashboard_url, filters=[("state", "=", "ALIVE")], detail=True,
-                             limit=1000, raise_on_missing_output=False):
+    for actor in list_actors(
+        address=head.dashboard_url, filters=[("state", "=", "ALIVE")], detail=True, limit=1000, raise_on_missing_output=False
+    ):
         role = ROLES.get(actor.class_name)
         if role is not None and actor.pid:
             processes[f"{role} {actor.actor_id[:6]}"] = actor.pid
@@ -158,8 +163,7 @@ def main() -> int:
     args = parser.parse_args()
     run_dir = args.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = load_config(None, JOB | {"training.max_minutes": args.minutes,
-                                      "training.output_dir": str(run_dir / "run")})
+    config = load_config(None, JOB | {"training.max_minutes": args.minutes, "training.output_dir": str(run_dir / "run")})
     shutil.rmtree(config.training.output_dir, ignore_errors=True)  # a fresh training, not a resumed one
     statistics, _ = statistics_files(run_dir, config)
     job_config = run_dir / "job_config.yaml"
@@ -170,17 +174,23 @@ def main() -> int:
         ray.init(address=head.gcs_address, logging_level="WARNING", log_to_driver=False)
         try:
             started = time.monotonic()
-            job = head.submit_in_background(["python", "-m", "services.train", "--config", str(job_config),
-                                             "--statistics", str(statistics)], run_dir / "job.log")
+            job = head.submit_in_background(
+                ["python", "-m", "services.train", "--config", str(job_config), "--statistics", str(statistics)],
+                run_dir / "job.log",
+            )
             driver = driver_pid(head)
             while job.poll() is None:
                 time.sleep(args.every - (time.monotonic() - started) % args.every)
                 if job.poll() is None:
                     samples.append(sample(head, driver, started))
                     last = samples[-1]
-                    print(f"minute {last['minute']:5.1f}: RSS " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(last["rss_mb"].items()))
-                          + f" MB; object store {last['object_store_mb']:.1f} MB; queue {last['queue_depth']}; "
-                          f"step {last['trainer_step']}", flush=True)
+                    print(
+                        f"minute {last['minute']:5.1f}: RSS "
+                        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(last["rss_mb"].items()))
+                        + f" MB; object store {last['object_store_mb']:.1f} MB; queue {last['queue_depth']}; "
+                        f"step {last['trainer_step']}",
+                        flush=True,
+                    )
             status = job.wait()
         finally:
             ray.shutdown()  # before the head goes: a connected client would hang on its exit
@@ -199,9 +209,14 @@ def main() -> int:
     depths = [s["queue_depth"] for s in samples if s["queue_depth"] is not None]
     full = sum(d >= config.cluster.queue_max_items - 1 for d in depths)
     measured = any("drift" in d for d in result["drift"].values())
-    print((f"worst drift {100 * worst:.1f} % (target within {100 * TARGET_DRIFT:.0f} %)" if measured else
-           "no drift: fewer than 2 samples after the warm-up (run longer)")
-          + f"; queue full or one short in {full} of {len(depths)} samples (backpressure)")
+    print(
+        (
+            f"worst drift {100 * worst:.1f} % (target within {100 * TARGET_DRIFT:.0f} %)"
+            if measured
+            else "no drift: fewer than 2 samples after the warm-up (run longer)"
+        )
+        + f"; queue full or one short in {full} of {len(depths)} samples (backpressure)"
+    )
     return 0 if status == 0 and worst <= TARGET_DRIFT else 1
 
 

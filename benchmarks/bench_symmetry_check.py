@@ -62,7 +62,9 @@ def generic_statistics(seed: int = 0, n_lattices: int = 2000) -> Statistics:
             [np.ones(n), _near(rng, n, [1.0, np.sqrt(3.0), np.sqrt(2.0)], 0.02, 0.4, 2.5), np.exp(0.4 * rng.standard_normal(n))]
         ),
         "monoclinic": np.column_stack([lengths(3), _near(rng, n, [90.0, 90.0, 120.0], 1.5, 90.0, 125.0) * deg]),
-        "triclinic": np.column_stack([lengths(3)] + [_near(rng, n, [90.0, 90.0, 60.0, 120.0], 1.5, 70.0, 115.0) * deg for _ in range(3)]),
+        "triclinic": np.column_stack(
+            [lengths(3)] + [_near(rng, n, [90.0, 90.0, 60.0, 120.0], 1.5, 70.0, 115.0) * deg for _ in range(3)]
+        ),
     }
     v_atomic = np.exp(rng.uniform(np.log(5.0), np.log(3000.0), 4000))
     denseness = np.exp(np.log(2.0) + 0.25 * rng.standard_normal(4000))
@@ -73,8 +75,13 @@ def generic_statistics(seed: int = 0, n_lattices: int = 2000) -> Statistics:
         names = wyckoff_table(sg).names
         per[sg] = SpaceGroupStatistics(10, [0.3, 0.4, 0.3], ELEMENTS, [0.6, 0.3, 0.1], {name: 1 / len(names) for name in names})
     return Statistics(
-        list(range(1, 231)), {sg: 1 / 230 for sg in range(1, 231)}, per, lattices, volume_samples,
-        (float(bw_f), float(bw_v)), {"source": "generic (symmetry check benchmark)"},
+        list(range(1, 231)),
+        {sg: 1 / 230 for sg in range(1, 231)},
+        per,
+        lattices,
+        volume_samples,
+        (float(bw_f), float(bw_v)),
+        {"source": "generic (symmetry check benchmark)"},
     )
 
 
@@ -85,8 +92,15 @@ def compare(statistics: Statistics, spacegroups, seed: int, config: GenerationCo
     our verdict, lattice, coordinates, numbers), routes of ours, CPU seconds of each check, draws
     per space group.
     """
-    result = {"cells": 0, "accepted": 0, "disagreements": [], "routes": Counter(), "spglib_s": 0.0, "ours_s": 0.0,
-              "per_spacegroup": Counter()}
+    result = {
+        "cells": 0,
+        "accepted": 0,
+        "disagreements": [],
+        "routes": Counter(),
+        "spglib_s": 0.0,
+        "ours_s": 0.0,
+        "per_spacegroup": Counter(),
+    }
     asked = {"spacegroup": 0}
     original = fast.spglib_spacegroup
 
@@ -118,8 +132,11 @@ def compare(statistics: Statistics, spacegroups, seed: int, config: GenerationCo
             if progress_every and (i + 1) % progress_every == 0:
                 elapsed = time.perf_counter() - start
                 rate = (i + 1) / elapsed
-                print(f"crystals {i + 1}/{n_crystals}  draws {result['cells']}  disagreements {len(result['disagreements'])}  "
-                      f"{rate:.1f} crystals/s  ETA {(n_crystals - i - 1) / rate / 60:.1f} min", flush=True)
+                print(
+                    f"crystals {i + 1}/{n_crystals}  draws {result['cells']}  disagreements {len(result['disagreements'])}  "
+                    f"{rate:.1f} crystals/s  ETA {(n_crystals - i - 1) / rate / 60:.1f} min",
+                    flush=True,
+                )
     finally:
         fast.spglib_spacegroup = original
     return result
@@ -137,8 +154,11 @@ def main() -> None:
 
     statistics = Statistics.load(args.stats) if args.stats else generic_statistics(args.seed)
     config = GenerationConfig(check="spglib", symprec=args.symprec, angle_tolerance=args.angle_tolerance)
-    print(f"statistics: {len(statistics.spacegroups)} space groups ({statistics.provenance.get('source', '?')}); "
-          f"symprec {config.symprec}, angle tolerance {config.angle_tolerance}°", flush=True)
+    print(
+        f"statistics: {len(statistics.spacegroups)} space groups ({statistics.provenance.get('source', '?')}); "
+        f"symprec {config.symprec}, angle tolerance {config.angle_tolerance}°",
+        flush=True,
+    )
     compare(statistics, statistics.spacegroups, args.seed + 1, config)  # warm-up: numba, Wyckoff tables, KDEs
     rng = np.random.default_rng(args.seed)
     prior = np.array([statistics.prior[sg] for sg in statistics.spacegroups])
@@ -146,12 +166,16 @@ def main() -> None:
     r = compare(statistics, spacegroups, args.seed, config, progress_every=max(args.n // 50, 1))
     cells, accepted = r["cells"], r["accepted"]
     covered = len(r["per_spacegroup"])
-    print(f"\n{args.n} crystals, {cells} raw draws judged over {covered} space groups "
-          f"(fewest draws of one group: {min(r['per_spacegroup'].values())}); spglib accepts {accepted}, rejects {cells - accepted}")
+    print(
+        f"\n{args.n} crystals, {cells} raw draws judged over {covered} space groups "
+        f"(fewest draws of one group: {min(r['per_spacegroup'].values())}); spglib accepts {accepted}, rejects {cells - accepted}"
+    )
     print(f"routes of ours: {dict(r['routes'])}")
     print(f"disagreements: {len(r['disagreements'])}")
     for sg, found, verdict, lattice, frac, numbers in r["disagreements"][:20]:
-        print(f"  asked {sg}, spglib {found}, ours {verdict}; lattice {lattice.tolist()}; atoms {numbers.tolist()} at {frac.tolist()}")
+        print(
+            f"  asked {sg}, spglib {found}, ours {verdict}; lattice {lattice.tolist()}; atoms {numbers.tolist()} at {frac.tolist()}"
+        )
     ours, theirs = cells / r["ours_s"], cells / r["spglib_s"]
     print(f"{'check':10s} {'checks per CPU second':>22s}")
     print(f"{'ours':10s} {ours:22.0f}\n{'spglib':10s} {theirs:22.0f}\nratio ours / spglib: {ours / theirs:.1f}x")

@@ -66,8 +66,10 @@ def main() -> None:
     y = (y % args.classes).astype(np.int32)
     reps = int(np.ceil(args.batch * (args.steps + 2) / len(y)))
     x_all, y_all = np.tile(x, (reps, 1))[: args.batch * (args.steps + 2)], np.tile(y, reps)[: args.batch * (args.steps + 2)]
-    print(f"keras {keras.__version__} backend {keras.backend.backend()}, {cores} cores, grid {config.grid.n_points} points, "
-          f"batch {args.batch}, {args.steps} timed steps, {args.classes} classes")
+    print(
+        f"keras {keras.__version__} backend {keras.backend.backend()}, {cores} cores, grid {config.grid.n_points} points, "
+        f"batch {args.batch}, {args.steps} timed steps, {args.classes} classes"
+    )
     print(f"{'model':<12} {'params':>11} {'trainer p/s':>12} {'bare p/s':>9} {'ratio':>6} {'p/s/core':>9}")
     batches = [(x_all[i : i + args.batch], y_all[i : i + args.batch]) for i in range(0, len(y_all), args.batch)]
     for name in args.models:
@@ -87,14 +89,18 @@ def main() -> None:
 
         # Ours: the Trainer with its strategy and bookkeeping; one epoch of `steps` batches per repeat,
         # timed by the Trainer itself (the steps, not the checkpoint written after each epoch).
-        run_config = config.model_copy(update={"training": config.training.model_copy(update={"model": name, "batch_size": args.batch})})
+        run_config = config.model_copy(
+            update={"training": config.training.model_copy(update={"model": name, "batch_size": args.batch})}
+        )
         trainer_rate = 0.0
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(run_config, list(range(1, args.classes + 1)), run_dir=tmp, log=lambda _: None)
             # epoch 1 warms up (tracing, first allocations); the best later epoch counts.
             trainer.fit(itertools.cycle(batches), epochs=args.repeats + 1, batches_per_epoch=args.steps, log_every_s=1e9)
             trainer_rate = max(h["patterns_per_s"] for h in trainer.history[1:])
-        print(f"{name:<12} {params:>11,} {trainer_rate:>12.1f} {bare_rate:>9.1f} {trainer_rate / bare_rate:>6.2f} {trainer_rate / cores:>9.1f}")
+        print(
+            f"{name:<12} {params:>11,} {trainer_rate:>12.1f} {bare_rate:>9.1f} {trainer_rate / bare_rate:>6.2f} {trainer_rate / cores:>9.1f}"
+        )
 
 
 if __name__ == "__main__":

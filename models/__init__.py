@@ -19,7 +19,7 @@ MODEL_NAMES = tuple(MODEL_SPECS)
 
 
 def model_family(name: str) -> str:
-    """"park" or "resnet": the family whose training preset a model takes."""
+    """ "park" or "resnet": the family whose training preset a model takes."""
     if name not in MODEL_SPECS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     return "park" if isinstance(MODEL_SPECS[name], ParkSpec) else "resnet"

@@ -55,8 +55,9 @@ def fake_cluster(layout: Path, replace_dead_nodes: bool = True) -> Iterator[Loca
     env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
     if replace_dead_nodes:
         env |= {"RAY_enable_autoscaler_v2": "1", "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID}
-    with local_head(num_cpus=head.get("CPU", 0), num_gpus=head.get("GPU", 0), autoscaling_config=write_config,
-                    extra_env=env) as cluster:
+    with local_head(
+        num_cpus=head.get("CPU", 0), num_gpus=head.get("GPU", 0), autoscaling_config=write_config, extra_env=env
+    ) as cluster:
         yield cluster
 
 

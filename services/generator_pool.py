@@ -201,10 +201,13 @@ class GeneratorPool:
         touched, however slow. Needs Ray's state API (the dashboard); without it the pool keeps them."""
         try:
             waiting = {
-                actor.name for actor in list_actors(
+                actor.name
+                for actor in list_actors(
                     address=ray.get_runtime_context().gcs_address,
                     filters=[("job_id", "=", ray.get_runtime_context().get_job_id()), ("class_name", "=", "_GeneratorActor")],
-                    limit=10_000, raise_on_missing_output=False)
+                    limit=10_000,
+                    raise_on_missing_output=False,
+                )
                 if actor.state in WAITING_STATES
             }
         except Exception as exc:  # noqa: BLE001 - no dashboard (a bare ray.init): trimming is an optimisation

@@ -58,8 +58,13 @@ def token_auth_env() -> dict:
     token = Path.home() / ".ray" / "auth_token"
     if not token.exists() and not env.get("RAY_AUTH_TOKEN") and not env.get("RAY_AUTH_TOKEN_PATH"):
         # Prints the token on stdout: keep it out of the terminal and logs.
-        subprocess.run([_ray_executable(), "get-auth-token", "--generate"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [_ray_executable(), "get-auth-token", "--generate"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     return env
 
 
@@ -116,9 +121,16 @@ def local_head(
     port, dashboard_port, agent_port, client_port, metrics_port = (_free_port() for _ in range(5))
     log_path = temp_dir / "ray_start.log"
     command = [
-        _ray_executable(), "start", "--head", "--block", f"--port={port}", f"--temp-dir={temp_dir}",
-        "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-        f"--dashboard-agent-listen-port={agent_port}", f"--ray-client-server-port={client_port}",
+        _ray_executable(),
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        f"--temp-dir={temp_dir}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard_port}",
+        f"--dashboard-agent-listen-port={agent_port}",
+        f"--ray-client-server-port={client_port}",
         f"--metrics-export-port={metrics_port}",
         "--disable-usage-stats",
     ]
@@ -135,14 +147,21 @@ def local_head(
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _dashboard_up(url):
             if process.poll() is not None:
-                raise RuntimeError(f"ray start failed (exit {process.returncode}); see {log_path}:\n"
-                                   + log_path.read_text()[-2000:])
+                raise RuntimeError(
+                    f"ray start failed (exit {process.returncode}); see {log_path}:\n" + log_path.read_text()[-2000:]
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Ray head did not come up within {START_TIMEOUT_S:.0f} s; see {log_path}")
             time.sleep(0.5)
-        yield LocalHead(dashboard_url=url, gcs_address=f"{node_ip_address()}:{port}",
-                        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics", env=env, log_path=log_path,
-                        pid=process.pid, temp_dir=temp_dir)
+        yield LocalHead(
+            dashboard_url=url,
+            gcs_address=f"{node_ip_address()}:{port}",
+            metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            env=env,
+            log_path=log_path,
+            pid=process.pid,
+            temp_dir=temp_dir,
+        )
     finally:
         _stop(process)
         shutil.rmtree(temp_dir, ignore_errors=True)

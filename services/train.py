@@ -41,10 +41,17 @@ STATUS_EVERY_S = 30.0
 def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", "-c", type=Path, default=None, help="YAML config (defaults for what it leaves out)")
-    parser.add_argument("--statistics", "-s", type=Path, required=True,
-                        help="statistics file (xrdgen stats build), or 'default': build them from the embedded "
-                             "default structures into the run directory (once; the test part becomes --test)")
-    parser.add_argument("--test", type=Path, default=None, help="held-out test structures (the test-part list of xrdgen stats build)")
+    parser.add_argument(
+        "--statistics",
+        "-s",
+        type=Path,
+        required=True,
+        help="statistics file (xrdgen stats build), or 'default': build them from the embedded "
+        "default structures into the run directory (once; the test part becomes --test)",
+    )
+    parser.add_argument(
+        "--test", type=Path, default=None, help="held-out test structures (the test-part list of xrdgen stats build)"
+    )
     parser.add_argument("--set", dest="sets", action="append", default=[], help="override, e.g. training.epochs=3")
     parser.add_argument("--seed", type=int, default=None)
     return parser.parse_args(argv)
@@ -74,11 +81,20 @@ def build_test_set(test_path: Optional[Path], spacegroups: list, config):
     # Label = spglib's space group of the held-out structure (the one statistics were built with).
     entries, _ = read_structures(test_path, config)
     patterns = simulate_set(
-        [e.crystal for e in entries], InputSpec.from_config(config), config.simulation, config.seed + 1,
-        name=test_path.name, names=[str(e.source_id) for e in entries], classes=spacegroups,
-        patterns_per_crystal=config.training.test_patterns_per_structure, augmentation=config.augmentation, progress=True,
+        [e.crystal for e in entries],
+        InputSpec.from_config(config),
+        config.simulation,
+        config.seed + 1,
+        name=test_path.name,
+        names=[str(e.source_id) for e in entries],
+        classes=spacegroups,
+        patterns_per_crystal=config.training.test_patterns_per_structure,
+        augmentation=config.augmentation,
+        progress=True,
     )
-    print(f"test set: {len(patterns)} patterns of {len(entries)} held-out structures; skipped {len(patterns.skipped)}", flush=True)
+    print(
+        f"test set: {len(patterns)} patterns of {len(entries)} held-out structures; skipped {len(patterns.skipped)}", flush=True
+    )
     return patterns.x, patterns.class_indices(spacegroups)
 
 
@@ -87,7 +103,10 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
     run_dir = resolve_output_dir(config.training.output_dir)
     config = config.model_copy(update={"training": config.training.model_copy(update={"output_dir": run_dir})})
     if "runtime_resources" in run_dir.parts:
-        print(f"warning: {run_dir} is inside Ray's temporary working-dir copy; set an absolute training.output_dir to keep results", flush=True)
+        print(
+            f"warning: {run_dir} is inside Ray's temporary working-dir copy; set an absolute training.output_dir to keep results",
+            flush=True,
+        )
     print(where_things_go(run_dir), flush=True)
 
     started = time.monotonic()
@@ -98,16 +117,19 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         statistics = ray.get(statistics_ref)
         print(f"statistics: {statistics_path} ({len(statistics.spacegroups)} classes)", flush=True)
         if not statistics.spacegroups:
-            raise UserError(f"{statistics_path}: no space-group class reaches statistics.min_count_per_spacegroup="
-                            f"{config.statistics.min_count_per_spacegroup}; lower it or use a larger collection")
+            raise UserError(
+                f"{statistics_path}: no space-group class reaches statistics.min_count_per_spacegroup="
+                f"{config.statistics.min_count_per_spacegroup}; lower it or use a larger collection"
+            )
         reservation = reserve_trainer(config.cluster)  # before the generators take the trainer's node
         if reservation is not None:
             cleanup.callback(ray.util.remove_placement_group, reservation)
         pool = GeneratorPool(server, config)  # starts producing while the test set is simulated
         cleanup.callback(pool.shutdown)
         test_set = build_test_set(test_path, statistics.spacegroups, config)
-        trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir, test_set=test_set,
-                               reservation=reservation)
+        trainer = TrainerActor(
+            config, statistics.spacegroups, pool.queue, run_dir=run_dir, test_set=test_set, reservation=reservation
+        )
         cleanup.callback(trainer.kill)
         done = trainer.fit()
         last_status = time.monotonic()
@@ -118,9 +140,12 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
                 last_status = time.monotonic()
                 counters = pool.counters(timeout=5)
                 produced = sum(c["patterns"] for c in counters)
-                print(f"[cluster] generators {pool.size} (replaced {pool.replacements}), queue {pool.queue.qsize()}/"
-                      f"{config.cluster.queue_max_items}, {produced} patterns made by the {len(counters)} "
-                      f"generators that answered", flush=True)
+                print(
+                    f"[cluster] generators {pool.size} (replaced {pool.replacements}), queue {pool.queue.qsize()}/"
+                    f"{config.cluster.queue_max_items}, {produced} patterns made by the {len(counters)} "
+                    f"generators that answered",
+                    flush=True,
+                )
         result = ray.get(done)
     history = result.pop("history")
     last = history[-1] if history else {}

@@ -38,8 +38,13 @@ class _TrainerActor:
         self._queue = queue
         self._feed: Optional[QueueFeed] = None
         self._trainer = Trainer(
-            config, spacegroups, run_dir=run_dir, test_set=test_set, resume=True,
-            log=lambda line: print(line, flush=True), on_epoch_end=self._export_epoch,
+            config,
+            spacegroups,
+            run_dir=run_dir,
+            test_set=test_set,
+            resume=True,
+            log=lambda line: print(line, flush=True),
+            on_epoch_end=self._export_epoch,
         )
         self.start_step = self._trainer.step
         self._done = threading.Event()
@@ -59,8 +64,9 @@ class _TrainerActor:
             step_gauge.set(step)
             last_step, last_time = step, now
 
-    def fit(self, epochs: Optional[int] = None, batches_per_epoch: Optional[int] = None,
-            max_minutes: Optional[float] = None) -> dict:
+    def fit(
+        self, epochs: Optional[int] = None, batches_per_epoch: Optional[int] = None, max_minutes: Optional[float] = None
+    ) -> dict:
         training = self._trainer.training
         self._feed = QueueFeed(self._queue, training.batch_size, self._config.cluster.prefetch_batches)
         self._done.clear()
@@ -68,8 +74,9 @@ class _TrainerActor:
         exporter.start()
         try:
             dataset = self._feed.as_dataset(self._config.grid.n_points)
-            history = self._trainer.fit(iter(dataset), epochs=epochs, batches_per_epoch=batches_per_epoch,
-                                        max_minutes=max_minutes)
+            history = self._trainer.fit(
+                iter(dataset), epochs=epochs, batches_per_epoch=batches_per_epoch, max_minutes=max_minutes
+            )
         finally:
             self._done.set()
             self._feed.close()
@@ -109,8 +116,15 @@ class TrainerActor:
     `reservation`: the placement group of `reserve_trainer`, which the actor then runs in.
     """
 
-    def __init__(self, config: Config, spacegroups: list, queue: Queue, run_dir: Optional[Path | str] = None,
-                 test_set=None, reservation: Optional[PlacementGroup] = None):
+    def __init__(
+        self,
+        config: Config,
+        spacegroups: list,
+        queue: Queue,
+        run_dir: Optional[Path | str] = None,
+        test_set=None,
+        reservation: Optional[PlacementGroup] = None,
+    ):
         run_dir = str(run_dir if run_dir is not None else config.training.output_dir)
         options = trainer_options(config.cluster)
         if reservation is not None:

@@ -69,7 +69,9 @@ def test_temperature_scaling_repairs_an_overconfident_model():
     truth = expected_calibration_error(softmax(true_logits[held]).max(1), softmax(true_logits[held]).argmax(1) == labels[held])
     print(f"held-out ECE {before:.3f} -> {after:.3f} (true probabilities: {truth:.3f}); T = {fit.temperature:.3f}")
     assert after < before / 3 and after < truth + 0.02
-    assert negative_log_likelihood(logits[held], labels[held], fit.temperature) < negative_log_likelihood(logits[held], labels[held])
+    assert negative_log_likelihood(logits[held], labels[held], fit.temperature) < negative_log_likelihood(
+        logits[held], labels[held]
+    )
     # dividing by T keeps the ranking: the accuracy of every k is unchanged
     np.testing.assert_array_equal(np.argsort(-logits[held], 1), np.argsort(-logits[held] / fit.temperature, 1))
 

@@ -25,8 +25,17 @@ TIMEOUT_S = 900
 
 def test_autoscaled_cluster_places_recovers_and_exports_metrics(tmp_path):
     report_path = tmp_path / "report.json"
-    command = [sys.executable, str(ROOT / "benchmarks" / "bench_cluster.py"), "--minutes", "1", "--no-test-set",
-               "--run-dir", str(tmp_path / "run"), "--json", str(report_path)]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "bench_cluster.py"),
+        "--minutes",
+        "1",
+        "--no-test-set",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--json",
+        str(report_path),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=ROOT)
     assert report_path.exists(), result.stdout[-4000:] + result.stderr[-4000:]
     report = json.loads(report_path.read_text())

@@ -71,9 +71,14 @@ def test_test_sets_keep_only_structures_the_generator_can_make_and_count_the_res
     volumes = np.array([e.crystal.volume for e in mp40_entries])
     sizes = np.array([asymmetric_unit_size(e) for e in mp40_entries])
     max_volume, max_atoms = float(np.median(volumes)), int(np.median(sizes))
-    config = load_config(ROOT_CONFIG, {
-        "experiment.measured": None, "statistics.max_volume": max_volume, "generation.max_atoms_asymmetric_unit": max_atoms,
-    })
+    config = load_config(
+        ROOT_CONFIG,
+        {
+            "experiment.measured": None,
+            "statistics.max_volume": max_volume,
+            "generation.max_atoms_asymmetric_unit": max_atoms,
+        },
+    )
     classes = sorted({label_of(e)[0] for e in mp40_entries})
     selection = select(mp40_entries, classes, config)
     facts = selection.facts
@@ -87,8 +92,13 @@ def test_test_sets_keep_only_structures_the_generator_can_make_and_count_the_res
     # the asymmetric unit of an ordered structure: one atom per orbit of its conventional cell (spglib)
     ordered = [e for e in mp40_entries if e.ordered][:20]
     orbits = [
-        len(np.unique(spglib.get_symmetry_dataset((e.crystal.lattice, e.crystal.frac_coords, e.crystal.numbers),
-                                                  symprec=config.collection.symprec).crystallographic_orbits))
+        len(
+            np.unique(
+                spglib.get_symmetry_dataset(
+                    (e.crystal.lattice, e.crystal.frac_coords, e.crystal.numbers), symprec=config.collection.symprec
+                ).crystallographic_orbits
+            )
+        )
         for e in ordered
     ]
     assert [asymmetric_unit_size(e) for e in ordered] == orbits
@@ -110,7 +120,9 @@ def _zero_share(x: np.ndarray) -> float:
 def test_every_consumer_follows_the_pattern_preset(preset, mp40_entries):
     """The one `preset` field decides the stream's patterns, the test and reference/randomized sets and
     arm B's set alike: pure patterns everywhere, or imperfections everywhere."""
-    config = load_config(ROOT_CONFIG, {"preset": preset, "experiment.measured": None, "statistics.min_count_per_spacegroup": 5, **QUICK_GRID})
+    config = load_config(
+        ROOT_CONFIG, {"preset": preset, "experiment.measured": None, "statistics.min_count_per_spacegroup": 5, **QUICK_GRID}
+    )
     assert config.simulation.profile == ("gaussian" if preset == "pure" else "pseudo_voigt")
     statistics = build_statistics(mp40_entries, config, {})
     classes = [int(sg) for sg in statistics.spacegroups]
@@ -141,8 +153,18 @@ def test_training_presets_follow_the_method():
 
 # ----------------------------------------------------------------------- the quick experiment
 def _quick_command(out: Path, mp40_dir: Path, lab17_dir: Path) -> list[str]:
-    return ["experiment", "--config", str(ROOT_CONFIG), "--quick", "-o", str(out),
-            "--set", f"experiment.collection=[{mp40_dir}]", "--set", f"experiment.measured={lab17_dir}"]
+    return [
+        "experiment",
+        "--config",
+        str(ROOT_CONFIG),
+        "--quick",
+        "-o",
+        str(out),
+        "--set",
+        f"experiment.collection=[{mp40_dir}]",
+        "--set",
+        f"experiment.measured={lab17_dir}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +229,9 @@ def test_counts_add_up_from_records_to_labelled_sets(quick_run, lab17_dir):
         assert facts["sets"][TEST_SET] + facts["set_skipped"][TEST_SET] == test["within_limits"]
         assert facts["sets"][UNFILTERED_SET] + facts["set_skipped"][UNFILTERED_SET] == test["in_classes"]
         # arm B: two patterns per statistics-part structure of the class list within the limits, unless skipped
-        assert facts["baseline_patterns"] == 2 * (facts["baseline_selection"]["within_limits"] - sum(facts["baseline_skipped"].values()))
+        assert facts["baseline_patterns"] == 2 * (
+            facts["baseline_selection"]["within_limits"] - sum(facts["baseline_skipped"].values())
+        )
         assert facts["measured_total"] + len(facts["measured_skipped"]) == samples
         assert facts["sets"]["measured"] + len(facts["measured_outside_classes"]) == facts["measured_total"]
     structure, control = results["facts"][STRUCTURE_TYPE], results["facts"][RANDOM]
@@ -290,10 +314,14 @@ def test_repeating_the_command_reuses_data_and_finished_runs(quick_run, mp40_dir
     [
         (["--seeds", "0,x"], "error: --seeds '0,x': expected integers separated by commas, e.g. --seeds 0,1,2"),
         (["--seeds", "1,1"], "error: --seeds '1,1': give at least one seed, each once"),
-        (["--set", "experiment.steps=30", "--set", "experiment.eval_every=20"],
-         "error: default config: experiment: Value error, experiment.steps=30 must be a multiple of experiment.eval_every=20"),
-        (["--set", "experiment.measured=/nonexistent/lab"],
-         "error: experiment.measured: /nonexistent/lab: no such folder (set it to null to skip measured patterns)"),
+        (
+            ["--set", "experiment.steps=30", "--set", "experiment.eval_every=20"],
+            "error: default config: experiment: Value error, experiment.steps=30 must be a multiple of experiment.eval_every=20",
+        ),
+        (
+            ["--set", "experiment.measured=/nonexistent/lab"],
+            "error: experiment.measured: /nonexistent/lab: no such folder (set it to null to skip measured patterns)",
+        ),
     ],
 )
 def test_bad_options_are_one_line_errors_with_exit_status_2(options, message, tmp_path, monkeypatch, capsys):

@@ -53,8 +53,13 @@ def generic_stats(mp40_stats):
         names = wyckoff_table(sg).names
         per[sg] = SpaceGroupStatistics(10, [0.3, 0.4, 0.3], elements, [0.7, 0.3], {n: 1 / len(names) for n in names})
     return Statistics(
-        list(range(1, 231)), {sg: 1 / 230 for sg in range(1, 231)}, per, mp40_stats.lattice_samples,
-        mp40_stats.volume_samples, mp40_stats.volume_bandwidth, {"source": "generic (test)"},
+        list(range(1, 231)),
+        {sg: 1 / 230 for sg in range(1, 231)},
+        per,
+        mp40_stats.lattice_samples,
+        mp40_stats.volume_samples,
+        mp40_stats.volume_bandwidth,
+        {"source": "generic (test)"},
     )
 
 
@@ -322,7 +327,11 @@ def test_randomize_keeps_wyckoff_assignment_and_redraws_coordinates_and_lattice(
         assert reshaped.n_sites * generation.min_density_volume_per_atom * (1 - 1e-9) <= reshaped.volume <= generation.max_volume
         n_new_volume += reshaped.volume != pytest.approx(crystal.volume, rel=1e-3)
     assert n_new_volume >= 0.9 * len(entries)  # the lattice mode redraws the volume too
-    free = [e for e in entries if any(wyckoff_table(e.spacegroup).dofs[wyckoff_table(e.spacegroup).index[w]] for _, w in e.wyckoff_sites)]
+    free = [
+        e
+        for e in entries
+        if any(wyckoff_table(e.spacegroup).dofs[wyckoff_table(e.spacegroup).index[w]] for _, w in e.wyckoff_sites)
+    ]
     assert free  # some have free coordinates, and those moved
     moved = randomize(free[0].crystal, mp40_stats, np.random.default_rng(0), collection, generation)
     before, after = _rows(free[0].crystal.frac_coords), _rows(moved.frac_coords)
@@ -338,7 +347,9 @@ def test_randomized_volumes_follow_the_volume_kde(mp40_dir, mp40_stats):
     rng = np.random.default_rng(13)
     redrawn = [randomize(crystal, mp40_stats, rng, collection, generation, coordinates=False, lattice=True) for _ in range(300)]
     floor = crystal.n_sites * generation.min_density_volume_per_atom
-    direct = [max(mp40_stats.sample_denseness(crystal.spacegroup, v_atomic, rng) * v_atomic, floor) / v_atomic for _ in range(300)]
+    direct = [
+        max(mp40_stats.sample_denseness(crystal.spacegroup, v_atomic, rng) * v_atomic, floor) / v_atomic for _ in range(300)
+    ]
     ratios = [c.volume / v_atomic for c in redrawn]
     assert scipy_stats.ks_2samp(ratios, direct).pvalue > P_MIN
     assert np.std(ratios) > 0.01 * np.mean(ratios)  # drawn, not a fixed volume

@@ -32,7 +32,9 @@ def loadtxt_reference(path: Path) -> np.ndarray:
     return np.loadtxt(path, delimiter=",", ndmin=2)
 
 
-def write_xrdml(path: Path, two_theta, counts, wavelength, listed: bool, version: str = "2.1", counting_times=None, attenuation=None) -> None:
+def write_xrdml(
+    path: Path, two_theta, counts, wavelength, listed: bool, version: str = "2.1", counting_times=None, attenuation=None
+) -> None:
     """An XRDML file as PANalytical writes it (namespace, usedWavelength, one scan)."""
     counts_tag = "counts" if version.startswith("2") else "intensities"
     positions = (
@@ -42,7 +44,7 @@ def write_xrdml(path: Path, two_theta, counts, wavelength, listed: bool, version
     )
     extra = ""
     if counting_times is not None:
-        extra += f"<countingTimes unit=\"seconds\">{' '.join(f'{t:g}' for t in counting_times)}</countingTimes>"
+        extra += f'<countingTimes unit="seconds">{" ".join(f"{t:g}" for t in counting_times)}</countingTimes>'
     else:
         extra += '<commonCountingTime unit="seconds">0.5</commonCountingTime>'
     if attenuation is not None:
@@ -62,7 +64,7 @@ def write_xrdml(path: Path, two_theta, counts, wavelength, listed: bool, version
         <positions axis="2Theta" unit="deg">{positions}</positions>
         <positions axis="Omega" unit="deg"><startPosition>{two_theta[0] / 2:.5f}</startPosition><endPosition>{two_theta[-1] / 2:.5f}</endPosition></positions>
         {extra}
-        <{counts_tag} unit="counts">{' '.join(repr(float(c)) for c in counts)}</{counts_tag}>
+        <{counts_tag} unit="counts">{" ".join(repr(float(c)) for c in counts)}</{counts_tag}>
       </dataPoints>
     </scan>
   </xrdMeasurement>
@@ -140,7 +142,9 @@ def test_xrdml_counting_times_and_attenuation(lab17_dir, tmp_path):
     times = np.where(np.arange(len(counts)) % 2 == 0, 0.5, 2.0)
     attenuation = np.where(two_theta < 30, 10.0, 1.0)
     path = tmp_path / "timed.xrdml"
-    write_xrdml(path, two_theta, counts * times / attenuation, CU_KA1, listed=False, counting_times=times, attenuation=attenuation)
+    write_xrdml(
+        path, two_theta, counts * times / attenuation, CU_KA1, listed=False, counting_times=times, attenuation=attenuation
+    )
     back = read_pattern(path)
     np.testing.assert_allclose(back.intensity, counts, rtol=1e-5)
 
@@ -220,7 +224,7 @@ def test_malformed_xrdml(lab17_dir, tmp_path):
         "mismatch.xrdml": (text.replace(f"{reference[0, 0]:.6f} ", "", 1), "listPositions but"),
         "nan.xrdml": (text.replace(f">{float(reference[0, 1])!r} ", ">nan ", 1), "NaN"),
         "letters.xrdml": (text.replace(f">{float(reference[0, 1])!r} ", ">x12 ", 1), "non-numeric value 'x12'"),
-        "no_axis.xrdml": (text.replace('axis="2Theta"', 'axis="Chi"'), "no <positions axis=\"2Theta\">"),
+        "no_axis.xrdml": (text.replace('axis="2Theta"', 'axis="Chi"'), 'no <positions axis="2Theta">'),
         "decreasing.xrdml": (text.replace("<listPositions>", "<listPositions>80.0 "), "listPositions but"),
     }
     for name, (content, expected) in cases.items():
@@ -304,7 +308,6 @@ def test_preprocess_lab17_coverage_scaling_fill(lab17_dir):
 def test_preprocess_converts_wavelength_through_d_spacing(mp40_dir):
     """A pattern 'measured' with Mo Kα (pymatgen) gives the same model input as the Cu Kα one."""
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
-
 
     grid = GridConfig(step=0.02)
     for structure in _mp40_structures(mp40_dir, 8):

@@ -87,7 +87,9 @@ def test_nothing_left_inside_the_physical_range(tmp_path):
 # ----------------------------------------------------------------------------------- pdCIF
 
 
-def write_pdcif(path: Path, data: np.ndarray, wavelength: float, ranged: bool = False, tag: str = "_pd_meas_counts_total") -> None:
+def write_pdcif(
+    path: Path, data: np.ndarray, wavelength: float, ranged: bool = False, tag: str = "_pd_meas_counts_total"
+) -> None:
     """A powder CIF as GSAS-II/FullProf export it: header items, wavelength loop, one data loop."""
     head = [
         "data_lab17_ZnS",
@@ -105,8 +107,13 @@ def write_pdcif(path: Path, data: np.ndarray, wavelength: float, ranged: bool = 
     ]
     if ranged:
         step = (data[-1, 0] - data[0, 0]) / (len(data) - 1)
-        head += [f"_pd_meas_2theta_range_min {data[0, 0]:.6f}", f"_pd_meas_2theta_range_max {data[-1, 0]:.6f}",
-                 f"_pd_meas_2theta_range_inc {step:.8f}", "loop_", tag]
+        head += [
+            f"_pd_meas_2theta_range_min {data[0, 0]:.6f}",
+            f"_pd_meas_2theta_range_max {data[-1, 0]:.6f}",
+            f"_pd_meas_2theta_range_inc {step:.8f}",
+            "loop_",
+            tag,
+        ]
         body = [f"{y:.3f}({int(np.sqrt(max(y, 1)))})" for y in data[:, 1]]
     else:
         head += ["loop_", "_pd_data_point_id", "_pd_meas_2theta_scan", tag, "_pd_calc_intensity_total"]
@@ -133,7 +140,10 @@ def test_pdcif_malformed(zns, tmp_path):
     write_pdcif(good, zns[:50], CU_KA1)
     text = good.read_text()
     cases = {
-        "letters.cif": (text.replace(f" {zns[3, 0]:.6f} ", " 2theta? ", 1), "non-numeric value '2theta?' in _pd_meas_2theta_scan"),
+        "letters.cif": (
+            text.replace(f" {zns[3, 0]:.6f} ", " 2theta? ", 1),
+            "non-numeric value '2theta?' in _pd_meas_2theta_scan",
+        ),
         "ragged.cif": (text.rstrip("\n") + " 99\n", "a loop of 4 columns (_pd_data_point_id …) has 201 values, not a multiple"),
         "no_loop.cif": (text.replace("_pd_meas_counts_total", "_pd_meas_foo"), "no powder intensity loop"),
         "no_angles.cif": (text.replace("_pd_meas_2theta_scan", "_pd_meas_foo"), "has no 2θ column"),
@@ -162,8 +172,13 @@ def test_gsas_xye_fxye_esd_std(zns, tmp_path):
 
     fxye = tmp_path / "zns.fxye"
     bank = f"BANK 1 {len(zns)} {len(zns)} CONS {zns[0, 0] * 100:.4f} 0.0 0 0 FXYE"
-    fxye.write_text("lab17 ZnS\nInstrument parameter file: cu.prm\n" + bank + "\n"
-                    + "\n".join(f"{x * 100:.5f} {y:.4f} {s:.4f}" for (x, y), s in zip(zns, sigma)) + "\n")
+    fxye.write_text(
+        "lab17 ZnS\nInstrument parameter file: cu.prm\n"
+        + bank
+        + "\n"
+        + "\n".join(f"{x * 100:.5f} {y:.4f} {s:.4f}" for (x, y), s in zip(zns, sigma))
+        + "\n"
+    )
     pattern = read_pattern(fxye)
     assert_same(pattern, zns, atol_x=1e-6, rtol_y=1e-6)
     assert pattern.metadata["format"] == "gsas-fxye" and pattern.metadata["title"] == "lab17 ZnS"
@@ -175,14 +190,16 @@ def test_gsas_xye_fxye_esd_std(zns, tmp_path):
     for kind, cells, per_line in (("ESD", esd_cells, 5), ("STD", std_cells, 10)):
         path = tmp_path / f"zns_{kind}.gsa"
         lines = ["".join(cells[k : k + per_line]) for k in range(0, len(cells), per_line)]
-        path.write_text(f"lab17 ZnS\nBANK 1 {len(even)} {len(lines)} CONST {start:.2f} {step:.2f} 0 0 {kind}\n" + "\n".join(lines) + "\n")
+        path.write_text(
+            f"lab17 ZnS\nBANK 1 {len(even)} {len(lines)} CONST {start:.2f} {step:.2f} 0 0 {kind}\n" + "\n".join(lines) + "\n"
+        )
         assert_same(read_pattern(path), even, atol_x=1e-9, rtol_y=0)
 
 
 def test_gsas_malformed(tmp_path):
     cases = {
         "nobank.fxye": ("title\n1000 5 1\n1001 6 1\n", "no BANK line"),
-        "tof.gsa": ("title\nBANK 1 2 1 SLOG 1000 20000 0.0004 0 FXYE\n", "binning") ,
+        "tof.gsa": ("title\nBANK 1 2 1 SLOG 1000 20000 0.0004 0 FXYE\n", "binning"),
         "letters.fxye": ("title\nBANK 1 2 2 CONS 1000 1 0 0 FXYE\n1000 5 1\n10x1 6 1\n", "malformed GSAS data"),
         "odd.gsa": ("title\nBANK 1 2 1 CONST 1000 1 0 0 ALT\n 1 2\n", "data type ALT not supported"),
     }
@@ -198,9 +215,14 @@ def test_gsas_malformed(tmp_path):
 
 def write_ras(path: Path, data: np.ndarray, factors: np.ndarray, wavelength: float, scans: int = 1) -> None:
     block = [
-        "*RAS_HEADER_START", '*FILE_COMMENT "lab17 ZnS"', f'*HW_XG_WAVE_LENGTH_ALPHA1 "{wavelength}"',
-        '*MEAS_SCAN_AXIS_X "TwoThetaTheta"', "*RAS_HEADER_END", "*RAS_INT_START",
-        *(f"{x:.4f} {c:.1f} {f:.4f}" for (x, c), f in zip(data, factors)), "*RAS_INT_END",
+        "*RAS_HEADER_START",
+        '*FILE_COMMENT "lab17 ZnS"',
+        f'*HW_XG_WAVE_LENGTH_ALPHA1 "{wavelength}"',
+        '*MEAS_SCAN_AXIS_X "TwoThetaTheta"',
+        "*RAS_HEADER_END",
+        "*RAS_INT_START",
+        *(f"{x:.4f} {c:.1f} {f:.4f}" for (x, c), f in zip(data, factors)),
+        "*RAS_INT_END",
     ]
     path.write_bytes(("*RAS_DATA_START\n" + "\n".join(block * scans) + "\n*RAS_DATA_END\n").encode("shift_jis"))
 
@@ -257,7 +279,9 @@ def test_brml_round_trip(zns, tmp_path):
         archive.writestr("Experiment0/DataContainer.xml", "<x/>")
     one_line_error(tmp_path / "empty.brml", "no RawData*.xml")
     with zipfile.ZipFile(tmp_path / "letters.brml", "w") as archive:
-        archive.writestr("Experiment0/RawData0.xml", "<RawData><Datum>0.5,1,10.0,5.0,12</Datum><Datum>0.5,1,10.1,5.05,1x</Datum></RawData>")
+        archive.writestr(
+            "Experiment0/RawData0.xml", "<RawData><Datum>0.5,1,10.0,5.0,12</Datum><Datum>0.5,1,10.1,5.05,1x</Datum></RawData>"
+        )
     one_line_error(tmp_path / "letters.brml", "non-numeric <Datum> '0.5,1,10.1,5.05,1x'")
 
 
@@ -289,7 +313,7 @@ def test_bruker_raw_v3_round_trip_and_refusals(zns, tmp_path):
     np.testing.assert_allclose(pattern.two_theta, start + step * np.arange(len(counts)), atol=1e-9)
     np.testing.assert_array_equal(pattern.intensity, counts.astype(np.float64))
     assert pattern.wavelength == pytest.approx(CU_KA1) and pattern.notes == ["read the first of 2 ranges"]
-    path.write_bytes(path.read_bytes()[:-100 - 4 * len(counts)])
+    path.write_bytes(path.read_bytes()[: -100 - 4 * len(counts)])
     one_line_error(path, "truncated")
     (tmp_path / "v4.raw").write_bytes(b"RAW4.00" + bytes(600))
     one_line_error(tmp_path / "v4.raw", "Bruker RAW version 4 is not supported")

@@ -33,18 +33,79 @@ def rruff_dev() -> Path:
 
 # The settings ITA lists for each group (ITA Vol. A, Table 4.3.2.1), and older symbols still in use.
 KNOWN = {
-    "P2_1/c": 14, "P2_1/n": 14, "P2_1/a": 14, "P 1 2_1/n 1": 14, "P2_1/b": 14, "P 21/n": 14,
-    "C2/c": 15, "B2/b": 15, "A2/a": 15, "I2/a": 15, "I2/c": 15, "C 1 2/c 1": 15,
-    "C2/m": 12, "A2/m": 12, "I2/m": 12, "B2/m": 12,
-    "Pnma": 62, "Pbnm": 62, "Pcmn": 62, "Pnam": 62, "Pmcn": 62, "Pmnb": 62,
-    "Cmce": 64, "Cmca": 64, "Bbcm": 64, "Abma": 64,
-    "Aea2": 41, "Aba2": 41, "Aem2": 39, "Abm2": 39, "Cmme": 67, "Cmma": 67, "Ccce": 68, "Ccca": 68,
-    "Pca2_1": 29, "Pbc2_1": 29, "Pmc2_1": 26, "Pmn2_1": 31, "Pnm2_1": 31, "I2mb": 46, "Ima2": 46,
-    "Pbca": 61, "Pcab": 61, "Pbcm": 57, "Pccn": 56, "Pnnm": 58, "Imm2": 44, "Amm2": 38,
-    "P-1": 2, "C-1": 2, "I-1": 2, "P1": 1, "C1": 1,
-    "Fm3m": 225, "Fm-3m": 225, "Pa3": 205, "Ia3d": 230, "Fd-3m:2": 227, "P2_13": 198, "P-43n": 218,
-    "R-3c": 167, "R-3c:H": 167, "R-3c:R": 167, "R32": 155, "R3m": 160, "P3": 143, "P-31m": 162,
-    "P6_3mc": 186, "P6_3/mmc": 194, "P 63/m m c": 194, "P4_2/mnm": 136, "I4_1/amd": 141, "I-42d": 122,
+    "P2_1/c": 14,
+    "P2_1/n": 14,
+    "P2_1/a": 14,
+    "P 1 2_1/n 1": 14,
+    "P2_1/b": 14,
+    "P 21/n": 14,
+    "C2/c": 15,
+    "B2/b": 15,
+    "A2/a": 15,
+    "I2/a": 15,
+    "I2/c": 15,
+    "C 1 2/c 1": 15,
+    "C2/m": 12,
+    "A2/m": 12,
+    "I2/m": 12,
+    "B2/m": 12,
+    "Pnma": 62,
+    "Pbnm": 62,
+    "Pcmn": 62,
+    "Pnam": 62,
+    "Pmcn": 62,
+    "Pmnb": 62,
+    "Cmce": 64,
+    "Cmca": 64,
+    "Bbcm": 64,
+    "Abma": 64,
+    "Aea2": 41,
+    "Aba2": 41,
+    "Aem2": 39,
+    "Abm2": 39,
+    "Cmme": 67,
+    "Cmma": 67,
+    "Ccce": 68,
+    "Ccca": 68,
+    "Pca2_1": 29,
+    "Pbc2_1": 29,
+    "Pmc2_1": 26,
+    "Pmn2_1": 31,
+    "Pnm2_1": 31,
+    "I2mb": 46,
+    "Ima2": 46,
+    "Pbca": 61,
+    "Pcab": 61,
+    "Pbcm": 57,
+    "Pccn": 56,
+    "Pnnm": 58,
+    "Imm2": 44,
+    "Amm2": 38,
+    "P-1": 2,
+    "C-1": 2,
+    "I-1": 2,
+    "P1": 1,
+    "C1": 1,
+    "Fm3m": 225,
+    "Fm-3m": 225,
+    "Pa3": 205,
+    "Ia3d": 230,
+    "Fd-3m:2": 227,
+    "P2_13": 198,
+    "P-43n": 218,
+    "R-3c": 167,
+    "R-3c:H": 167,
+    "R-3c:R": 167,
+    "R32": 155,
+    "R3m": 160,
+    "P3": 143,
+    "P-31m": 162,
+    "P6_3mc": 186,
+    "P6_3/mmc": 194,
+    "P 63/m m c": 194,
+    "P4_2/mnm": 136,
+    "I4_1/amd": 141,
+    "I-42d": 122,
 }
 
 
@@ -92,7 +153,9 @@ def test_all_113_rruff_dev_samples_are_read_and_labelled(rruff_dev):
 
 def test_dif_wavelength_line_and_peak_list(rruff_dev):
     stated = [read_dif(p) for p in sorted(rruff_dev.glob("*_CIF.txt")) if "X-RAY WAVELENGTH" in p.read_text(encoding="latin-1")]
-    assert stated and all(d.wavelength == pytest.approx(1.540562) and d.wavelength_source == "X-RAY WAVELENGTH line" for d in stated)
+    assert stated and all(
+        d.wavelength == pytest.approx(1.540562) and d.wavelength_source == "X-RAY WAVELENGTH line" for d in stated
+    )
     alternate = read_dif(rruff_dev / "R070317_CIF.txt")
     assert alternate.alternate_setting and alternate.symbol == "Pca2_1" and alternate.spacegroup == 29
 
@@ -102,7 +165,10 @@ def test_malformed_dif_and_unpaired_files(rruff_dev, tmp_path):
     cases = {
         "R100001_CIF.txt": (text.replace("SPACE GROUP: C2/c", "SPACEGROUP C2/c"), "no 'SPACE GROUP:' line"),
         "R100002_CIF.txt": (text.replace("SPACE GROUP: C2/c", "SPACE GROUP: C2/q"), "unknown space-group symbol 'C2/q'"),
-        "R100003_CIF.txt": (text.replace("CELL PARAMETERS:", "X-RAY WAVELENGTH:   15.4\n      CELL PARAMETERS:"), "wavelength 15.4 Å on the X-RAY WAVELENGTH line"),
+        "R100003_CIF.txt": (
+            text.replace("CELL PARAMETERS:", "X-RAY WAVELENGTH:   15.4\n      CELL PARAMETERS:"),
+            "wavelength 15.4 Å on the X-RAY WAVELENGTH line",
+        ),
     }
     for name, (content, expected) in cases.items():
         (tmp_path / name).write_text(content, encoding="latin-1")

@@ -219,8 +219,20 @@ def test_evaluate_metrics_against_brute_force():
         assert row["correct"] == sum(t == sg for t, m in zip(top1, mask) if m)
     assert np.trace(ev.system_confusion) == sum(crystal_system(a) == crystal_system(b) for a, b in zip(labels, top1))
     assert [crystal_system(n) for n in (1, 2, 3, 15, 16, 74, 75, 142, 143, 167, 168, 194, 195, 230)] == [
-        "triclinic", "triclinic", "monoclinic", "monoclinic", "orthorhombic", "orthorhombic", "tetragonal",
-        "tetragonal", "trigonal", "trigonal", "hexagonal", "hexagonal", "cubic", "cubic",
+        "triclinic",
+        "triclinic",
+        "monoclinic",
+        "monoclinic",
+        "orthorhombic",
+        "orthorhombic",
+        "tetragonal",
+        "tetragonal",
+        "trigonal",
+        "trigonal",
+        "hexagonal",
+        "hexagonal",
+        "cubic",
+        "cubic",
     ]
 
 
@@ -275,8 +287,17 @@ def test_meta_without_input_spec_is_one_line_exit_2(trained_run, lab17_dir, tmp_
         expected = f"error: {old / 'meta.json'}: bad input spec (missing 'wavelength')"
     (old / "meta.json").write_text(json.dumps(meta))
     done = subprocess.run(
-        [sys.executable, "-c", "from xrdgen.cli import main; main()", "predict", str(old), str(lab17_dir / "PbSe" / "pattern.csv")],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        [
+            sys.executable,
+            "-c",
+            "from xrdgen.cli import main; main()",
+            "predict",
+            str(old),
+            str(lab17_dir / "PbSe" / "pattern.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -335,7 +356,9 @@ def test_predict_prints_calibrated_probabilities_and_the_crystal_system(calibrat
     assert result.exit_code == 0, result.output
     entry = json.loads(out.read_text())["predictions"][0]
     np.testing.assert_allclose([r["probability"] for r in entry["top_k"]], np.sort(p)[::-1][:3], rtol=1e-5)
-    assert entry["crystal_system"]["name"] == best and entry["crystal_system"]["probability"] == pytest.approx(systems[best], rel=1e-5)
+    assert entry["crystal_system"]["name"] == best and entry["crystal_system"]["probability"] == pytest.approx(
+        systems[best], rel=1e-5
+    )
     assert f"T = {trained.temperature:.4g} (fitted on 48 held-out synthetic patterns" in result.output
     assert "calibrated p" in result.output and f"{entry['top_k'][0]['probability']:.4f}" in result.output
     assert f"crystal system: {best} (summed probability {systems[best]:.4f})" in result.output
@@ -360,7 +383,10 @@ def test_evaluate_reports_the_ece_before_and_after_and_a_reliability_diagram(cal
     assert sum(calibration["bins_before"]["count"]) == sum(calibration["bins_after"]["count"]) == 17
     assert 0 <= calibration["ece_before"] <= 1 and 0 <= calibration["ece_after"] <= 1
     assert Path(summary["figures"]["reliability"]).stat().st_size > 10000
-    assert f"ECE {100 * calibration['ece_before']:.1f}% uncalibrated -> {100 * calibration['ece_after']:.1f}% at T = " in result.output
+    assert (
+        f"ECE {100 * calibration['ece_before']:.1f}% uncalibrated -> {100 * calibration['ece_after']:.1f}% at T = "
+        in result.output
+    )
 
 
 def test_evaluate_scores_all_113_rruff_patterns_in_one_command(trained_run, tmp_path):
@@ -371,7 +397,9 @@ def test_evaluate_scores_all_113_rruff_patterns_in_one_command(trained_run, tmp_
     result = _invoke("evaluate", run, RRUFF_DEV, "--out", tmp_path / "rruff")
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "rruff" / "summary.json").read_text())
-    labels = {Path(item["file"]).name.split("_")[0]: item["sg_number"] for item in json.loads((RRUFF_DEV / "labels.json").read_text())}
+    labels = {
+        Path(item["file"]).name.split("_")[0]: item["sg_number"] for item in json.loads((RRUFF_DEV / "labels.json").read_text())
+    }
     (scored,) = summary["sets"]
     assert summary["patterns_scored"] == scored["n_scored"] == scored["n"] == 113 == len(labels) and not scored["skipped"]
     assert {s["name"]: s["spacegroup"] for s in summary["samples"]} == labels  # the DIF labels, as labels.json has them

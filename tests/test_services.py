@@ -214,6 +214,9 @@ def test_job_prints_only_changed_values_and_writes_the_full_config(ray_local, tm
     run_dir = tmp_path / "run"
     assert main(["--statistics", str(broken), "--set", f"training.output_dir={run_dir}", "--set", "training.epochs=7"]) == 2
     out = capsys.readouterr().out.splitlines()
-    assert out[:3] == [f"config: differences from the defaults; full config: {run_dir / 'config.yaml'}",
-                       "  training.epochs = 7", f"  training.output_dir = {run_dir}"]
+    assert out[:3] == [
+        f"config: differences from the defaults; full config: {run_dir / 'config.yaml'}",
+        "  training.epochs = 7",
+        f"  training.output_dir = {run_dir}",
+    ]
     assert load_config(run_dir / "config.yaml") == load_config(None, {"training.epochs": 7, "training.output_dir": str(run_dir)})

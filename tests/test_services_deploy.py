@@ -102,8 +102,10 @@ def test_fake_multinode_yaml_has_the_same_layout():
 def _layout_cpus(name: str) -> float:
     """CPUs of a launcher YAML's cluster once its workers are up (head + min_workers of each type)."""
     config = yaml.safe_load((ROOT / name).read_text())
-    return sum(t["resources"]["CPU"] * (1 if n == config["head_node_type"] else t["min_workers"])
-               for n, t in config["available_node_types"].items())
+    return sum(
+        t["resources"]["CPU"] * (1 if n == config["head_node_type"] else t["min_workers"])
+        for n, t in config["available_node_types"].items()
+    )
 
 
 def test_auto_pool_size_follows_the_layout():
@@ -150,8 +152,12 @@ def _strict(node):
     if not isinstance(node, dict):
         return node
     node = {key: _strict(value) for key, value in node.items()}
-    if (node.get("type") == "object" and "properties" in node and "additionalProperties" not in node
-            and not node.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        node.get("type") == "object"
+        and "properties" in node
+        and "additionalProperties" not in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
         node["additionalProperties"] = False
     if node.get("nullable") and "type" in node:
         node["type"] = [node["type"], "null"]

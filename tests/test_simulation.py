@@ -230,8 +230,9 @@ def test_gaussian_profile_has_unit_area(fwhm, split):
     of a split profile miss ~1e-4 of it (the jump of its second derivative at the centre)."""
     step = 0.01
     out = np.zeros(9001)
-    render_profiles(out, 0.0, step, np.array([45.003]), np.array([1.0]), np.array([fwhm * (1 + split)]),
-                    np.array([fwhm * (1 - split)]), 1.0)
+    render_profiles(
+        out, 0.0, step, np.array([45.003]), np.array([1.0]), np.array([fwhm * (1 + split)]), np.array([fwhm * (1 - split)]), 1.0
+    )
     assert out.sum() * step == pytest.approx(1.0, abs=1e-4 if split else 1e-6)
 
 
@@ -271,8 +272,23 @@ def test_rendering_equals_the_direct_sum_on_real_patterns(mp40_structures):
     for index, structure in enumerate(mp40_structures[:10]):
         tt, inten = peaks(structure, CU_KA1, 0.0, 95.0)
         u, w, eta = rng.uniform(0, 0.01), rng.uniform(1e-4, 0.01), rng.uniform()
-        lines = line_profiles(tt, inten, CU_KA1, 1.54439 if index % 2 else 0.0, 0.5, PSEUDO_VOIGT, 0.0, 0.9, u, 0.0, w,
-                              0.0, 0.05 if index % 3 == 0 else 0.0, 0.0, 0.0)
+        lines = line_profiles(
+            tt,
+            inten,
+            CU_KA1,
+            1.54439 if index % 2 else 0.0,
+            0.5,
+            PSEUDO_VOIGT,
+            0.0,
+            0.9,
+            u,
+            0.0,
+            w,
+            0.0,
+            0.05 if index % 3 == 0 else 0.0,
+            0.0,
+            0.0,
+        )
         out = np.zeros_like(x)
         render_profiles(out, x[0], 0.01, *lines, eta)
         reference = _direct_profiles(x, *lines, eta)

@@ -43,11 +43,17 @@ def test_simulate_writes_xy_and_png(cif, tmp_path):
 def test_bad_cif_is_one_line_with_status_2(tmp_path):
     bad = tmp_path / "broken.cif"
     bad.write_text("data_x\n_cell_length_a 3\nnot a cif at all\n")
-    result = subprocess.run([sys.executable, "-c", "from xrdgen.cli import main; main()", "simulate", str(bad), "-o",
-                             str(tmp_path / "x.png")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "from xrdgen.cli import main; main()", "simulate", str(bad), "-o", str(tmp_path / "x.png")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(bad) in lines[0] and "Traceback" not in result.stderr
-    result = subprocess.run([sys.executable, "-c", "from xrdgen.cli import main; main()", "simulate", str(bad), "-o",
-                             str(tmp_path / "x.pdf")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "from xrdgen.cli import main; main()", "simulate", str(bad), "-o", str(tmp_path / "x.pdf")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and ".png or .xy" in result.stderr

@@ -26,8 +26,16 @@ from xrdgen.simulation.simulator import PatternSimulator
 
 CU_KA1 = 1.54056
 P_MIN = 1e-3
-ALL_ON = AugmentationConfig(preferred_orientation=True, zero_shift=True, sample_displacement=True, lattice_strain=True,
-                            microstrain=True, axial_asymmetry=True, debye_waller=True, small_crystallites=True)
+ALL_ON = AugmentationConfig(
+    preferred_orientation=True,
+    zero_shift=True,
+    sample_displacement=True,
+    lattice_strain=True,
+    microstrain=True,
+    axial_asymmetry=True,
+    debye_waller=True,
+    small_crystallites=True,
+)
 
 
 def _copper() -> Structure:
@@ -36,8 +44,7 @@ def _copper() -> Structure:
 
 def _rutile() -> Structure:
     """TiO2 rutile, P4_2/mnm, a = 4.594, c = 2.959 Å."""
-    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"],
-                                     [[0, 0, 0], [0.3053, 0.3053, 0]])
+    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"], [[0, 0, 0], [0.3053, 0.3053, 0]])
 
 
 def _fwhm(x, y):
@@ -58,8 +65,9 @@ def test_drawn_effects_follow_their_distributions():
     laws = {
         "march_dollase_r": stats.uniform(c.march_dollase_r[0], c.march_dollase_r[1] - c.march_dollase_r[0]),
         "zero_shift_deg": stats.uniform(-c.zero_shift_max_deg, 2 * c.zero_shift_max_deg),
-        "displacement_over_radius": stats.uniform(-c.sample_displacement_max_mm / c.goniometer_radius_mm,
-                                                  2 * c.sample_displacement_max_mm / c.goniometer_radius_mm),
+        "displacement_over_radius": stats.uniform(
+            -c.sample_displacement_max_mm / c.goniometer_radius_mm, 2 * c.sample_displacement_max_mm / c.goniometer_radius_mm
+        ),
         "microstrain": stats.uniform(0.0, c.microstrain_max),
         "asymmetry": stats.uniform(0.0, c.axial_asymmetry_max),
         "debye_waller_b": stats.uniform(c.debye_waller_b[0], c.debye_waller_b[1] - c.debye_waller_b[0]),
@@ -88,8 +96,9 @@ def test_zero_shift_and_displacement_move_a_peak_by_the_formula():
     sim = PatternSimulator(SimulationConfig(), grid)
     plain = sim.simulate(_copper(), crystallite_size_nm=80.0)
     z, s_over_r = 0.07, -0.15 / 240.0
-    shifted = sim.simulate(_copper(), crystallite_size_nm=80.0,
-                           effects=SampleEffects(zero_shift_deg=z, displacement_over_radius=s_over_r))
+    shifted = sim.simulate(
+        _copper(), crystallite_size_nm=80.0, effects=SampleEffects(zero_shift_deg=z, displacement_over_radius=s_over_r)
+    )
     x = grid.two_theta()
     tt = x[np.argmax(plain)]
     expected = z - math.degrees(2 * s_over_r * math.cos(math.radians(tt / 2)))
@@ -146,8 +155,7 @@ def test_lattice_strain_keeps_the_space_group(structure_index):
         _copper(),
         _rutile(),
         Structure.from_spacegroup("P6_3/mmc", Lattice.hexagonal(3.21, 5.21), ["Mg"], [[1 / 3, 2 / 3, 0.25]]),
-        Structure.from_spacegroup("C2/m", Lattice.monoclinic(5.6, 3.4, 7.1, 103.0), ["Al", "O"],
-                                  [[0.1, 0, 0.2], [0.3, 0, 0.4]]),
+        Structure.from_spacegroup("C2/m", Lattice.monoclinic(5.6, 3.4, 7.1, 103.0), ["Al", "O"], [[0.1, 0, 0.2], [0.3, 0, 0.4]]),
     ]
     structure = structures[structure_index]
     cell = (structure.lattice.matrix, structure.frac_coords, [s.specie.Z for s in structure])
@@ -184,8 +192,9 @@ def test_microstrain_and_small_crystallites_add_in_quadrature():
     # With the pseudo-Voigt, the Scherrer width joins the (doubled) Caglioti width in quadrature.
     pv = PatternSimulator(SimulationConfig(profile="pseudo_voigt"), grid)
     u, w = 0.004, 0.002
-    y = pv.render(np.array([two_theta]), np.array([1.0]), {"u": u, "v": 0.0, "w": w, "eta": 1.0},
-                  SampleEffects(crystallite_size_nm=size))
+    y = pv.render(
+        np.array([two_theta]), np.array([1.0]), {"u": u, "v": 0.0, "w": w, "eta": 1.0}, SampleEffects(crystallite_size_nm=size)
+    )
     lo, _, hi = _fwhm(pv.two_theta, y)
     caglioti = 2 * math.sqrt(u * math.tan(theta) ** 2 + w)
     assert hi - lo == pytest.approx(math.hypot(caglioti, scherrer), rel=2e-3)

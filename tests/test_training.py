@@ -95,8 +95,9 @@ def test_pattern_sets_are_labelled_scaled_and_counted(mp40):
     assert train.x.shape == (len(train), config.grid.n_points) and train.x.dtype == np.float32
     assert np.allclose(train.x.max(axis=1), 1.0)
     # sqrt scaling: the same crystals at the same sizes without it give the squares.
-    plain = simulate_pattern_set(in_list[:20], spacegroups, make_config(**{"augmentation.sqrt_scale": False}), seed=1,
-                                 crystallite_sizes_nm=(20.0, 100.0))
+    plain = simulate_pattern_set(
+        in_list[:20], spacegroups, make_config(**{"augmentation.sqrt_scale": False}), seed=1, crystallite_sizes_nm=(20.0, 100.0)
+    )
     assert np.allclose(train.x[:40] ** 2, plain.x, atol=1e-5)
     # the two sizes differ: 20 nm peaks are broader than 100 nm peaks, so more points are lit.
     assert np.mean((train.x[0::2] > 0.05).sum(1) > (train.x[1::2] > 0.05).sum(1)) > 0.9
@@ -150,7 +151,9 @@ def test_training_steps_resume_with_same_step_and_schedule(mp40, tmp_path):
         assert history[-1]["test_recall"][mp40["spacegroups"][index]] == pytest.approx(recall)
 
     trained = load_model_run(run)
-    np.testing.assert_allclose(trained.model.predict(test[0][:8], verbose=0), resumed.model.predict(test[0][:8], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        trained.model.predict(test[0][:8], verbose=0), resumed.model.predict(test[0][:8], verbose=0), atol=1e-5
+    )
     assert trained.spacegroups == mp40["spacegroups"] and trained.spec == InputSpec.from_config(config)
 
 
@@ -222,7 +225,7 @@ def test_training_steps_under_jax_backend(mp40, tmp_path):
         from xrdgen.training.trainer import Trainer
         config = load_config(None, {{**{SHORT_GRID!r}, "training.model": "park_medium"}})
         d = np.load({str(data)!r})
-        trainer = Trainer(config, {mp40['spacegroups']!r}, run_dir={str(tmp_path / 'jax')!r}, test_set=(d["x"], d["y"]))
+        trainer = Trainer(config, {mp40["spacegroups"]!r}, run_dir={str(tmp_path / "jax")!r}, test_set=(d["x"], d["y"]))
         history = trainer.fit(iter([(d["x"], d["y"])] * 2), epochs=1, batches_per_epoch=2)
         from models import build_model
         resnet = build_model("resnet10", {N_CLASSES}, d["x"].shape[1])
@@ -230,7 +233,7 @@ def test_training_steps_under_jax_backend(mp40, tmp_path):
         resnet_loss = float(resnet.train_on_batch(d["x"][:8], d["y"][:8]))
         print(json.dumps(dict(step=trainer.step, loss=history[0]["train_loss"], resnet_loss=resnet_loss,
                               resnet_params=resnet.count_params(),
-                              backend=json.load(open({str(tmp_path / 'jax' / 'meta.json')!r}))["keras_backend"])))
+                              backend=json.load(open({str(tmp_path / "jax" / "meta.json")!r}))["keras_backend"])))
         """
     )
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -271,7 +274,9 @@ def test_cli_train_bad_statistics_file_is_one_line(tmp_path):
     bad.write_text("{not json")
     done = subprocess.run(
         [str(Path(sys.executable).parent / "xrdgen"), "train", str(bad), "--set", f"training.output_dir={tmp_path / 'run'}"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: {bad}: not a readable JSON statistics file (JSONDecodeError)"]
@@ -279,10 +284,18 @@ def test_cli_train_bad_statistics_file_is_one_line(tmp_path):
 
 def test_cli_train_ends_with_a_calibrated_model(mp40_dir, tmp_path):
     """`xrdgen train` on the stream fits the temperature on fresh stream patterns and stores it in meta.json."""
-    sets = {**SHORT_GRID, "statistics.min_count_per_spacegroup": 8, "generation.max_atoms_asymmetric_unit": 12,
-            "statistics.max_volume": 1500.0, "training.model": "park_medium", "training.batch_size": 8,
-            "training.batches_per_epoch": 2, "training.epochs": 1, "evaluation.calibration_patterns": 24,
-            "training.output_dir": str(tmp_path / "run")}
+    sets = {
+        **SHORT_GRID,
+        "statistics.min_count_per_spacegroup": 8,
+        "generation.max_atoms_asymmetric_unit": 12,
+        "statistics.max_volume": 1500.0,
+        "training.model": "park_medium",
+        "training.batch_size": 8,
+        "training.batches_per_epoch": 2,
+        "training.epochs": 1,
+        "evaluation.calibration_patterns": 24,
+        "training.output_dir": str(tmp_path / "run"),
+    }
     config = load_config(None, sets)
     entries = read_collection(mp40_dir / "random_split_test.csv", config, progress=False).entries[:300]
     statistics = build_statistics(entries, config.statistics).save(tmp_path / "statistics.json")

@@ -189,13 +189,19 @@ class StatisticsConfig(_Section):
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     min_count_per_spacegroup: int = Field(50, ge=1, description="original: 50 on the ICSD -> 145 classes")
     prototype_grouping: Literal["auto", "structure_type", "prototype"] = "auto"
-    max_volume: float = Field(7000.0, gt=0.0, description="Å³, conventional cell; larger ones stay out of the statistics (original)")
+    max_volume: float = Field(
+        7000.0, gt=0.0, description="Å³, conventional cell; larger ones stay out of the statistics (original)"
+    )
     max_wyckoff_sites: int = Field(100, gt=0, description="occupied Wyckoff sites (asymmetric unit); more stay out (original)")
     min_structures_per_class: int = Field(
-        10, ge=1, description="ordered statistics-part structures a class needs for its own Wyckoff statistics (capped at min_count_per_spacegroup without metadata)"
+        10,
+        ge=1,
+        description="ordered statistics-part structures a class needs for its own Wyckoff statistics (capped at min_count_per_spacegroup without metadata)",
     )
     min_structures_volume_kde: int = Field(
-        20, ge=2, description="structures a space group needs for its own volume KDE; fewer: the pooled one (20: own beats pooled in held-out likelihood on mp26k from here on)"
+        20,
+        ge=2,
+        description="structures a space group needs for its own volume KDE; fewer: the pooled one (20: own beats pooled in held-out likelihood on mp26k from here on)",
     )
 
 
@@ -210,7 +216,9 @@ class GenerationConfig(_Section):
     max_volume: float = Field(7000.0, gt=0.0, description="Å³, conventional cell; in a Config: statistics.max_volume")
     tries_per_n_elements: int = Field(20, gt=0)
     max_collisions: int = Field(
-        50, ge=0, description="Wyckoff occupation: redraws of an occupied site without freedom before the element's other sites are dropped (original: 50)"
+        50,
+        ge=0,
+        description="Wyckoff occupation: redraws of an occupied site without freedom before the element's other sites are dropped (original: 50)",
     )
     min_density_volume_per_atom: float = Field(0.75, ge=0.0)
     symprec: float = Field(1e-8, gt=0.0, description="spglib check, as the original")
@@ -251,7 +259,9 @@ class TrainingConfig(_Section):
     dropout: bool = False
     baseline: bool = False
     baseline_patterns_per_structure: int = Field(
-        2, gt=0, description="baseline: patterns per structure, each with its own crystallite size from simulation.crystallite_size_nm"
+        2,
+        gt=0,
+        description="baseline: patterns per structure, each with its own crystallite size from simulation.crystallite_size_nm",
     )
     test_patterns_per_structure: int = Field(1, gt=0)
     output_dir: Path = Path("runs/latest")
@@ -274,7 +284,9 @@ class ClusterConfig(_Section):
         2, description='"auto": the cluster\'s CPUs minus trainer_cpus, per cpus_per_generator; follows the autoscaler'
     )
     cpus_per_generator: float = Field(1.0, gt=0.0)
-    generator_batch_size: int = Field(64, gt=0, description="patterns per queue item; Ray overhead per item is fixed, so 64+ keeps it under 5 %")
+    generator_batch_size: int = Field(
+        64, gt=0, description="patterns per queue item; Ray overhead per item is fixed, so 64+ keeps it under 5 %"
+    )
     queue_max_items: int = Field(16, gt=0)
     trainer_gpus: float = Field(0.0, ge=0.0)
     trainer_cpus: float = Field(1.0, ge=0.0)
@@ -302,10 +314,13 @@ class ExperimentConfig(_Section):
     eval_every: int = Field(50, gt=0, description="steps between held-out evaluations (learning curves)")
     randomizations: list[Literal["coordinates", "lattice", "both"]] = ["coordinates", "lattice", "both"]
     splits: list[Literal["structure_type", "random"]] = Field(
-        ["structure_type", "random"], min_length=1,
+        ["structure_type", "random"],
+        min_length=1,
         description="structure_type: the method's split (unseen structure types); random: the 70/30 control of the original's Table S2",
     )
-    measured: Optional[str] = Field("../shared/data/lab17", description="folders of measured patterns + structure.cif; None skips")
+    measured: Optional[str] = Field(
+        "../shared/data/lab17", description="folders of measured patterns + structure.cif; None skips"
+    )
 
     @model_validator(mode="after")
     def _whole_evaluations(self):
@@ -320,7 +335,10 @@ class EvaluationConfig(_Section):
     """Calibrated confidence: temperature scaling fitted after training (xrdgen/evaluation/calibration.py)."""
 
     confidence_threshold: float = Field(
-        0.5, gt=0.0, le=1.0, description="top-1 calibrated probability below which predict marks a prediction uncertain and reports the crystal system"
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="top-1 calibrated probability below which predict marks a prediction uncertain and reports the crystal system",
     )
     calibration_patterns: int = Field(1000, gt=0, description="held-out synthetic stream patterns the temperature is fitted on")
 
@@ -331,8 +349,16 @@ class EvaluationConfig(_Section):
 # (S4.2 and the effects of issue 14), applied to the training stream, the baseline's training set and
 # every simulated test set alike. xrdgen/simulation/imperfections.py has every formula and range.
 _IMPERFECTIONS = ("background", "additive_noise", "multiplicative_noise", "impurity")
-_SAMPLE_EFFECTS = ("preferred_orientation", "zero_shift", "sample_displacement", "lattice_strain", "microstrain",
-                   "axial_asymmetry", "debye_waller", "small_crystallites")
+_SAMPLE_EFFECTS = (
+    "preferred_orientation",
+    "zero_shift",
+    "sample_displacement",
+    "lattice_strain",
+    "microstrain",
+    "axial_asymmetry",
+    "debye_waller",
+    "small_crystallites",
+)
 PATTERN_PRESETS = {
     "pure": {
         "simulation": {"profile": "gaussian", "crystallite_size_nm": (20.0, 100.0), "kalpha2": False},
@@ -349,7 +375,8 @@ class Config(_Section):
     """The whole pipeline. `seed` makes every run reproducible together with this config."""
 
     preset: Literal["pure", "measured"] = Field(
-        "pure", frozen=True,
+        "pure",
+        frozen=True,
         description="pattern preset, applied when the config is made: fills the simulation/augmentation fields it does not set",
     )
     seed: int = 0

@@ -45,7 +45,7 @@ class Crystal:
         return bool(np.all(self.occupancies >= 1.0 - 1e-6))
 
     @classmethod
-    def from_structure(cls, structure, spacegroup: int = 0) -> "Crystal":
+    def from_structure(cls, structure, spacegroup: int = 0) -> Crystal:
         """From a pymatgen Structure; partial occupancies become one row per species."""
         coords, numbers, occus = [], [], []
         for site in structure:
@@ -69,6 +69,4 @@ class Crystal:
             _, species = sites.setdefault(key, (xyz, {}))
             element = Element.from_Z(int(z))
             species[element] = species.get(element, 0.0) + float(occ)
-        return Structure(
-            Lattice(self.lattice), [species for _, species in sites.values()], [xyz for xyz, _ in sites.values()]
-        )
+        return Structure(Lattice(self.lattice), [species for _, species in sites.values()], [xyz for xyz, _ in sites.values()])

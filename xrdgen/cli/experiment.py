@@ -38,7 +38,9 @@ def parse_seeds(text: str) -> list[int]:
 def experiment(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (results table, figures, runs)."),
     config_path: Optional[Path] = ConfigOption,
-    quick: bool = typer.Option(False, "--quick", help="Reduced version (700 records, short grid, few steps, both splits) for tests."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Reduced version (700 records, short grid, few steps, both splits) for tests."
+    ),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Training seeds, e.g. 0,1,2 (overrides experiment.seeds)."),
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,

@@ -39,7 +39,9 @@ ModelArgument = typer.Argument(..., help="Model run directory (model.keras + met
 WavelengthOption = typer.Option(
     None, "--wavelength", "-w", help="Å; overrides the files' own. Without both, the model's wavelength is assumed."
 )
-FillOption = typer.Option("edge", "--fill", help="Grid parts the measurement misses: 'edge' (median of the nearest 0.5°) or 'zero'.")
+FillOption = typer.Option(
+    "edge", "--fill", help="Grid parts the measurement misses: 'edge' (median of the nearest 0.5°) or 'zero'."
+)
 
 
 def _quiet_tensorflow() -> None:
@@ -52,10 +54,15 @@ def predict(
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many space groups to list per pattern."),
     wavelength: Optional[float] = WavelengthOption,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the predictions as JSON here."),
-    plot_dir: Optional[Path] = typer.Option(None, "--plot", help="Write each pattern as the model sees it (PNG) into this folder."),
+    plot_dir: Optional[Path] = typer.Option(
+        None, "--plot", help="Write each pattern as the model sees it (PNG) into this folder."
+    ),
     fill: str = FillOption,
     threshold: Optional[float] = typer.Option(
-        None, "--threshold", min=0.0, max=1.0,
+        None,
+        "--threshold",
+        min=0.0,
+        max=1.0,
         help="Top-1 calibrated probability below which a prediction is uncertain (default: the run's evaluation.confidence_threshold).",
     ),
 ) -> None:
@@ -68,8 +75,10 @@ def predict(
     trained = load_model_run(model)
     threshold, threshold_source = _threshold(trained, threshold)
     k = min(top_k, len(trained.spacegroups))
-    typer.echo(f"probabilities: softmax(z / T), T = {trained.temperature:.4g} ({trained.temperature_source}); "
-               f"uncertain below {threshold:g} ({threshold_source})")
+    typer.echo(
+        f"probabilities: softmax(z / T), T = {trained.temperature:.4g} ({trained.temperature_source}); "
+        f"uncertain below {threshold:g} ({threshold_source})"
+    )
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
 
@@ -104,7 +113,9 @@ def predict(
                 "crystal_system": {"name": SYSTEM_NAMES[best_system], "probability": float(system_row[best_system])},
                 "crystal_systems": {name: float(p) for name, p in zip(SYSTEM_NAMES, system_row)},
                 "uncertain": bool(uncertain),
-                "answer": f"crystal system {SYSTEM_NAMES[best_system]}" if uncertain else f"space group {ranked[0]['spacegroup']} ({ranked[0]['symbol']})",
+                "answer": f"crystal system {SYSTEM_NAMES[best_system]}"
+                if uncertain
+                else f"space group {ranked[0]['spacegroup']} ({ranked[0]['symbol']})",
             }
             if plot_dir is not None:
                 name = "_".join(Path(pattern.source).with_suffix("").parts[-2:]) + ".png"
@@ -114,9 +125,13 @@ def predict(
 
     if json_out is not None:
         payload = {
-            "model": str(model), "model_name": trained.name,
-            "temperature": trained.temperature, "temperature_source": trained.temperature_source,
-            "confidence_threshold": threshold, "predictions": results, "failed": failures,
+            "model": str(model),
+            "model_name": trained.name,
+            "temperature": trained.temperature,
+            "temperature_source": trained.temperature_source,
+            "confidence_threshold": threshold,
+            "predictions": results,
+            "failed": failures,
         }
         write_json(json_out, payload)
         typer.echo(f"wrote {json_out}")
@@ -130,7 +145,9 @@ def _threshold(trained: TrainedModel, option: Optional[float]) -> tuple[float, s
     if option is not None:
         return float(option), "--threshold"
     if isinstance(trained.meta.get("config"), dict):
-        return config_of_run(trained.meta, trained.run_dir / META_FILE).evaluation.confidence_threshold, "the run's evaluation.confidence_threshold"
+        return config_of_run(
+            trained.meta, trained.run_dir / META_FILE
+        ).evaluation.confidence_threshold, "the run's evaluation.confidence_threshold"
     return EvaluationConfig().confidence_threshold, "evaluation.confidence_threshold default"
 
 
@@ -144,7 +161,9 @@ def _print_prediction(entry: dict, threshold: float) -> None:
         typer.echo(f"  note: {note}")
     typer.echo(f"  {'rank':>4}  {'SG':>3}  {'symbol':<10} {'crystal system':<14} {'calibrated p':>12}")
     for rank, row in enumerate(entry["top_k"], start=1):
-        typer.echo(f"  {rank:>4}  {row['spacegroup']:>3}  {row['symbol']:<10} {row['crystal_system']:<14} {row['probability']:>12.4f}")
+        typer.echo(
+            f"  {rank:>4}  {row['spacegroup']:>3}  {row['symbol']:<10} {row['crystal_system']:<14} {row['probability']:>12.4f}"
+        )
     system = entry["crystal_system"]
     typer.echo(f"  crystal system: {system['name']} (summed probability {system['probability']:.4f})")
     if entry["uncertain"]:
@@ -164,13 +183,17 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: MODEL/evaluation/<dataset name>)."),
     wavelength: Optional[float] = WavelengthOption,
     randomize: Optional[list[str]] = typer.Option(
-        None, "--randomize", help="Also evaluate re-drawn test crystals (the method's randomized test sets): coordinates, lattice or both (repeatable)."
+        None,
+        "--randomize",
+        help="Also evaluate re-drawn test crystals (the method's randomized test sets): coordinates, lattice or both (repeatable).",
     ),
     statistics: Optional[Path] = typer.Option(
         None, "--statistics", help="Statistics JSON the model was trained from (needed by --randomize lattice/both)."
     ),
     max_structures: Optional[int] = typer.Option(None, "--max-structures", min=1, help="Simulate only the first N structures."),
-    simulate: bool = typer.Option(False, "--simulate", help="Simulate the structures even of a folder that has measured patterns."),
+    simulate: bool = typer.Option(
+        False, "--simulate", help="Simulate the structures even of a folder that has measured patterns."
+    ),
     fill: str = FillOption,
     config: Optional[Path] = ConfigOption,
     seed: Optional[int] = SeedOption,
@@ -185,8 +208,10 @@ def evaluate(
     trained = load_model_run(model)
     if not dataset.exists():
         raise UserError(f"{dataset}: no such dataset")
-    measured = not simulate and dataset.is_dir() and (
-        is_dif_directory(dataset) or any(p.is_dir() and any(p.glob("*.cif")) for p in dataset.iterdir())
+    measured = (
+        not simulate
+        and dataset.is_dir()
+        and (is_dif_directory(dataset) or any(p.is_dir() and any(p.glob("*.cif")) for p in dataset.iterdir()))
     )
     run_config = _config_for(trained, config, seed, sets)
     if measured:
@@ -200,18 +225,27 @@ def evaluate(
     evaluations = []
     for item in labelled:
         if len(item) == 0:
-            raise UserError(f"{dataset}: nothing usable in '{item.name}' ({len(item.skipped)} skipped; first: {item.skipped[0]['reason'] if item.skipped else '-'})")
+            raise UserError(
+                f"{dataset}: nothing usable in '{item.name}' ({len(item.skipped)} skipped; first: {item.skipped[0]['reason'] if item.skipped else '-'})"
+            )
         logits = trained.logits(item.x)
         ev = score(softmax(logits, trained.temperature), item.spacegroups, trained.spacegroups, name=item.name, names=item.names)
         ev.skipped = item.skipped
-        ev.calibration = calibration_summary(logits, item.spacegroups, trained.spacegroups, trained.temperature, trained.temperature_source)
+        ev.calibration = calibration_summary(
+            logits, item.spacegroups, trained.spacegroups, trained.temperature, trained.temperature_source
+        )
         evaluations.append(ev)
         for s in item.skipped:
             named = s["name"] in s["reason"].split(": ")[0]  # the reason already starts with the file or folder
             typer.echo(f"skipped: {s['reason'] if named else s['name'] + ': ' + s['reason']}", err=True)
 
     out = out or Path(model) / "evaluation" / dataset.stem
-    extra = {"model": str(model), "model_name": trained.name, "dataset": str(dataset), "kind": "measured" if measured else "simulated"}
+    extra = {
+        "model": str(model),
+        "model_name": trained.name,
+        "dataset": str(dataset),
+        "kind": "measured" if measured else "simulated",
+    }
     extra["temperature"] = {"value": trained.temperature, "source": trained.temperature_source}
     if measured:
         extra["samples"] = labelled[0].details
@@ -219,7 +253,9 @@ def evaluate(
         extra["samples_skipped"] = len(labelled[0].skipped)
     summary = write_report(evaluations, out, extra)
     if measured:
-        typer.echo(f"\nscored {extra['patterns_scored']} measured patterns; {extra['samples_skipped']} sample(s) skipped (lines above)")
+        typer.echo(
+            f"\nscored {extra['patterns_scored']} measured patterns; {extra['samples_skipped']} sample(s) skipped (lines above)"
+        )
     _print_summary(evaluations)
     typer.echo(f"\nwrote {out / 'summary.json'} and {', '.join(Path(p).name for p in summary['figures'].values())}")
 
@@ -246,12 +282,20 @@ def _print_summary(evaluations) -> None:
             inside = ev.top_k_accuracy_in_class_list
             typer.echo(
                 f"  {ev.n_outside_classes} sample(s) have a space group outside the model's class list, counted as misses: {outside}{more}"
-                + (f"\n  over the {ev.n - ev.n_outside_classes} inside it: top-1 {100 * inside[0]:.1f}%, top-5 {100 * inside[4]:.1f}%" if ev.n > ev.n_outside_classes else "")
+                + (
+                    f"\n  over the {ev.n - ev.n_outside_classes} inside it: top-1 {100 * inside[0]:.1f}%, top-5 {100 * inside[4]:.1f}%"
+                    if ev.n > ev.n_outside_classes
+                    else ""
+                )
             )
         c = ev.calibration
         if c:
             stored = c["temperature_source"] != NO_TEMPERATURE
-            after = f" -> {100 * c['ece_after']:.1f}% at T = {c['temperature']:.3g} ({c['temperature_source']})" if stored else f" (T = 1: {NO_TEMPERATURE})"
+            after = (
+                f" -> {100 * c['ece_after']:.1f}% at T = {c['temperature']:.3g} ({c['temperature_source']})"
+                if stored
+                else f" (T = 1: {NO_TEMPERATURE})"
+            )
             typer.echo(
                 f"  calibration: ECE {100 * c['ece_before']:.1f}% uncalibrated{after}; "
                 f"crystal system by summed probability {100 * d['crystal_system_accuracy_summed_probability']:.1f}%"

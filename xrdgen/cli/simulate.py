@@ -23,7 +23,6 @@ def read_structure(path: Path):
     """First structure of a CIF as a pymatgen Structure; any problem is one line naming the file."""
     from pymatgen.io.cif import CifParser  # lazy: seconds to import, and every other command would pay
 
-
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
@@ -66,8 +65,12 @@ def simulate(
     def pattern(path: Path, with_effects: bool) -> tuple[np.ndarray, object]:
         structure = read_structure(path)
         try:
-            y = simulator.simulate(Crystal.from_structure(structure), np.random.default_rng(config.seed), crystallite_size,
-                                   effects=effects if with_effects else NO_EFFECTS)
+            y = simulator.simulate(
+                Crystal.from_structure(structure),
+                np.random.default_rng(config.seed),
+                crystallite_size,
+                effects=effects if with_effects else NO_EFFECTS,
+            )
         except ValueError as exc:
             raise UserError(f"{path}: {exc}") from None
         return y, structure
@@ -79,16 +82,20 @@ def simulate(
 
     tt, inten = simulator.peaks(Crystal.from_structure(structure))
     strongest = np.argsort(inten)[::-1][:5]
-    typer.echo(f"{cif}: {structure.composition.reduced_formula}, {len(structure)} sites, {len(tt)} peaks; strongest at "
-               + ", ".join(f"{tt[i]:.3f}° ({inten[i]:.2f})" for i in sorted(strongest)))
+    typer.echo(
+        f"{cif}: {structure.composition.reduced_formula}, {len(structure)} sites, {len(tt)} peaks; strongest at "
+        + ", ".join(f"{tt[i]:.3f}° ({inten[i]:.2f})" for i in sorted(strongest))
+    )
     drawn = {key: value for key, value in vars(effects).items() if value not in (None, 0.0, 1.0)}
     typer.echo(f"preset {config.preset}; sample and instrument effects drawn: {drawn or 'none'}")
 
     output.parent.mkdir(parents=True, exist_ok=True)
     x = simulator.two_theta
     if suffix == ".xy":
-        header = (f"{cif.name}: wavelength {simulator.wavelength} A, seed {config.seed}, preset {config.preset}\n"
-                  "two_theta_deg  pure  with_imperfections")
+        header = (
+            f"{cif.name}: wavelength {simulator.wavelength} A, seed {config.seed}, preset {config.preset}\n"
+            "two_theta_deg  pure  with_imperfections"
+        )
         np.savetxt(output, np.column_stack([x, pure, imperfect]), fmt="%.5f", header=header)
     else:
         from xrdgen.plotting import pyplot  # lazy: matplotlib only for a PNG

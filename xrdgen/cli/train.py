@@ -58,18 +58,30 @@ def _simulated(source: Path, spacegroups: list[int], config, seed: int, **how) -
     crystals = [e.crystal for e in entries]  # labelled with spglib's space group
     names = [str(e.source_id) for e in entries]
     return simulate_set(
-        crystals, InputSpec.from_config(config), config.simulation, seed,
-        name=source.name, names=names, classes=spacegroups, augmentation=config.augmentation, progress=True, **how,
+        crystals,
+        InputSpec.from_config(config),
+        config.simulation,
+        seed,
+        name=source.name,
+        names=names,
+        classes=spacegroups,
+        augmentation=config.augmentation,
+        progress=True,
+        **how,
     )
 
 
 def train(
     statistics_path: Path = typer.Argument(..., help="Statistics file written by `xrdgen stats build`."),
     test: Optional[Path] = typer.Option(
-        None, "--test", help="Held-out test structures (default: the test part `xrdgen stats build` wrote beside STATS; or a CSV/CIF folder)."
+        None,
+        "--test",
+        help="Held-out test structures (default: the test part `xrdgen stats build` wrote beside STATS; or a CSV/CIF folder).",
     ),
     train_source: Optional[Path] = typer.Option(
-        None, "--train", help="Baseline mode: structures to train on (default: the statistics part beside STATS; or a CSV/CIF folder)."
+        None,
+        "--train",
+        help="Baseline mode: structures to train on (default: the statistics part beside STATS; or a CSV/CIF folder).",
     ),
     config_path: Optional[Path] = ConfigOption,
     seed: Optional[int] = SeedOption,
@@ -89,17 +101,23 @@ def train(
 
     statistics = Statistics.load(statistics_path)
     spacegroups = [int(sg) for sg in statistics.spacegroups]
-    typer.echo(f"statistics: {statistics_path} ({len(spacegroups)} classes); pattern preset: {config.preset} (training and test patterns)")
+    typer.echo(
+        f"statistics: {statistics_path} ({len(spacegroups)} classes); pattern preset: {config.preset} (training and test patterns)"
+    )
 
     test_set = None
     if test is not None:
-        patterns = _simulated(test, spacegroups, config, config.seed + 1, patterns_per_crystal=training.test_patterns_per_structure)
+        patterns = _simulated(
+            test, spacegroups, config, config.seed + 1, patterns_per_crystal=training.test_patterns_per_structure
+        )
         typer.echo(f"test set: {len(patterns)} patterns; skipped {patterns.skipped_summary() or 'none'}")
         test_set = (patterns.x, patterns.class_indices(spacegroups))
 
     batches_per_epoch = None
     if training.baseline:
-        fixed = _simulated(train_source, spacegroups, config, config.seed + 2, patterns_per_crystal=training.baseline_patterns_per_structure)
+        fixed = _simulated(
+            train_source, spacegroups, config, config.seed + 2, patterns_per_crystal=training.baseline_patterns_per_structure
+        )
         if len(fixed) == 0:
             raise UserError(f"{train_source}: no structure of the statistics' class list to train on")
         typer.echo(f"baseline training set: {len(fixed)} patterns; skipped {fixed.skipped_summary() or 'none'}")
@@ -127,8 +145,11 @@ def _calibrate(run_dir: Path, statistics: Statistics, config: Config, statistics
     calibration["statistics"] = str(statistics_path)
     write_calibration(run_dir, calibration)
     if calibration["at_bound"]:
-        typer.echo(f"warning: T = {calibration['temperature']:.4g} is at the end of the search interval: the model is barely trained or "
-                   f"its held-out outputs are degenerate; its probabilities say little", err=True)
+        typer.echo(
+            f"warning: T = {calibration['temperature']:.4g} is at the end of the search interval: the model is barely trained or "
+            f"its held-out outputs are degenerate; its probabilities say little",
+            err=True,
+        )
     typer.echo(
         f"temperature T = {calibration['temperature']:.4g}: held-out NLL {calibration['nll_before']:.4f} -> {calibration['nll_after']:.4f}, "
         f"ECE {100 * calibration['ece_before']:.1f}% -> {100 * calibration['ece_after']:.1f}% (stored in {run_dir / META_FILE})"
@@ -138,8 +159,12 @@ def _calibrate(run_dir: Path, statistics: Statistics, config: Config, statistics
 
 def calibrate(
     run_dir: Path = typer.Argument(..., help="Model run directory (model.keras + meta.json), as `xrdgen train` writes it."),
-    statistics_path: Path = typer.Argument(..., help="The statistics file the run was trained from (its class list and generator)."),
-    patterns: Optional[int] = typer.Option(None, "--patterns", min=1, help="Held-out patterns (default: evaluation.calibration_patterns)."),
+    statistics_path: Path = typer.Argument(
+        ..., help="The statistics file the run was trained from (its class list and generator)."
+    ),
+    patterns: Optional[int] = typer.Option(
+        None, "--patterns", min=1, help="Held-out patterns (default: evaluation.calibration_patterns)."
+    ),
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,
 ) -> None:

@@ -77,9 +77,13 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> TemperatureFit:
     if labels.min() < 0 or labels.max() >= logits.shape[1]:
         raise ValueError("labels must be indices into the class list")
     lo, hi = (math.log(t) for t in TEMPERATURE_BOUNDS)
-    result = minimize_scalar(lambda s: negative_log_likelihood(logits, labels, math.exp(s)), bounds=(lo, hi), method="bounded", options={"xatol": 1e-5})
+    result = minimize_scalar(
+        lambda s: negative_log_likelihood(logits, labels, math.exp(s)), bounds=(lo, hi), method="bounded", options={"xatol": 1e-5}
+    )
     temperature = float(math.exp(result.x))
-    return TemperatureFit(temperature, negative_log_likelihood(logits, labels), negative_log_likelihood(logits, labels, temperature), len(labels))
+    return TemperatureFit(
+        temperature, negative_log_likelihood(logits, labels), negative_log_likelihood(logits, labels, temperature), len(labels)
+    )
 
 
 def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> dict:
@@ -108,7 +112,9 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
     return float(sum(c / n * abs(a - f) for c, a, f in zip(bins["count"], bins["accuracy"], bins["confidence"]) if c))
 
 
-def calibration_summary(logits: np.ndarray, labels: Sequence[int], spacegroups: Sequence[int], temperature: float, source: str) -> dict:
+def calibration_summary(
+    logits: np.ndarray, labels: Sequence[int], spacegroups: Sequence[int], temperature: float, source: str
+) -> dict:
     """ECE, NLL and reliability bins of labelled logits before (T = 1) and after scaling by `temperature`.
 
     `labels` are space groups; those outside the class list count as wrong in the ECE and are left
@@ -118,7 +124,12 @@ def calibration_summary(logits: np.ndarray, labels: Sequence[int], spacegroups: 
     index_of = {int(sg): i for i, sg in enumerate(spacegroups)}
     true_index = np.array([index_of.get(int(sg), -1) for sg in labels], dtype=np.int64)
     inside = true_index >= 0
-    summary = {"temperature": float(temperature), "temperature_source": source, "n": int(len(true_index)), "nll_n": int(inside.sum())}
+    summary = {
+        "temperature": float(temperature),
+        "temperature_source": source,
+        "n": int(len(true_index)),
+        "nll_n": int(inside.sum()),
+    }
     for name, t in (("before", 1.0), ("after", float(temperature))):
         probabilities = softmax(logits, t)
         correct = probabilities.argmax(axis=1) == true_index

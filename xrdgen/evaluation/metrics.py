@@ -136,4 +136,6 @@ def evaluate(
     summed = system_probabilities(probabilities, spacegroups).argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
     true_system = np.array([SYSTEM_NAMES.index(crystal_system(int(sg))) for sg in labels], dtype=np.int64)
     system_accuracy = float(np.mean(summed == true_system)) if n else math.nan
-    return Evaluation(name, n, top_k_accuracy, per_spacegroup, confusion, int(np.count_nonzero(~inside)), in_list, system_accuracy, outside)
+    return Evaluation(
+        name, n, top_k_accuracy, per_spacegroup, confusion, int(np.count_nonzero(~inside)), in_list, system_accuracy, outside
+    )

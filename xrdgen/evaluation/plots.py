@@ -67,7 +67,15 @@ def plot_system_confusion(evaluation: Evaluation, path: Path | str) -> Path:
     for i in range(len(SYSTEM_NAMES)):
         for j in range(len(SYSTEM_NAMES)):
             if counts[i, j]:
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    color="white" if shares[i, j] > 0.5 else "black",
+                    fontsize=8,
+                )
     ax.set_xticks(range(len(SYSTEM_NAMES)), SYSTEM_NAMES, rotation=45, ha="right")
     ax.set_yticks(range(len(SYSTEM_NAMES)), SYSTEM_NAMES)
     ax.set_xlabel("predicted (top-1)")
@@ -89,7 +97,11 @@ def plot_model_input(model_input: ModelInput, pattern: MeasuredPattern, path: Pa
     ax.set_xlim(model_input.two_theta[0], model_input.two_theta[-1])
     ax.set_xlabel(f"2θ (°) at λ = {model_input.wavelength:.5g} Å → model grid")
     ax.set_ylabel("model input")
-    ax.set_title(title or f"{'/'.join(Path(pattern.source).parts[-2:])}: covered {model_input.covered_fraction:.0%} of the grid (shaded: filled)", fontsize=9)
+    ax.set_title(
+        title
+        or f"{'/'.join(Path(pattern.source).parts[-2:])}: covered {model_input.covered_fraction:.0%} of the grid (shaded: filled)",
+        fontsize=9,
+    )
     return save_figure(fig, path)
 
 
@@ -109,8 +121,20 @@ def plot_reliability(evaluation: Evaluation, path: Path | str) -> Path:
         filled = [i for i, c in enumerate(bins["count"]) if c]
         accuracy = np.array([bins["accuracy"][i] for i in filled])
         confidence = np.array([bins["confidence"][i] for i in filled])
-        ax.bar(edges[filled], accuracy, width=width[filled], align="edge", color="tab:blue", edgecolor="k", lw=0.5, label="accuracy")
-        ax.bar(edges[filled], confidence, width=width[filled], align="edge", fill=False, edgecolor="tab:red", hatch="//", lw=0.8, label="mean confidence")
+        ax.bar(
+            edges[filled], accuracy, width=width[filled], align="edge", color="tab:blue", edgecolor="k", lw=0.5, label="accuracy"
+        )
+        ax.bar(
+            edges[filled],
+            confidence,
+            width=width[filled],
+            align="edge",
+            fill=False,
+            edgecolor="tab:red",
+            hatch="//",
+            lw=0.8,
+            label="mean confidence",
+        )
         for i in filled:
             ax.text(edges[i] + width[i] / 2, 1.01, str(bins["count"][i]), ha="center", va="bottom", fontsize=6)
         ax.plot([0, 1], [0, 1], "k--", lw=0.8)
@@ -120,5 +144,7 @@ def plot_reliability(evaluation: Evaluation, path: Path | str) -> Path:
         ax.set_title(f"{label}: ECE {100 * calibration[f'ece_{stage}']:.1f}%", fontsize=9)
     axes[0].set_ylabel("accuracy (top-1)")
     axes[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{evaluation.name}: reliability ({calibration['n']} patterns; T {calibration['temperature_source']})", fontsize=9)
+    fig.suptitle(
+        f"{evaluation.name}: reliability ({calibration['n']} patterns; T {calibration['temperature_source']})", fontsize=9
+    )
     return save_figure(fig, path)

@@ -47,7 +47,9 @@ def train_arm(arm: str, seed: int, data: ExperimentData, config: Config, out: Pa
     cfg = arm_config(config, arm)
     batch_size = cfg.training.resolved().batch_size
     test = data.sets[0]
-    trainer = Trainer(cfg, data.classes, run_dir=run_dir, test_set=(test.x, test.class_indices(data.classes)), resume=False, log=log)
+    trainer = Trainer(
+        cfg, data.classes, run_dir=run_dir, test_set=(test.x, test.class_indices(data.classes)), resume=False, log=log
+    )
 
     stream = None
     if arm == "synthetic":
@@ -58,7 +60,9 @@ def train_arm(arm: str, seed: int, data: ExperimentData, config: Config, out: Pa
 
     log(f"--- {data.split} split, arm {ARMS[arm]}, seed {seed}: {spec.steps} steps of {batch_size} patterns")
     start = time.monotonic()
-    history = trainer.fit(batches, epochs=spec.steps // spec.eval_every, batches_per_epoch=spec.eval_every, max_minutes=None, log_every_s=60.0)
+    history = trainer.fit(
+        batches, epochs=spec.steps // spec.eval_every, batches_per_epoch=spec.eval_every, max_minutes=None, log_every_s=60.0
+    )
     seconds = time.monotonic() - start
     result = {
         "split": data.split,
@@ -97,7 +101,12 @@ def arm_config(config: Config, arm: str) -> Config:
 def evaluate_model(model, data: ExperimentData, config: Config, run_dir: Path) -> dict:
     """Top-1/top-5 and per-space-group recall on every evaluation set."""
     trained = TrainedModel(
-        model=model, spacegroups=list(data.classes), spec=InputSpec.from_config(config), name=config.training.model, meta={}, run_dir=run_dir
+        model=model,
+        spacegroups=list(data.classes),
+        spec=InputSpec.from_config(config),
+        name=config.training.model,
+        meta={},
+        run_dir=run_dir,
     )
     results = {}
     for s in data.sets:

@@ -58,7 +58,9 @@ class ExperimentData:
     facts: dict  # counts for the report
 
 
-def prepare_data(config: Config, out: Path, log: Callable[[str], None] = print, progress: bool = True) -> dict[str, ExperimentData]:
+def prepare_data(
+    config: Config, out: Path, log: Callable[[str], None] = print, progress: bool = True
+) -> dict[str, ExperimentData]:
     """{split: data} for every split of `experiment.splits`, reused from OUT/data/<split> when the
     data settings are unchanged; the collection is read only when some split must be built."""
     result: dict[str, ExperimentData] = {}
@@ -79,7 +81,9 @@ def prepare_data(config: Config, out: Path, log: Callable[[str], None] = print, 
     return result
 
 
-def read_experiment_collection(config: Config, log: Callable[[str], None], progress: bool) -> tuple[list[RawRecord], CollectionReport]:
+def read_experiment_collection(
+    config: Config, log: Callable[[str], None], progress: bool
+) -> tuple[list[RawRecord], CollectionReport]:
     records = collection_records(config)
     report = read_records(records, config.collection, ", ".join(config.experiment.collection), progress=progress)
     log(f"collection: {len(records)} unique records, {len(report.entries)} read, {len(report.skipped)} skipped")
@@ -123,11 +127,18 @@ def build_split(
     inputs = InputSpec.from_config(config)
     test = select(built.test_part, classes, config)
     kept = set(test.within_names)
-    save_entries([e for e in built.test_part if e.source_id in kept], data_dir / "test_part.json.gz",
-                 {"part": "test", "split": split, "classes": classes})
+    save_entries(
+        [e for e in built.test_part if e.source_id in kept],
+        data_dir / "test_part.json.gz",
+        {"part": "test", "split": split, "classes": classes},
+    )
     seed = config.seed
-    within = simulate(test.within, inputs, config, [seed, 1], name=TEST_SET, names=test.within_names, classes=classes, progress=progress)
-    outside = simulate(test.outside, inputs, config, [seed, 2], name="outside", names=test.outside_names, classes=classes, progress=progress)
+    within = simulate(
+        test.within, inputs, config, [seed, 1], name=TEST_SET, names=test.within_names, classes=classes, progress=progress
+    )
+    outside = simulate(
+        test.outside, inputs, config, [seed, 2], name="outside", names=test.outside_names, classes=classes, progress=progress
+    )
     sets = [within, concatenated(UNFILTERED_SET, [within, outside])]
     randomized_facts = {}
     if split == STRUCTURE_TYPE:
@@ -140,7 +151,9 @@ def build_split(
         in_classes = set(classes)
         measured_facts = {
             "measured_total": len(measured),
-            "measured_outside_classes": {n: int(sg) for n, sg in zip(measured.names, measured.spacegroups) if int(sg) not in in_classes},
+            "measured_outside_classes": {
+                n: int(sg) for n, sg in zip(measured.names, measured.spacegroups) if int(sg) not in in_classes
+            },
             "measured_skipped": measured.skipped,
         }
         inside = measured.restricted(classes)
@@ -148,11 +161,20 @@ def build_split(
 
     train = select(built.statistics_part, classes, config)
     baseline = simulate(
-        train.within, inputs, config, [seed, 3], name="baseline", names=train.within_names, classes=classes,
-        patterns_per_crystal=config.training.baseline_patterns_per_structure, progress=progress,
+        train.within,
+        inputs,
+        config,
+        [seed, 3],
+        name="baseline",
+        names=train.within_names,
+        classes=classes,
+        patterns_per_crystal=config.training.baseline_patterns_per_structure,
+        progress=progress,
     )
-    log(f"arm B training set: {len(baseline)} patterns of {len(train.within)} statistics-part structures; "
-        + ", ".join(f"{s.name}: {len(s)}" for s in sets))
+    log(
+        f"arm B training set: {len(baseline)} patterns of {len(train.within)} statistics-part structures; "
+        + ", ".join(f"{s.name}: {len(s)}" for s in sets)
+    )
 
     stats_counts = {int(sg): statistics.per_spacegroup[sg].count for sg in classes}
     facts = {
@@ -265,7 +287,9 @@ def save_data(data: ExperimentData, folder: Path, key: str) -> None:
         arrays[f"x{i}"], arrays[f"y{i}"] = s.x, s.spacegroups
     np.savez(folder / "prepared.npz", **arrays)
     sets = [{"name": s.name, "names": s.names, "skipped": s.skipped, "details": s.details} for s in every]
-    write_json(folder / "prepared.json", {"key": key, "split": data.split, "classes": data.classes, "sets": sets, "facts": data.facts})
+    write_json(
+        folder / "prepared.json", {"key": key, "split": data.split, "classes": data.classes, "sets": sets, "facts": data.facts}
+    )
 
 
 def load_data(folder: Path, key: str, split: str) -> Optional[ExperimentData]:

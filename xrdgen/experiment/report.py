@@ -51,8 +51,13 @@ def summarize(runs: list[dict], data: dict[str, ExperimentData]) -> dict:
 
 def _spread(values: list[float]) -> dict:
     v = np.asarray(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "min": float(v.min()), "max": float(v.max()), "values": [float(x) for x in v]}
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "values": [float(x) for x in v],
+    }
 
 
 def _cell(value: dict | None) -> str:
@@ -76,7 +81,9 @@ def markdown_report(summary: dict, data: dict[str, ExperimentData], config: Conf
     lines += ["## Counts", ""] + [line for split_data in data.values() for line in count_lines(split_data)]
     seconds = " ; ".join(
         f"{split} {ARMS[arm]} {summary[split][arm]['seconds']['mean'] / 60:.1f} min"
-        for split in summary for arm in ARMS if arm in summary[split]
+        for split in summary
+        for arm in ARMS
+        if arm in summary[split]
     )
     lines += ["", f"Training wall time per run (mean over seeds, this machine): {seconds}."]
     return "\n".join(lines) + "\n"
@@ -95,7 +102,8 @@ def split_table(summary: dict, data: ExperimentData) -> str:
         chance = facts["chance"][s.name]
         cells = [_cell(summary.get(arm, {}).get(s.name, {}).get(metric)) for metric in ("top1", "top5") for arm in ARMS]
         lines.append(
-            f"| {SET_TITLES.get(s.name, s.name)} | {len(s.spacegroups)} | " + " | ".join(cells)
+            f"| {SET_TITLES.get(s.name, s.name)} | {len(s.spacegroups)} | "
+            + " | ".join(cells)
             + f" | {100 * chance['uniform_top1']:.1f} / {100 * chance['majority_top1']:.1f}"
             + f" | {100 * chance['uniform_top5']:.1f} / {100 * chance['majority_top5']:.1f} |"
         )
@@ -109,8 +117,16 @@ def control_table(summary: dict, data: dict[str, ExperimentData]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for split, split_data in data.items():
-        cells = [_cell(summary.get(split, {}).get(arm, {}).get(TEST_SET, {}).get(metric)) for metric in ("top1", "top5") for arm in ARMS]
-        lines.append(f"| {SPLIT_TITLES[split]} | {split_data.facts['sets'][TEST_SET]} | {split_data.facts['n_classes']} | " + " | ".join(cells) + " |")
+        cells = [
+            _cell(summary.get(split, {}).get(arm, {}).get(TEST_SET, {}).get(metric))
+            for metric in ("top1", "top5")
+            for arm in ARMS
+        ]
+        lines.append(
+            f"| {SPLIT_TITLES[split]} | {split_data.facts['sets'][TEST_SET]} | {split_data.facts['n_classes']} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -149,7 +165,14 @@ def plot_learning_curves(runs: list[dict], data: ExperimentData, path: Path) -> 
             length = min(len(c) for c in curves)
             x = np.array([p["patterns"] for p in curves[0][:length]])
             y = np.array([[p[metric] for p in c[:length]] for c in curves], dtype=np.float64) * 100
-            ax.plot(x, y.mean(axis=0), marker="o", ms=3, color=COLOURS[arm], label=f"{ARMS[arm]} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
+            ax.plot(
+                x,
+                y.mean(axis=0),
+                marker="o",
+                ms=3,
+                color=COLOURS[arm],
+                label=f"{ARMS[arm]} ({len(curves)} seed{'s' if len(curves) > 1 else ''})",
+            )
             if len(curves) > 1:
                 ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=COLOURS[arm], alpha=0.2, lw=0)
         key = "top1" if metric == "test_top1" else "top5"
@@ -182,8 +205,15 @@ def plot_recall(runs: list[dict], data: ExperimentData, path: Path, set_name: st
         recall = np.array([[r["sets"][set_name]["per_spacegroup"][str(sg)]["recall"] for sg in groups] for r in arm_runs]) * 100
         mean = recall.mean(axis=0)
         error = np.vstack([mean - recall.min(axis=0), recall.max(axis=0) - mean])
-        ax.bar(np.arange(len(groups)) + offset, mean, width, yerr=error if len(arm_runs) > 1 else None,
-               color=COLOURS[arm], label=ARMS[arm], capsize=2)
+        ax.bar(
+            np.arange(len(groups)) + offset,
+            mean,
+            width,
+            yerr=error if len(arm_runs) > 1 else None,
+            color=COLOURS[arm],
+            label=ARMS[arm],
+            capsize=2,
+        )
     ax.set_xticks(np.arange(len(groups)), [f"{sg}\n(n={counts[sg]})" for sg in groups], fontsize=7)
     ax.set_xlabel("space group (test structures)")
     ax.set_ylabel("recall, top-1 (%)")

@@ -44,7 +44,9 @@ def run(config: Config, out: Path | str, command: str = "", log: Callable[[str],
     started = time.monotonic()
     data = prepare_data(config, out, log=log, progress=progress)
     prepared = time.monotonic() - started
-    runs = [train_arm(arm, seed, data[split], config, out, log=log) for split in spec.splits for seed in spec.seeds for arm in ARMS]
+    runs = [
+        train_arm(arm, seed, data[split], config, out, log=log) for split in spec.splits for seed in spec.seeds for arm in ARMS
+    ]
     summary = summarize(runs, data)
     main = data[STRUCTURE_TYPE] if STRUCTURE_TYPE in data else next(iter(data.values()))
     figures = {
@@ -66,6 +68,8 @@ def run(config: Config, out: Path | str, command: str = "", log: Callable[[str],
     }
     write_json(out / "results.json", results)
     text = markdown_report(summary, data, config, preset)
-    (out / "results.md").write_text(f"# Synthetic crystals (A) vs the collection's own structures (B)\n\n{text}\nRerun: `{command}`\n")
+    (out / "results.md").write_text(
+        f"# Synthetic crystals (A) vs the collection's own structures (B)\n\n{text}\nRerun: `{command}`\n"
+    )
     log(text)
     return results

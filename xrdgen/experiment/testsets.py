@@ -156,7 +156,9 @@ def randomized_sets(
         references.append(reference)
         ref_names.append(name)
         changed += reference.spacegroup != crystal.spacegroup
-    sets = [simulate(references, inputs, config, [seed, 0], name=REFERENCE_SET, names=ref_names, classes=classes, progress=progress)]
+    sets = [
+        simulate(references, inputs, config, [seed, 0], name=REFERENCE_SET, names=ref_names, classes=classes, progress=progress)
+    ]
     for index, mode in enumerate(randomizations, start=1):
         redraw = RANDOMIZATIONS[mode]
 
@@ -164,8 +166,17 @@ def randomized_sets(
             return randomize(crystal, statistics, rng, config.collection, config.generation, **redraw)
 
         sets.append(
-            simulate(references, inputs, config, [seed, index], name=f"randomized {mode}", names=ref_names, classes=classes,
-                     transform=transform, progress=progress)
+            simulate(
+                references,
+                inputs,
+                config,
+                [seed, index],
+                name=f"randomized {mode}",
+                names=ref_names,
+                classes=classes,
+                transform=transform,
+                progress=progress,
+            )
         )
     for s in sets:
         s.skipped[:0] = skipped

@@ -36,11 +36,11 @@ from xrdgen.generation.wyckoff import WyckoffTable, wyckoff_table
 from xrdgen.geometry import element_volume, full_lattice_parameters, lattice_matrix, unit_volume_cell
 
 
-def spglib_spacegroup(lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray, symprec: float, angle_tolerance: float) -> int:
+def spglib_spacegroup(
+    lattice: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray, symprec: float, angle_tolerance: float
+) -> int:
     """Space-group number spglib finds (0 when it finds none)."""
-    dataset = spglib.get_symmetry_dataset(
-        (lattice, frac_coords, numbers), symprec=symprec, angle_tolerance=angle_tolerance
-    )
+    dataset = spglib.get_symmetry_dataset((lattice, frac_coords, numbers), symprec=symprec, angle_tolerance=angle_tolerance)
     return 0 if dataset is None else int(dataset.number)
 
 
@@ -216,9 +216,9 @@ class FastPath:
 
         # Coordinates and orbits: uniform free coordinates, then every orbit in one batched product.
         uniform = rng.random((len(sites), 3))
-        representatives = np.einsum(
-            "nij,nj->ni", np.stack([table.rotations[s][0] for s in sites]), uniform
-        ) + np.stack([table.translations[s][0] for s in sites])
+        representatives = np.einsum("nij,nj->ni", np.stack([table.rotations[s][0] for s in sites]), uniform) + np.stack(
+            [table.translations[s][0] for s in sites]
+        )
         rotations = np.concatenate([table.rotations[s] for s in sites])
         translations = np.concatenate([table.translations[s] for s in sites])
         frac = np.einsum("nij,nj->ni", rotations, np.repeat(representatives, multiplicities, axis=0)) + translations

@@ -111,7 +111,9 @@ def randomize(
     std_lattice = np.asarray(std[0], dtype=np.float64)
     std_types = np.asarray(std[2])
     v_atomic = sum(
-        occupancy * element_volume(Element.from_Z(z).symbol)[1] for kind in std_types for z, occupancy in species_of_type[int(kind)]
+        occupancy * element_volume(Element.from_Z(z).symbol)[1]
+        for kind in std_types
+        for z, occupancy in species_of_type[int(kind)]
     )
     min_volume = len(std_types) * generation.min_density_volume_per_atom
     for _ in range(max_tries):

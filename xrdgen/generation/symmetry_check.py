@@ -147,8 +147,16 @@ def check_spacegroup(
     if reduced is None:
         route = SPGLIB_NO_REDUCTION
     else:
-        code = _kernel(lattice, frac, types, np.ascontiguousarray(reduced, dtype=np.float64), group.member,
-                       group.centrings, symprec, angle_tolerance)
+        code = _kernel(
+            lattice,
+            frac,
+            types,
+            np.ascontiguousarray(reduced, dtype=np.float64),
+            group.member,
+            group.centrings,
+            symprec,
+            angle_tolerance,
+        )
         if code == 0:
             return Verdict(True, NO_EXTRA_OPERATION)
         if code == 1:
@@ -239,7 +247,9 @@ def _maps_all(images, t0, t1, t2, frac, species, lattice, tol2, grid, probe) -> 
         i = probe[0] if step == 0 else step - 1
         if step > 0 and i == probe[0]:
             continue
-        if not _matches(images[i, 0] + t0, images[i, 1] + t1, images[i, 2] + t2, species[i], frac, lattice, tol2, m, eps, start, atoms):
+        if not _matches(
+            images[i, 0] + t0, images[i, 1] + t1, images[i, 2] + t2, species[i], frac, lattice, tol2, m, eps, start, atoms
+        ):
             probe[0] = i
             return False
     return True
@@ -256,8 +266,18 @@ def _has_operation(w, frac, species, members, lattice, tol2, grid) -> bool:
             images[i, a] = w[a, 0] * frac[i, 0] + w[a, 1] * frac[i, 1] + w[a, 2] * frac[i, 2]
     probe = np.zeros(1, dtype=np.int64)
     for j in members:
-        if _maps_all(images, frac[j, 0] - images[0, 0], frac[j, 1] - images[0, 1], frac[j, 2] - images[0, 2],
-                     frac, species, lattice, tol2, grid, probe):
+        if _maps_all(
+            images,
+            frac[j, 0] - images[0, 0],
+            frac[j, 1] - images[0, 1],
+            frac[j, 2] - images[0, 2],
+            frac,
+            species,
+            lattice,
+            tol2,
+            grid,
+            probe,
+        ):
             return True
     return False
 
@@ -341,15 +361,23 @@ def _kernel(lattice, frac, numbers, reduced, member, centrings, symprec, angle_t
                 if c02 < lo02 or c02 > hi02 or c12 < lo12 or c12 > hi12:
                     continue
                 a, b, c = _AXES[i], _AXES[j], _AXES[k]
-                det = (a[0] * (b[1] * c[2] - b[2] * c[1]) - b[0] * (a[1] * c[2] - a[2] * c[1])
-                       + c[0] * (a[1] * b[2] - a[2] * b[1]))
+                det = a[0] * (b[1] * c[2] - b[2] * c[1]) - b[0] * (a[1] * c[2] - a[2] * c[1]) + c[0] * (a[1] * b[2] - a[2] * b[1])
                 if det != 1 and det != -1:
                     continue
                 if n_found == _CAPACITY:
                     return 3  # more candidates than room: let spglib decide (never reached in practice)
                 found[n_found, 0], found[n_found, 1], found[n_found, 2] = i, j, k
-                exact[n_found] = max(abs(dots[i, i] - g[0, 0]), abs(dots[j, j] - g[1, 1]), abs(dots[k, k] - g[2, 2]),
-                                     abs(dots[i, j] - g[0, 1]), abs(dots[i, k] - g[0, 2]), abs(dots[j, k] - g[1, 2])) <= exact_tol
+                exact[n_found] = (
+                    max(
+                        abs(dots[i, i] - g[0, 0]),
+                        abs(dots[j, j] - g[1, 1]),
+                        abs(dots[k, k] - g[2, 2]),
+                        abs(dots[i, j] - g[0, 1]),
+                        abs(dots[i, k] - g[0, 2]),
+                        abs(dots[j, k] - g[1, 2]),
+                    )
+                    <= exact_tol
+                )
                 n_found += 1
     ws = np.empty((n_found, 3, 3), dtype=np.int64)
     for f in range(n_found):

@@ -135,7 +135,10 @@ def read_dif(path: Path | str) -> DifLabel:
     wavelength, said_by = None, "none"
     line = _WAVELENGTH_LINE.search(text)
     if line is not None:
-        wavelength, said_by = check_wavelength(path, float(line.group(1)), "on the X-RAY WAVELENGTH line"), "X-RAY WAVELENGTH line"
+        wavelength, said_by = (
+            check_wavelength(path, float(line.group(1)), "on the X-RAY WAVELENGTH line"),
+            "X-RAY WAVELENGTH line",
+        )
     else:
         wavelength = _wavelength_from_peaks(path, text)
         if wavelength is not None:
@@ -227,5 +230,7 @@ def read_labelled(sample: LabelledPattern) -> MeasuredPattern:
     pattern = read_pattern(sample.pattern)
     if pattern.wavelength is None and sample.wavelength is not None:
         pattern.wavelength = sample.wavelength
-        pattern.notes.append(f"wavelength {sample.wavelength:g} Å from {sample.label.path.name} ({sample.label.wavelength_source})")
+        pattern.notes.append(
+            f"wavelength {sample.wavelength:g} Å from {sample.label.path.name} ({sample.label.wavelength_source})"
+        )
     return pattern

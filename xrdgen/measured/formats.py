@@ -97,7 +97,12 @@ def read_pdcif(path: Path, text: str) -> MeasuredPattern:
                 tags.append(tokens[i].lower())
                 i += 1
             values = []
-            while i < len(tokens) and not tokens[i].startswith("_") and tokens[i].lower() != "loop_" and not tokens[i].lower().startswith("data_"):
+            while (
+                i < len(tokens)
+                and not tokens[i].startswith("_")
+                and tokens[i].lower() != "loop_"
+                and not tokens[i].lower().startswith("data_")
+            ):
                 values.append(tokens[i])
                 i += 1
             if tags and len(values) % len(tags):
@@ -125,7 +130,9 @@ def read_pdcif(path: Path, text: str) -> MeasuredPattern:
         if prefix + "max" in items:
             hi = _cif_number(path, items[prefix + "max"], prefix + "max")
             if abs(two_theta[-1] - hi) > 0.5 * abs(inc):
-                raise UserError(f"{path}: {len(intensity)} intensities but the 2θ range {lo:g}–{hi:g}° by {inc:g}° has {round((hi - lo) / inc) + 1} points")
+                raise UserError(
+                    f"{path}: {len(intensity)} intensities but the 2θ range {lo:g}–{hi:g}° by {inc:g}° has {round((hi - lo) / inc) + 1} points"
+                )
     wavelength = None
     for key in ("_diffrn_radiation_wavelength", "_pd_proc_wavelength"):
         value = items.get(key) or next((lp[key][0] for lp in loops if key in lp and lp[key]), None)
@@ -216,8 +223,12 @@ def read_ras(path: Path, text: str) -> MeasuredPattern:
             raise UserError(f"{path}: *HW_XG_WAVE_LENGTH_ALPHA1 {header['HW_XG_WAVE_LENGTH_ALPHA1']!r} is not a number") from None
     line_of = [r[0] for r in rows]
     pattern = checked_pattern(
-        path, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), wavelength,
-        {"format": "ras", "scan_axis": header.get("MEAS_SCAN_AXIS_X", "")}, lambda i: f"line {line_of[i] + 1}",
+        path,
+        np.array([r[1] for r in rows]),
+        np.array([r[2] for r in rows]),
+        wavelength,
+        {"format": "ras", "scan_axis": header.get("MEAS_SCAN_AXIS_X", "")},
+        lambda i: f"line {line_of[i] + 1}",
     )
     if len(starts) > 1:
         pattern.notes.append(f"read the first of {len(starts)} scans")
@@ -261,7 +272,9 @@ def read_brml(path: Path, raw: bytes) -> MeasuredPattern:
     alpha1 = next(root.iter("WaveLengthAlpha1"), None)
     if alpha1 is not None and alpha1.get("Value"):
         wavelength = float(alpha1.get("Value"))
-    pattern = checked_pattern(path, table[:, column], table[:, -1], wavelength, {"format": "brml", "entry": names[0]}, lambda i: f"<Datum> {i + 1}")
+    pattern = checked_pattern(
+        path, table[:, column], table[:, -1], wavelength, {"format": "brml", "entry": names[0]}, lambda i: f"<Datum> {i + 1}"
+    )
     if len(names) > 1:
         pattern.notes.append(f"read {names[0]}, the first of {len(names)} scans")
     return pattern
@@ -312,7 +325,12 @@ def read_bruker_raw(path: Path, raw: bytes) -> MeasuredPattern:
 
 
 TEXT_READERS: dict[str, Callable[[Path, str], MeasuredPattern]] = {
-    ".cif": read_pdcif, ".pdcif": read_pdcif, ".fxye": read_gsas, ".gsa": read_gsas, ".gsas": read_gsas, ".ras": read_ras,
+    ".cif": read_pdcif,
+    ".pdcif": read_pdcif,
+    ".fxye": read_gsas,
+    ".gsa": read_gsas,
+    ".gsas": read_gsas,
+    ".ras": read_ras,
 }
 BINARY_READERS: dict[str, Callable[[Path, bytes], MeasuredPattern]] = {".brml": read_brml, ".raw": read_bruker_raw}
 

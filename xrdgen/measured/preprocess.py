@@ -115,5 +115,6 @@ def preprocess(
         wavelength=source_wavelength,
         wavelength_source=said_by,
         points_dropped=dropped,
-        notes=list(pattern.notes) + ([f"dropped {dropped} point(s) beyond 2θ = 180° at the model's wavelength"] if dropped else []),
+        notes=list(pattern.notes)
+        + ([f"dropped {dropped} point(s) beyond 2θ = 180° at the model's wavelength"] if dropped else []),
     )

@@ -100,7 +100,11 @@ def _read_text(path: Path, text: str) -> MeasuredPattern:
         data = _parse_lines(path, lines, first)
 
     def where(i: int) -> str:  # the file line of the i-th data row, counted only when reporting
-        numbers = [n for n, line in enumerate(lines, start=1) if n > first and line.strip() and not line.strip().startswith(_COMMENT_PREFIXES)]
+        numbers = [
+            n
+            for n, line in enumerate(lines, start=1)
+            if n > first and line.strip() and not line.strip().startswith(_COMMENT_PREFIXES)
+        ]
         return f"line {numbers[i]}"
 
     wavelength = _wavelength_from_header(path, header_lines)
@@ -196,7 +200,7 @@ def _read_xrdml(path: Path, raw: bytes) -> MeasuredPattern:
     points = scans[0].find("dataPoints")
     axis = next((p for p in points.findall("positions") if p.get("axis", "").lower() == "2theta"), None)
     if axis is None:
-        raise UserError(f"{path}: the scan has no <positions axis=\"2Theta\">")
+        raise UserError(f'{path}: the scan has no <positions axis="2Theta">')
     counts_element = points.find("counts")
     if counts_element is None:
         counts_element = points.find("intensities")

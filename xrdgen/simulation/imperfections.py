@@ -89,8 +89,16 @@ def draw_sample_effects(config: AugmentationConfig, rng: np.random.Generator) ->
     One call to the generator for all of them (a uniform u per drawn value, in the order of the
     fields; the plane is LOW_INDEX_PLANES[⌊13 u⌋]); nothing is drawn for switched-off effects.
     """
-    switches = (config.preferred_orientation, config.zero_shift, config.sample_displacement, config.lattice_strain,
-                config.microstrain, config.axial_asymmetry, config.debye_waller, config.small_crystallites)
+    switches = (
+        config.preferred_orientation,
+        config.zero_shift,
+        config.sample_displacement,
+        config.lattice_strain,
+        config.microstrain,
+        config.axial_asymmetry,
+        config.debye_waller,
+        config.small_crystallites,
+    )
     if not any(switches):
         return NO_EFFECTS
     u = iter(rng.random(sum(n for on, n in zip(switches, (2, 1, 1, 6, 1, 1, 1, 1)) if on)).tolist())
@@ -255,12 +263,24 @@ def _apply_imperfections(pattern, imperfections: Imperfections, x, rng, impurity
     b = NO_BACKGROUND
     if imperfections.background_length_scale is not None and imperfections.background_scale > 0.0:
         b = background(x, imperfections.background_length_scale, imperfections.background_scale, rng)
-    return _apply(pattern, impurity if fraction > 0.0 else pattern, fraction, b, imperfections.additive_sd,
-                  imperfections.multiplicative_sd, rng)
+    return _apply(
+        pattern,
+        impurity if fraction > 0.0 else pattern,
+        fraction,
+        b,
+        imperfections.additive_sd,
+        imperfections.multiplicative_sd,
+        rng,
+    )
 
 
-def apply_imperfections(pattern: np.ndarray, imperfections: Imperfections, x: np.ndarray,
-                        rng: np.random.Generator, impurity: Optional[np.ndarray] = None) -> np.ndarray:
+def apply_imperfections(
+    pattern: np.ndarray,
+    imperfections: Imperfections,
+    x: np.ndarray,
+    rng: np.random.Generator,
+    impurity: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Steps 1-4 with given parameters; float64, not yet scaled (so tests can check each step)."""
     return _apply_imperfections(pattern, imperfections, x, rng, impurity)[0]
 
@@ -273,8 +293,13 @@ def scale_input(pattern: np.ndarray, sqrt_scale: bool) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def augment(pattern: np.ndarray, config: AugmentationConfig, rng: np.random.Generator, grid: GridConfig,
-            impurity: Optional[np.ndarray] = None) -> np.ndarray:
+def augment(
+    pattern: np.ndarray,
+    config: AugmentationConfig,
+    rng: np.random.Generator,
+    grid: GridConfig,
+    impurity: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """A pattern with freshly drawn pattern-stage imperfections, float32, min 0, max 1 (√ if configured).
 
     `grid` gives the 2θ of each point (the background's length scale is in degrees); `impurity` is
@@ -286,8 +311,10 @@ def augment(pattern: np.ndarray, config: AugmentationConfig, rng: np.random.Gene
     x = _grid_points(grid.two_theta_min, grid.two_theta_max, grid.n_points)
     pattern = np.asarray(pattern, dtype=np.float64)
     if pattern.shape != x.shape or (impurity is not None and np.shape(impurity) != x.shape):
-        raise ValueError(f"patterns must have the grid's {len(x)} points, got {pattern.shape}"
-                         + ("" if impurity is None else f" and {np.shape(impurity)}"))
+        raise ValueError(
+            f"patterns must have the grid's {len(x)} points, got {pattern.shape}"
+            + ("" if impurity is None else f" and {np.shape(impurity)}")
+        )
     imperfections = draw_imperfections(config, rng, with_impurity=impurity is not None)
     y, low, high = _apply_imperfections(pattern, imperfections, x, rng, impurity)
     return _finish(y, low, high, config.sqrt_scale)  # = scale_input(y - y.min(), sqrt_scale), one pass

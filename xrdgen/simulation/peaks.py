@@ -68,8 +68,7 @@ def _phase_tables(coords, n_max):
 
 
 @njit(cache=True)
-def _reflections(lattice, frac_coords, numbers, occupancies, coefficients, dw_b, wavelength, tt_min, tt_max,
-                 po_hkl, po_r):
+def _reflections(lattice, frac_coords, numbers, occupancies, coefficients, dw_b, wavelength, tt_min, tt_max, po_hkl, po_r):
     """Steps 1-4: 2θ (degrees, unsorted) and unscaled intensity of every reflection in the range."""
     g_min = 2.0 * math.sin(math.radians(tt_min) / 2.0) / wavelength
     g_max = 2.0 * math.sin(math.radians(min(tt_max, 180.0)) / 2.0) / wavelength
@@ -264,11 +263,11 @@ def _merge(two_theta, intensity, tol, relative_tol):
 
 
 @njit(cache=True)
-def compiled_peaks(lattice, frac_coords, numbers, occupancies, coefficients, dw_b, wavelength, tt_min, tt_max,
-                   po_hkl, po_r):
+def compiled_peaks(lattice, frac_coords, numbers, occupancies, coefficients, dw_b, wavelength, tt_min, tt_max, po_hkl, po_r):
     """Merged peaks, intensities scaled to a maximum of 1 (all arrays already validated)."""
-    tt, inten = _reflections(lattice, frac_coords, numbers, occupancies, coefficients, dw_b, wavelength, tt_min,
-                             tt_max, po_hkl, po_r)
+    tt, inten = _reflections(
+        lattice, frac_coords, numbers, occupancies, coefficients, dw_b, wavelength, tt_min, tt_max, po_hkl, po_r
+    )
     return _merge(tt, inten, TWO_THETA_TOL, RELATIVE_INTENSITY_TOL)
 
 
@@ -292,8 +291,15 @@ def check_crystal(crystal: Crystal) -> None:
         raise ValueError("the lattice is degenerate (zero volume)")
 
 
-def peaks(crystal, wavelength: float = 1.54056, two_theta_min: float = 0.0, two_theta_max: float = 90.0,
-          debye_waller_b: float = 0.0, preferred_hkl=NO_TEXTURE, march_dollase_r: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def peaks(
+    crystal,
+    wavelength: float = 1.54056,
+    two_theta_min: float = 0.0,
+    two_theta_max: float = 90.0,
+    debye_waller_b: float = 0.0,
+    preferred_hkl=NO_TEXTURE,
+    march_dollase_r: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Merged peak list of a crystal: 2θ in degrees (ascending) and intensities scaled to max 1.
 
     `crystal` is a `Crystal` or a pymatgen `Structure`; `debye_waller_b` (Å²) multiplies every form
@@ -303,6 +309,16 @@ def peaks(crystal, wavelength: float = 1.54056, two_theta_min: float = 0.0, two_
     """
     crystal = as_crystal(crystal)
     check_crystal(crystal)
-    return compiled_peaks(crystal.lattice, crystal.frac_coords, crystal.numbers, crystal.occupancies,
-                          COEFFICIENTS, float(debye_waller_b), float(wavelength), float(two_theta_min),
-                          float(two_theta_max), np.asarray(preferred_hkl, dtype=np.float64), float(march_dollase_r))
+    return compiled_peaks(
+        crystal.lattice,
+        crystal.frac_coords,
+        crystal.numbers,
+        crystal.occupancies,
+        COEFFICIENTS,
+        float(debye_waller_b),
+        float(wavelength),
+        float(two_theta_min),
+        float(two_theta_max),
+        np.asarray(preferred_hkl, dtype=np.float64),
+        float(march_dollase_r),
+    )

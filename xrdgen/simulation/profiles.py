@@ -71,8 +71,23 @@ def kalpha2_doublet(two_theta_deg, intensity, wavelength_1: float, wavelength_2:
 
 
 @njit(cache=True)
-def line_profiles(two_theta, intensity, wavelength_1, wavelength_2, ratio, kind, size_nm, scherrer_k, u, v, w,
-                  strain, asymmetry, zero_shift_deg, displacement_over_radius):
+def line_profiles(
+    two_theta,
+    intensity,
+    wavelength_1,
+    wavelength_2,
+    ratio,
+    kind,
+    size_nm,
+    scherrer_k,
+    u,
+    v,
+    w,
+    strain,
+    asymmetry,
+    zero_shift_deg,
+    displacement_over_radius,
+):
     """Every line's (centre, area, FWHM below, FWHM above) in degrees 2θ, Kα2 twins appended.
 
     `kind` GAUSSIAN: Scherrer width of `size_nm`; PSEUDO_VOIGT: Caglioti width, with the Scherrer width

@@ -145,8 +145,9 @@ def _correct(arr, shift, x0, step, j0, j1, c, amp, g_lo, g_hi, coarse_values, k0
         for r in range(max(j0 - base, 0), min(j1 - base, LEVEL_RATIO - 1) + 1):
             d = x0 + (base + r) * step - c
             g = g_lo if d < 0.0 else g_hi
-            arr[base + r + shift] += (amp * g * g / (d * d + g * g)
-                                      - (weights[r, 0] * v0 + weights[r, 1] * v1 + weights[r, 2] * v2 + weights[r, 3] * v3))
+            arr[base + r + shift] += amp * g * g / (d * d + g * g) - (
+                weights[r, 0] * v0 + weights[r, 1] * v1 + weights[r, 2] * v2 + weights[r, 3] * v3
+            )
 
 
 @njit(cache=True)
@@ -236,7 +237,7 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
                 arr = out
             else:
                 first, last = -2, sizes[g_level] - 3
-                arr = coarse[offsets[g_level]:offsets[g_level] + sizes[g_level]]
+                arr = coarse[offsets[g_level] : offsets[g_level] + sizes[g_level]]
                 used[g_level] = True
             j_c = int(math.floor((c - x0) / step))  # last node below or at the centre
             narrow = g_level == 0 and f_min < NARROW_STEPS * h
@@ -297,7 +298,7 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
             if level == 0:
                 arr, shift = out, 0
             else:
-                arr, shift = coarse[offsets[level]:offsets[level] + sizes[level]], 2
+                arr, shift = coarse[offsets[level] : offsets[level] + sizes[level]], 2
             _correct(arr, shift, x0, step, j0, j1, c, amp, g_lo, g_hi, scratch, k0, weights)
             if level == 0:
                 _bin_core(out, x0, h, j0, j1, c, amp, g_lo, g_hi, f_min, f_max)
@@ -313,8 +314,12 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
                 k = i // LEVEL_RATIO
                 r = i - k * LEVEL_RATIO
                 s = src + k + 1
-                out[i] += (weights[r, 0] * coarse[s] + weights[r, 1] * coarse[s + 1]
-                           + weights[r, 2] * coarse[s + 2] + weights[r, 3] * coarse[s + 3])
+                out[i] += (
+                    weights[r, 0] * coarse[s]
+                    + weights[r, 1] * coarse[s + 1]
+                    + weights[r, 2] * coarse[s + 2]
+                    + weights[r, 3] * coarse[s + 3]
+                )
         else:
             dst = offsets[level]
             for q in range(sizes[level]):
@@ -322,5 +327,9 @@ def render_profiles(out, x0, h, centres, areas, fwhm_lo, fwhm_hi, eta):
                 k = j // LEVEL_RATIO
                 r = j - k * LEVEL_RATIO
                 s = src + k + 1
-                coarse[dst + q] += (weights[r, 0] * coarse[s] + weights[r, 1] * coarse[s + 1]
-                                    + weights[r, 2] * coarse[s + 2] + weights[r, 3] * coarse[s + 3])
+                coarse[dst + q] += (
+                    weights[r, 0] * coarse[s]
+                    + weights[r, 1] * coarse[s + 1]
+                    + weights[r, 2] * coarse[s + 2]
+                    + weights[r, 3] * coarse[s + 3]
+                )

@@ -54,9 +54,19 @@ class PatternSimulator:
         hkl = NO_TEXTURE if effects.preferred_hkl is None else np.asarray(effects.preferred_hkl, dtype=np.float64)
         lo = max(0.0, self.grid.two_theta_min - margin_deg)
         hi = min(180.0, self.grid.two_theta_max + margin_deg)
-        return compiled_peaks(lattice, crystal.frac_coords, crystal.numbers, crystal.occupancies, COEFFICIENTS,
-                              self._dw_b + effects.debye_waller_b, self.wavelength, lo, hi, hkl,
-                              float(effects.march_dollase_r))
+        return compiled_peaks(
+            lattice,
+            crystal.frac_coords,
+            crystal.numbers,
+            crystal.occupancies,
+            COEFFICIENTS,
+            self._dw_b + effects.debye_waller_b,
+            self.wavelength,
+            lo,
+            hi,
+            hkl,
+            float(effects.march_dollase_r),
+        )
 
     def draw_profile(self, rng: Optional[np.random.Generator], crystallite_size_nm: Optional[float] = None) -> dict:
         """The profile parameters of one pattern: {'crystallite_size_nm'} or {'u', 'v', 'w', 'eta'}."""
@@ -68,25 +78,43 @@ class PatternSimulator:
         rng = _require(rng)
         return {"u": rng.uniform(*cfg.caglioti_u), "v": 0.0, "w": rng.uniform(*cfg.caglioti_w), "eta": rng.uniform(*cfg.eta)}
 
-    def render(self, two_theta: np.ndarray, intensity: np.ndarray, profile: dict,
-               effects: SampleEffects = NO_EFFECTS) -> np.ndarray:
+    def render(
+        self, two_theta: np.ndarray, intensity: np.ndarray, profile: dict, effects: SampleEffects = NO_EFFECTS
+    ) -> np.ndarray:
         """Peaks (Kα1, degrees) onto the grid with the given profile parameters; float64, unnormalised."""
         cfg = self.config
         gaussian = cfg.profile == "gaussian"
         size = effects.crystallite_size_nm if effects.crystallite_size_nm is not None else profile.get("crystallite_size_nm", 0.0)
         centres, areas, lo, hi = line_profiles(
-            np.asarray(two_theta, dtype=np.float64), np.asarray(intensity, dtype=np.float64), self.wavelength,
-            self._kalpha2 or 0.0, cfg.kalpha2_ratio, GAUSSIAN if gaussian else PSEUDO_VOIGT, float(size),
-            cfg.scherrer_k, float(profile.get("u", 0.0)), float(profile.get("v", 0.0)), float(profile.get("w", 0.0)),
-            effects.microstrain, effects.asymmetry, effects.zero_shift_deg, effects.displacement_over_radius,
+            np.asarray(two_theta, dtype=np.float64),
+            np.asarray(intensity, dtype=np.float64),
+            self.wavelength,
+            self._kalpha2 or 0.0,
+            cfg.kalpha2_ratio,
+            GAUSSIAN if gaussian else PSEUDO_VOIGT,
+            float(size),
+            cfg.scherrer_k,
+            float(profile.get("u", 0.0)),
+            float(profile.get("v", 0.0)),
+            float(profile.get("w", 0.0)),
+            effects.microstrain,
+            effects.asymmetry,
+            effects.zero_shift_deg,
+            effects.displacement_over_radius,
         )
         out = np.zeros(self.n_points)
-        render_profiles(out, self.grid.two_theta_min, self._step, centres, areas, lo, hi,
-                        1.0 if gaussian else float(profile["eta"]))
+        render_profiles(
+            out, self.grid.two_theta_min, self._step, centres, areas, lo, hi, 1.0 if gaussian else float(profile["eta"])
+        )
         return out
 
-    def simulate(self, crystal, rng: Optional[np.random.Generator] = None, crystallite_size_nm: Optional[float] = None,
-                 effects: SampleEffects = NO_EFFECTS) -> np.ndarray:
+    def simulate(
+        self,
+        crystal,
+        rng: Optional[np.random.Generator] = None,
+        crystallite_size_nm: Optional[float] = None,
+        effects: SampleEffects = NO_EFFECTS,
+    ) -> np.ndarray:
         """Pattern, float32 (n_points,), maximum 1. `rng` draws the profile (size or Caglioti, η).
 
         `effects` (from `imperfections.draw_sample_effects`) adds the sample and instrument effects;
@@ -101,8 +129,7 @@ class PatternSimulator:
         top = pattern.max() if pattern.size else 0.0
         if not top > 0.0:
             raise ValueError(
-                f"no reflection between {self.grid.two_theta_min}° and {self.grid.two_theta_max}° 2θ "
-                f"at λ = {self.wavelength} Å"
+                f"no reflection between {self.grid.two_theta_min}° and {self.grid.two_theta_max}° 2θ at λ = {self.wavelength} Å"
             )
         return (pattern / top).astype(np.float32)
 

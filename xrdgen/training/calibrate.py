@@ -30,7 +30,9 @@ def calibration_seed(seed: int) -> int:
     return int(np.random.SeedSequence([int(seed), _CALIBRATION_STREAM]).generate_state(1)[0])
 
 
-def held_out_patterns(statistics, config: Config, n_patterns: int, seed: int, log: Callable[[str], None] = print, chunk: int = 64):
+def held_out_patterns(
+    statistics, config: Config, n_patterns: int, seed: int, log: Callable[[str], None] = print, chunk: int = 64
+):
     """`n_patterns` fresh (x, class index) pairs from the synthetic stream with `seed`."""
     stream = PatternStream(statistics, config, seed=seed)
     xs, ys = [], []
@@ -52,7 +54,9 @@ def calibrate(trained: TrainedModel, statistics, config: Config, n_patterns: int
     classes = {int(sg): i for i, sg in enumerate(trained.spacegroups)}
     foreign = sorted(int(sg) for sg in statistics.spacegroups if int(sg) not in classes)
     if foreign:
-        raise UserError(f"{trained.run_dir}: the statistics draw space groups {foreign[:5]} that are not in the run's class list; give the statistics it was trained from")
+        raise UserError(
+            f"{trained.run_dir}: the statistics draw space groups {foreign[:5]} that are not in the run's class list; give the statistics it was trained from"
+        )
     if InputSpec.from_config(config) != trained.spec:
         raise UserError(f"{trained.run_dir}: the config's grid/wavelength/scaling differ from the run's input spec")
     seed = calibration_seed(config.seed)

@@ -66,7 +66,9 @@ class LabelledSet:
     spacegroups: np.ndarray  # int64 (n,), the true space group of each row
     names: list[str]  # the structure or sample behind each row
     skipped: list[dict] = field(default_factory=list)  # {"name", "reason"} of each unusable item
-    details: list[dict] = field(default_factory=list)  # per row: measured file, coverage, wavelength source; or simulated crystallite size
+    details: list[dict] = field(
+        default_factory=list
+    )  # per row: measured file, coverage, wavelength source; or simulated crystallite size
 
     def __len__(self) -> int:
         return len(self.spacegroups)
@@ -125,7 +127,9 @@ def simulate_set(
     sizes = list(crystallite_sizes_nm) if crystallite_sizes_nm is not None else [None] * patterns_per_crystal
     xs, labels, row_names, skipped, details = [], [], [], [], []
     previous = None  # the last pure pattern: the impurity phase of the next one
-    for crystal, crystal_name in tqdm(zip(crystals, names), total=len(crystals), desc=name, unit="crystal", disable=not progress, leave=False):
+    for crystal, crystal_name in tqdm(
+        zip(crystals, names), total=len(crystals), desc=name, unit="crystal", disable=not progress, leave=False
+    ):
         label = int(crystal.spacegroup)
         if allowed is not None and label not in allowed:
             skipped.append({"name": crystal_name, "reason": NOT_A_CLASS})
@@ -134,7 +138,9 @@ def simulate_set(
             drawn = transform(crystal, rng) if transform is not None else crystal
             # drawn here, as the simulator would draw it, so that each row records its size
             drawn_size = simulation.profile == "gaussian"
-            row_sizes = [float(rng.uniform(*simulation.crystallite_size_nm)) if size is None and drawn_size else size for size in sizes]
+            row_sizes = [
+                float(rng.uniform(*simulation.crystallite_size_nm)) if size is None and drawn_size else size for size in sizes
+            ]
             patterns = []
             for i, size in enumerate(row_sizes):
                 if augmentation is None:
@@ -200,13 +206,26 @@ def simulate_sets(
     ]
     sets = []
     for index, (name, transform) in enumerate(variants):
-        sets.append(simulate_set(crystals, spec, config.simulation, [seed, index], name=name, names=names, transform=transform,
-                                 augmentation=config.augmentation, progress=True))
+        sets.append(
+            simulate_set(
+                crystals,
+                spec,
+                config.simulation,
+                [seed, index],
+                name=name,
+                names=names,
+                transform=transform,
+                augmentation=config.augmentation,
+                progress=True,
+            )
+        )
     sets[0].skipped[:0] = read_skipped
     return sets
 
 
-def _randomized(crystal: Crystal, rng: np.random.Generator, statistics, config: Config, coordinates: bool, lattice: bool) -> Crystal:
+def _randomized(
+    crystal: Crystal, rng: np.random.Generator, statistics, config: Config, coordinates: bool, lattice: bool
+) -> Crystal:
     return randomize(crystal, statistics, rng, config.collection, config.generation, coordinates=coordinates, lattice=lattice)
 
 
@@ -236,7 +255,9 @@ def load_measured_set(
         return _load_dif_set(directory, spec, wavelength, fill)
     folders = sorted(p for p in directory.iterdir() if p.is_dir())
     if not folders:
-        raise UserError(f"{directory}: no sample folders (expected one folder per sample with a pattern and a structure.cif, or patterns beside RRUFF DIF files)")
+        raise UserError(
+            f"{directory}: no sample folders (expected one folder per sample with a pattern and a structure.cif, or patterns beside RRUFF DIF files)"
+        )
     rows, skipped = [], []
     for folder in tqdm(folders, desc="measured patterns", unit="pattern", leave=False):
         try:
@@ -251,7 +272,16 @@ def load_measured_set(
         except UserError as exc:
             skipped.append({"name": folder.name, "reason": str(exc)})
             continue
-        rows.append((folder.name, model_input, label, _detail(folder.name, pattern_file, label, model_input, label_source=f"spglib on {cifs[0].name} (symprec {symprec})")))
+        rows.append(
+            (
+                folder.name,
+                model_input,
+                label,
+                _detail(
+                    folder.name, pattern_file, label, model_input, label_source=f"spglib on {cifs[0].name} (symprec {symprec})"
+                ),
+            )
+        )
     return _measured_set(directory, spec, rows, skipped)
 
 
@@ -266,7 +296,9 @@ def _load_dif_set(directory: Path, spec: InputSpec, wavelength: Optional[float],
             skipped.append({"name": sample.name, "reason": str(exc)})
             continue
         source = f"{sample.label.path.name} (SPACE GROUP: {sample.label.symbol})"
-        detail = _detail(sample.name, sample.pattern, sample.spacegroup, model_input, label_source=source, symbol=sample.label.symbol)
+        detail = _detail(
+            sample.name, sample.pattern, sample.spacegroup, model_input, label_source=source, symbol=sample.label.symbol
+        )
         rows.append((sample.name, model_input, sample.spacegroup, detail))
     return _measured_set(directory, spec, rows, skipped)
 

@@ -93,7 +93,7 @@ class InputSpec:
         if not isinstance(spec, dict):
             raise UserError(
                 f"{path}: no input spec (grid, wavelength, preprocessing); the run predates it, train it again "
-                f"or add an \"input\" entry by hand"
+                f'or add an "input" entry by hand'
             )
         try:
             grid = GridConfig(**spec["grid"])
@@ -305,7 +305,9 @@ def load_model_run(run_dir: Path | str) -> TrainedModel:
     except Exception as exc:  # noqa: BLE001 - a damaged file is a user-facing problem
         raise UserError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
     if model.output_shape[-1] != len(spacegroups):
-        raise UserError(f"{path}: the model has {model.output_shape[-1]} outputs but {META_FILE} lists {len(spacegroups)} space groups")
+        raise UserError(
+            f"{path}: the model has {model.output_shape[-1]} outputs but {META_FILE} lists {len(spacegroups)} space groups"
+        )
     if model.input_shape[1] not in (None, spec.n_points):
         raise UserError(f"{path}: the model takes {model.input_shape[1]} points but {META_FILE}'s grid has {spec.n_points}")
     return TrainedModel(model, spacegroups, spec, str(meta.get("model", "unknown")), meta, run_dir, temperature, source)

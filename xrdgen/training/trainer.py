@@ -309,7 +309,19 @@ class Trainer:
                 now = time.monotonic()
                 if now - last_log >= log_every_s:
                     last_log = now
-                    self._log_progress(epoch, epochs, per_epoch, seen, loss_sum, correct, epoch_start, run_start, start_step, total_steps, deadline)
+                    self._log_progress(
+                        epoch,
+                        epochs,
+                        per_epoch,
+                        seen,
+                        loss_sum,
+                        correct,
+                        epoch_start,
+                        run_start,
+                        start_step,
+                        total_steps,
+                        deadline,
+                    )
                 if deadline is not None and now >= deadline:
                     stopped_early = True
                     self.log(f"max_minutes={max_minutes} reached at step {self.step}")
@@ -322,7 +334,9 @@ class Trainer:
         self.finish()
         return self.history
 
-    def _log_progress(self, epoch, epochs, per_epoch, seen, loss_sum, correct, epoch_start, run_start, start_step, total_steps, deadline=None):
+    def _log_progress(
+        self, epoch, epochs, per_epoch, seen, loss_sum, correct, epoch_start, run_start, start_step, total_steps, deadline=None
+    ):
         now = time.monotonic()
         in_epoch = self.step - epoch * per_epoch
         rate_steps = (self.step - start_step) / max(now - run_start, 1e-9)
@@ -354,7 +368,15 @@ class Trainer:
         self.history.append(entry)
         write_history(self.run_dir, self.history)
         self.save_checkpoint()
-        names = ("train_loss", "train_accuracy", "test_top1", "test_top5", "test_crystal_system_accuracy", "learning_rate", "patterns_per_s")
+        names = (
+            "train_loss",
+            "train_accuracy",
+            "test_top1",
+            "test_top5",
+            "test_crystal_system_accuracy",
+            "learning_rate",
+            "patterns_per_s",
+        )
         scalars = {k: entry.get(k) for k in names}
         scalars.update({f"recall/sg{sg:03d}": r for sg, r in entry.get("test_recall", {}).items()})
         self._tensorboard.write(entry["epoch"], scalars)
