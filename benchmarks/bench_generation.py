@@ -100,8 +100,10 @@ def main() -> None:
     for name, n, wall, cpu in rows:
         print(f"{name:48s} {n:8d} {n / cpu:15.1f} {n / wall:11.1f}")
     fast_rate, plain_rate = args.n_fast / fast_cpu, plain_ok / plain_cpu
-    print(f"ratio fast / plain (per core): {fast_rate / max(plain_rate, 1e-12):.1f}x; "
-          f"fast / reference: {fast_rate / (args.n_reference / ref_cpu):.1f}x")
+    print(
+        f"ratio fast / plain (per core): {fast_rate / max(plain_rate, 1e-12):.1f}x; "
+        f"fast / reference: {fast_rate / (args.n_reference / ref_cpu):.1f}x"
+    )
     print(f"plain: {plain_ok} of {min(args.n_plain, len(crystals))} draws gave a crystal in the asked space group")
     print(f"fast path attempts: {dict(fast.outcomes)}")
     print(f"target >= 500 checked crystals/s/core: {'met' if fast_rate >= 500 else 'NOT met'} ({fast_rate:.0f})")

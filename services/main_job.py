@@ -1,7 +1,7 @@
 """The main job (`make run` = `xrdgen run`): the whole pipeline on this machine through a real Ray cluster.
 
-1. statistics from the embedded default structures (`xrdgen.pipeline`, as `stats build`: structure-type split,
-   statistics part, held-out test part), reused when the run directory already has them;
+1. the statistics shipped in the package (`--statistics default`: mp26k + ICSD metadata, built once by
+   `make default-statistics`) and their held-out test part; nothing is built at run time;
 2. a private local Ray head (`ray start --head`, token authentication on, dashboard on 127.0.0.1);
 3. `ray job submit -- python -m services.train ...`: generator pool -> bounded
    queue -> trainer actor; the trainer's progress lines (rate, ETA, test top-1/top-5) stream here;
@@ -21,20 +21,17 @@ from pathlib import Path
 from services.local_cluster import local_head
 from xrdgen.config import Config
 from xrdgen.errors import UserError
-from xrdgen.pipeline import build_statistics_files, statistics_paths
+from xrdgen.pipeline import resolve_statistics
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_CONFIG = ROOT / "configs" / "run.yaml"
 
 
 def statistics_files(run_dir: Path, config: Config, echo=print) -> tuple[Path, Path]:
-    """(statistics, held-out test structures) of the embedded default, built once per run directory."""
-    paths = statistics_paths(run_dir / "statistics.json.gz")
-    if paths["statistics"].exists() and paths["test_part"].exists():
-        echo(f"statistics: reusing {paths['statistics']}")
-        return paths["statistics"], paths["test_part"]
-    build_statistics_files(["default"], paths["statistics"], config, plots=True, log=echo)  # serial: a few hundred structures
-    return paths["statistics"], paths["test_part"]
+    """(statistics, held-out test structures) of `--statistics default`: the files shipped in the package."""
+    statistics, test_part = resolve_statistics("default")
+    echo(f"statistics: {statistics} (shipped default), held-out test part {test_part.name}")
+    return statistics, test_part
 
 
 def _pct(value) -> str:
@@ -53,7 +50,7 @@ def summary_markdown(run_dir: Path) -> str:
         f"{_pct(1 / summary['classes'])}, top-5 {_pct(min(1.0, 5 / summary['classes']))})",
         f"- optimizer steps: {summary['step']} (this job: from step {summary['start_step']}), "
         f"{summary['minutes']:.1f} min of training job",
-        f"- held-out test structures (structure-type split of the embedded default): "
+        f"- held-out test structures (structure-type split of the shipped default, mp26k): "
         f"top-1 {_pct(summary['test_top1'])}, top-5 {_pct(summary['test_top5'])}",
         f"- generator actors replaced during the run: {summary['generator_replacements']}",
         "",
@@ -88,8 +85,17 @@ def run_main_job(config: Config, echo=print) -> Path:
         # place, so compiled Numba kernels are reused from its cache instead of being recompiled in a
         # fresh copy by the driver and every generator (about a minute on 2 cores). On a cluster,
         # `--working-dir .` ships the code (see README).
-        entrypoint = ["python", "-m", "services.train", "--config", str(job_config),
-                      "--statistics", str(stats_path), "--test", str(test_path)]
+        entrypoint = [
+            "python",
+            "-m",
+            "services.train",
+            "--config",
+            str(job_config),
+            "--statistics",
+            str(stats_path),
+            "--test",
+            str(test_path),
+        ]
         echo(f"submitting: ray job submit --address {head.dashboard_url} -- {' '.join(entrypoint)}")
         status = head.submit(entrypoint)
         echo("stopping the Ray head ...")
@@ -97,6 +103,8 @@ def run_main_job(config: Config, echo=print) -> Path:
         raise UserError(f"the training job failed (exit {status}); its log is above")
     (run_dir / "summary.md").write_text(summary_markdown(run_dir))
     echo((run_dir / "summary.md").read_text())
-    echo(f"results in {run_dir}: summary.md, accuracy.png, model.keras, history.json, checkpoints/, tensorboard/ "
-         f"({(time.monotonic() - started) / 60:.1f} min in all)")
+    echo(
+        f"results in {run_dir}: summary.md, accuracy.png, model.keras, history.json, checkpoints/, tensorboard/ "
+        f"({(time.monotonic() - started) / 60:.1f} min in all)"
+    )
     return run_dir

@@ -26,12 +26,12 @@ from typing import Optional
 import ray
 
 from services.generator_pool import GeneratorPool
-from services.main_job import statistics_files
 from services.ray_runtime import ray_session
 from services.statistics_server import StatisticsServer
 from services.trainer_actor import TrainerActor, reserve_trainer
 from xrdgen.config import load_config, parse_overrides
 from xrdgen.errors import UserError
+from xrdgen.pipeline import resolve_statistics
 from xrdgen.training.datasets import read_structures, simulate_set
 from xrdgen.training.rundir import InputSpec
 
@@ -46,8 +46,8 @@ def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
         "-s",
         type=Path,
         required=True,
-        help="statistics file (xrdgen stats build), or 'default': build them from the embedded "
-        "default structures into the run directory (once; the test part becomes --test)",
+        help="statistics file (xrdgen stats build), or 'default': the statistics shipped in the "
+        "package (mp26k + ICSD metadata; their held-out test part becomes --test)",
     )
     parser.add_argument(
         "--test", type=Path, default=None, help="held-out test structures (the test-part list of xrdgen stats build)"
@@ -188,9 +188,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     config = config.model_copy(update={"training": config.training.model_copy(update={"output_dir": run_dir})})
     (run_dir / "config.yaml").write_text(config.to_yaml())  # the full config this job runs
     print(config.describe_changes(run_dir / "config.yaml"), flush=True)
-    if str(args.statistics) == "default":
-        args.statistics, test_part = statistics_files(run_dir, config)
-        args.test = args.test or test_part
+    args.statistics, args.test = resolve_statistics(args.statistics, args.test)
     with ray_session(config.cluster.address):
         try:
             summary = run(config, args.statistics, args.test)

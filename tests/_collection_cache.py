@@ -37,7 +37,9 @@ def mp40_split(mp40_dir: str, seed: int = 0):
 def mp40_build(mp40_dir: str, min_count: int = 20):
     """The pipeline's split (seed 0, test fraction 0.3) and statistics of mp40."""
     config = load_config(overrides={"statistics.min_count_per_spacegroup": min_count, "statistics.test_fraction": 0.3, "seed": 0})
-    return split_and_build(mp40_report(mp40_dir), config, split_seed=0, provenance={"source": "mp40"}, keys=mp40_group_keys(mp40_dir))
+    return split_and_build(
+        mp40_report(mp40_dir), config, split_seed=0, provenance={"source": "mp40"}, keys=mp40_group_keys(mp40_dir)
+    )
 
 
 def mp40_statistics(mp40_dir: str, min_count: int = 20):

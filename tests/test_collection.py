@@ -56,7 +56,9 @@ def test_conventional_cells_keep_the_crystal(mp40_dir, ray_local):
     for row in rows:
         entry = by_id[f"{mp40_dir / 'random_split_test.csv'}:{row['material_id']}"]
         original = Structure.from_str(row["cif"], fmt="cif")
-        assert entry.crystal.volume / entry.crystal.n_sites == pytest.approx(original.volume / len(original), rel=1e-3)  # spglib idealises the cell
+        assert entry.crystal.volume / entry.crystal.n_sites == pytest.approx(
+            original.volume / len(original), rel=1e-3
+        )  # spglib idealises the cell
         assert entry.structure.composition.reduced_formula == original.composition.reduced_formula
         cell = (entry.crystal.lattice, entry.crystal.frac_coords, entry.crystal.numbers)
         assert spglib.get_symmetry_dataset(cell, symprec=0.1).number == entry.spacegroup
@@ -145,7 +147,10 @@ def test_broken_csv_rows_are_skipped_and_the_rest_kept(mp40_dir, tmp_path):
     report = read_collection(path, CollectionConfig(chunk_size=5), progress=False)
     assert report.counts["read"] == 10 and report.counts["skipped"] == 2
     assert {s.source_id.split(":")[-1] for s in report.skipped} == {rows[3]["material_id"], rows[7]["material_id"]}
-    assert all(e.spacegroup_file == int(r["space_group_number"]) for e, r in zip(report.entries, [r for i, r in enumerate(rows) if i not in (3, 7)]))
+    assert all(
+        e.spacegroup_file == int(r["space_group_number"])
+        for e, r in zip(report.entries, [r for i, r in enumerate(rows) if i not in (3, 7)])
+    )
 
 
 def test_ray_and_serial_reading_agree(mp40_dir, ray_local):
@@ -183,7 +188,12 @@ def test_entries_file_round_trip(mp40_dir, tmp_path, ray_local):
     for a, b in zip(entries, back):
         np.testing.assert_allclose(a.crystal.lattice, b.crystal.lattice)
         np.testing.assert_array_equal(a.crystal.numbers, b.crystal.numbers)
-        assert (a.spacegroup, a.spacegroup_file, a.ordered, a.wyckoff_sites) == (b.spacegroup, b.spacegroup_file, b.ordered, b.wyckoff_sites)
+        assert (a.spacegroup, a.spacegroup_file, a.ordered, a.wyckoff_sites) == (
+            b.spacegroup,
+            b.spacegroup_file,
+            b.ordered,
+            b.wyckoff_sites,
+        )
     (tmp_path / "bad.json").write_text('{"format": "something else"}')
     with pytest.raises(UserError, match="bad.json: not an xrdgen entries file"):
         load_entries(tmp_path / "bad.json")
@@ -305,14 +315,24 @@ def test_progress_lines_give_rate_and_time_left(capsys):
 
 def test_compact_test_part_keeps_what_simulation_needs(mp40_dir, tmp_path, ray_local):
     entries = mp40_report(str(mp40_dir)).entries[:40]
-    disordered = Crystal(entries[0].crystal.lattice, entries[0].crystal.frac_coords, entries[0].crystal.numbers,
-                         np.full(entries[0].crystal.n_sites, 0.5), entries[0].spacegroup)
+    disordered = Crystal(
+        entries[0].crystal.lattice,
+        entries[0].crystal.frac_coords,
+        entries[0].crystal.numbers,
+        np.full(entries[0].crystal.n_sites, 0.5),
+        entries[0].spacegroup,
+    )
     entries = entries + [dataclasses.replace(entries[0], crystal=disordered, ordered=False, wyckoff_sites=[])]
     full = save_entries(entries, tmp_path / "full.json.gz")
     compact = compact_entries(entries, tmp_path / "compact.json.gz", {"part": "test"})
     assert compact.stat().st_size < 0.8 * full.stat().st_size
     for a, b in zip(entries, load_entries(compact)):
-        assert (a.source_id, a.spacegroup, a.spacegroup_file, a.ordered) == (b.source_id, b.spacegroup, b.spacegroup_file, b.ordered)
+        assert (a.source_id, a.spacegroup, a.spacegroup_file, a.ordered) == (
+            b.source_id,
+            b.spacegroup,
+            b.spacegroup_file,
+            b.ordered,
+        )
         np.testing.assert_allclose(b.crystal.lattice, a.crystal.lattice, atol=0.6 * 10**-DECIMALS)
         np.testing.assert_allclose(b.crystal.frac_coords, a.crystal.frac_coords, atol=0.6 * 10**-DECIMALS)
         np.testing.assert_array_equal(b.crystal.numbers, a.crystal.numbers)

@@ -222,6 +222,6 @@ def build_statistics_files(
 
 
 def min_count_table(statistics: Statistics) -> str:
-    """">=1: 120, >=5: 80, ...": how the class list shrinks with `statistics.min_count_per_spacegroup`."""
+    """ ">=1: 120, >=5: 80, ...": how the class list shrinks with `statistics.min_count_per_spacegroup`."""
     table = classes_for_min_counts(statistics, MIN_COUNT_TABLE)
     return ", ".join(f">={m}: {n}" for m, n in table.items())

@@ -32,10 +32,14 @@ def build(
     serial: bool = typer.Option(False, "--serial", help="Read and group in this process instead of Ray tasks."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     entries_cache: Optional[Path] = typer.Option(
-        None, "--entries-cache", help="Keep the parsed entries and their grouping here; reused while sources and collection config are unchanged."
+        None,
+        "--entries-cache",
+        help="Keep the parsed entries and their grouping here; reused while sources and collection config are unchanged.",
     ),
     metadata: Optional[Path] = typer.Option(
-        None, "--metadata", help="Database metadata (space group and formula per entry, e.g. the ICSD's): space-group prior and element statistics from it."
+        None,
+        "--metadata",
+        help="Database metadata (space group and formula per entry, e.g. the ICSD's): space-group prior and element statistics from it.",
     ),
     config_path: Optional[Path] = ConfigOption,
     seed: Optional[int] = SeedOption,
@@ -48,8 +52,15 @@ def build(
         if not serial:
             map_chunks, map_groups = stack.enter_context(ray_mappers(address=config.cluster.address))
         built = build_statistics_files(
-            sources, out, config, map_chunks=map_chunks, plots=not no_plots, log=typer.echo,
-            map_groups=map_groups, entries_cache=entries_cache, metadata=metadata,
+            sources,
+            out,
+            config,
+            map_chunks=map_chunks,
+            plots=not no_plots,
+            log=typer.echo,
+            map_groups=map_groups,
+            entries_cache=entries_cache,
+            metadata=metadata,
         )
     if len(built.statistics.spacegroups) < 2:
         typer.echo(

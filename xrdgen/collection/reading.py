@@ -153,7 +153,9 @@ def read_records(
     duplicates: list[Skipped] = []
     if config.id_column is not None:
         records, repeated = deduplicate(records)
-        duplicates = [Skipped(dup.source_id, f"duplicate id: {dup.record_id} also in {first.source_id}") for dup, first in repeated]
+        duplicates = [
+            Skipped(dup.source_id, f"duplicate id: {dup.record_id} also in {first.source_id}") for dup, first in repeated
+        ]
     chunks = chunked(records, config.chunk_size)
     if map_chunks is None:
         results = serial_map_chunks(chunks, config, progress=progress)
