@@ -79,6 +79,7 @@ class _GeneratorActor:
         self._stream: Optional[PatternStream] = None
         self._stop = threading.Event()
         self._tags = {"actor": self._name}
+        self._full_waits = 0
 
     def run(self, statistics_server, queue: Queue) -> dict:
         """Produce into `queue` until `stop`; returns the stream's counters.
@@ -104,7 +105,7 @@ class _GeneratorActor:
                     queue.put(batch, block=True, timeout=PUT_TIMEOUT_S)
                     break
                 except Full:
-                    continue
+                    self._full_waits += 1  # one more PUT_TIMEOUT_S spent blocked on a full queue
         return self.counters()
 
     def stop(self) -> None:
@@ -112,7 +113,7 @@ class _GeneratorActor:
 
     def counters(self) -> dict:
         counters = self._stream.counters if self._stream is not None else StreamCounters()
-        return dict(name=self._name, pid=os.getpid(), **counters.as_dict())
+        return dict(name=self._name, pid=os.getpid(), full_queue_waits=self._full_waits, **counters.as_dict())
 
 
 class GeneratorPool:

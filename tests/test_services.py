@@ -117,14 +117,24 @@ def test_queue_memory_is_bounded_when_nobody_consumes(pool):
     """Producers block on the full queue: batches in existence <= queue + one in hand per producer."""
     cluster = pool.config.cluster
     _wait_for(lambda: pool.queue.qsize() == cluster.queue_max_items, timeout=90)
-    time.sleep(3.0)  # time enough to overrun the queue many times if nothing blocked
-    first = sum(c["patterns"] for c in pool.counters())
-    time.sleep(3.0)
-    second = sum(c["patterns"] for c in pool.counters())
+
+    def all_blocked_since(waits: dict, more: int):
+        """Counters once every producer has waited `more` more put timeouts on the full queue."""
+        counters = pool.counters()
+        names = {c["name"] for c in counters}
+        done = len(names) == cluster.n_generators and all(
+            c["full_queue_waits"] >= waits.get(c["name"], 0) + more for c in counters
+        )
+        return counters if done else None
+
+    first = _wait_for(lambda: all_blocked_since({}, 2), timeout=90)  # every producer is blocked, not just slow
+    waits = {c["name"]: c["full_queue_waits"] for c in first}
+    second = _wait_for(lambda: all_blocked_since(waits, 2), timeout=90)  # ... and stays blocked
     bound = (cluster.queue_max_items + 2 * cluster.n_generators) * cluster.generator_batch_size
+    produced = [sum(c["patterns"] for c in counters) for counters in (first, second)]
     assert pool.queue.qsize() == cluster.queue_max_items
-    assert second == first, "producers kept producing into a full queue"
-    assert second <= bound
+    assert produced[1] == produced[0], "producers kept producing into a full queue"
+    assert produced[1] <= bound
 
 
 def test_killing_a_generator_keeps_training_going(ray_local, pool, statistics):

@@ -53,7 +53,7 @@ def experiment(
         overrides["seed"] = seed
     overrides.update(parse_overrides(sets))
     config = load_config(config_path, overrides)
-    typer.echo(config.describe())
+    typer.echo(config.describe_changes(out / "config.yaml"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the Trainer imports TensorFlow: no start-up chatter
 
     command = ["xrdgen", "experiment"] + (["--config", str(config_path)] if config_path else []) + (["--quick"] if quick else [])

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
+from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, announce, start_run
 from xrdgen.errors import UserError
 from xrdgen.generation.generator import Generator
 from xrdgen.jsonio import write_json
@@ -76,10 +76,11 @@ def generate(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Generate spglib-checked synthetic crystals from the statistics and write them as CIFs."""
-    config = start_run(config_path, seed, sets)
+    config = start_run(config_path, seed, sets, quiet=True)
     statistics = Statistics.load(stats_path)
     if spacegroup is not None and spacegroup not in statistics.per_spacegroup:
         raise UserError(f"{stats_path}: space group {spacegroup} is not among its {len(statistics.spacegroups)} classes")
+    announce(config, out_dir)  # only now: bad input leaves no output folder behind
     generator = Generator(statistics, config.generation, config.seed)
     crystals = generator.generate_many(n, spacegroup=spacegroup, progress=True)
     summary = write_outputs(crystals, generator, statistics, out_dir, config, stats_path)

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
+from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, announce, start_run
 from xrdgen.config import Config
 from xrdgen.errors import UserError
 from xrdgen.pipeline import output_base
@@ -88,7 +88,7 @@ def train(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Train a space-group classifier locally; held-out top-1/top-5 after every epoch."""
-    config = start_run(config_path, seed, sets)
+    config = start_run(config_path, seed, sets, quiet=True)
     training = config.training.resolved()
     test = test if test is not None else _companion(statistics_path, "test")
     if training.baseline:
@@ -101,6 +101,7 @@ def train(
 
     statistics = Statistics.load(statistics_path)
     spacegroups = [int(sg) for sg in statistics.spacegroups]
+    announce(config, Path(config.training.output_dir))  # after the input checks: bad input writes nothing
     typer.echo(
         f"statistics: {statistics_path} ({len(spacegroups)} classes); pattern preset: {config.preset} (training and test patterns)"
     )
