@@ -22,6 +22,7 @@ import pytest
 from pymatgen.analysis.diffraction.xrd import XRDCalculator
 from pymatgen.core import Element
 
+from tests._profiles import fwhm
 from xrdgen.config import GridConfig, SimulationConfig
 from xrdgen.crystal import Crystal
 from xrdgen.simulation.peaks import peaks
@@ -187,17 +188,6 @@ def test_bad_crystals_are_refused_with_a_reason():
         PatternSimulator(SimulationConfig(), GridConfig()).simulate(tiny, np.random.default_rng(0))
 
 
-def _fwhm(x, y):
-    """Full width at half maximum of the single peak in y, by linear interpolation."""
-    top = int(np.argmax(y))
-    half = y[top] / 2
-    left = top - int(np.argmax(y[top::-1] < half))
-    right = top + int(np.argmax(y[top:] < half))
-    xl = np.interp(half, [y[left], y[left + 1]], [x[left], x[left + 1]])
-    xr = np.interp(half, [y[right], y[right - 1]], [x[right], x[right - 1]])
-    return xr - xl
-
-
 @pytest.mark.parametrize("two_theta, size_nm", [(20.0, 20.0), (45.0, 60.0), (80.0, 100.0)])
 def test_scherrer_fwhm_of_rendered_peak(two_theta, size_nm):
     grid = GridConfig(two_theta_min=two_theta - 3, two_theta_max=two_theta + 3, step=0.0005)
@@ -205,7 +195,7 @@ def test_scherrer_fwhm_of_rendered_peak(two_theta, size_nm):
     y = sim.render(np.array([two_theta]), np.array([1.0]), {"crystallite_size_nm": size_nm})
     theta = math.radians(two_theta / 2)
     expected = math.degrees(0.9 * CU_KA1 / (size_nm * 10 * math.cos(theta)))  # K λ / (L cos θ)
-    assert _fwhm(sim.two_theta, y) == pytest.approx(expected, rel=2e-3)
+    assert fwhm(sim.two_theta, y) == pytest.approx(expected, rel=2e-3)
     assert scherrer_fwhm_deg(two_theta, CU_KA1, size_nm) == pytest.approx(expected, rel=1e-12)
 
 
@@ -221,7 +211,7 @@ def test_scherrer_fwhm_on_a_real_crystal():
     expected_tt = 2 * math.degrees(math.asin(CU_KA1 * math.sqrt(3) / (2 * 3.615)))
     assert x[window][np.argmax(y[window])] == pytest.approx(expected_tt, abs=0.001)
     expected = math.degrees(0.9 * CU_KA1 / (350 * math.cos(math.radians(expected_tt / 2))))
-    assert _fwhm(x[window], y[window]) == pytest.approx(expected, rel=3e-3)
+    assert fwhm(x[window], y[window]) == pytest.approx(expected, rel=3e-3)
 
 
 @pytest.mark.parametrize("fwhm, split", [(0.003, 0.0), (0.03, 0.0), (0.1, 0.3), (0.6, 0.0), (2.0, -0.2)])
@@ -303,7 +293,7 @@ def test_pseudo_voigt_fwhm_is_twice_the_caglioti_width_in_theta():
     u, w = 0.008, 0.004
     y = sim.render(np.array([60.0]), np.array([1.0]), {"u": u, "v": 0.0, "w": w, "eta": 0.4})
     expected = 2 * math.sqrt(u * math.tan(math.radians(30)) ** 2 + w)
-    assert _fwhm(sim.two_theta, y) == pytest.approx(expected, rel=3e-3)
+    assert fwhm(sim.two_theta, y) == pytest.approx(expected, rel=3e-3)
     assert caglioti_fwhm_deg(60.0, u, 0.0, w) == pytest.approx(expected)
 
 

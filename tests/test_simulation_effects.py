@@ -11,6 +11,7 @@ import spglib
 from pymatgen.core import Lattice, Structure
 from scipy import stats
 
+from tests._profiles import half_maximum
 from xrdgen.config import AugmentationConfig, Config, GridConfig, SimulationConfig, load_config
 from xrdgen.crystal import Crystal
 from xrdgen.geometry import lattice_parameters
@@ -45,16 +46,6 @@ def _copper() -> Structure:
 def _rutile() -> Structure:
     """TiO2 rutile, P4_2/mnm, a = 4.594, c = 2.959 Å."""
     return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"], [[0, 0, 0], [0.3053, 0.3053, 0]])
-
-
-def _fwhm(x, y):
-    top = int(np.argmax(y))
-    half = y[top] / 2
-    left = top - int(np.argmax(y[top::-1] < half))
-    right = top + int(np.argmax(y[top:] < half))
-    xl = np.interp(half, [y[left], y[left + 1]], [x[left], x[left + 1]])
-    xr = np.interp(half, [y[right], y[right - 1]], [x[right], x[right - 1]])
-    return xl, x[top], xr
 
 
 def test_drawn_effects_follow_their_distributions():
@@ -183,7 +174,7 @@ def test_microstrain_and_small_crystallites_add_in_quadrature():
     micro = math.degrees(4 * strain * math.tan(theta))
     gauss = PatternSimulator(SimulationConfig(), grid)
     y = gauss.render(np.array([two_theta]), np.array([1.0]), {"crystallite_size_nm": size}, SampleEffects(microstrain=strain))
-    lo, _, hi = _fwhm(gauss.two_theta, y)
+    lo, _, hi = half_maximum(gauss.two_theta, y)
     assert hi - lo == pytest.approx(math.hypot(scherrer, micro), rel=2e-3)
     # Small crystallites with the Gaussian profile: their size replaces the simulation's draw.
     y = gauss.simulate(_copper(), np.random.default_rng(0), effects=SampleEffects(crystallite_size_nm=5.0))
@@ -195,7 +186,7 @@ def test_microstrain_and_small_crystallites_add_in_quadrature():
     y = pv.render(
         np.array([two_theta]), np.array([1.0]), {"u": u, "v": 0.0, "w": w, "eta": 1.0}, SampleEffects(crystallite_size_nm=size)
     )
-    lo, _, hi = _fwhm(pv.two_theta, y)
+    lo, _, hi = half_maximum(pv.two_theta, y)
     caglioti = 2 * math.sqrt(u * math.tan(theta) ** 2 + w)
     assert hi - lo == pytest.approx(math.hypot(caglioti, scherrer), rel=2e-3)
 
@@ -208,8 +199,8 @@ def test_axial_asymmetry_splits_the_width(two_theta):
     size, a = 30.0, 0.05
     plain = sim.render(np.array([two_theta]), np.array([1.0]), {"crystallite_size_nm": size})
     y = sim.render(np.array([two_theta]), np.array([1.0]), {"crystallite_size_nm": size}, SampleEffects(asymmetry=a))
-    lo0, _, hi0 = _fwhm(sim.two_theta, plain)
-    lo, top, hi = _fwhm(sim.two_theta, y)
+    lo0, _, hi0 = half_maximum(sim.two_theta, plain)
+    lo, top, hi = half_maximum(sim.two_theta, y)
     k = a / math.tan(math.radians(two_theta))
     assert top == pytest.approx(two_theta, abs=0.001)  # the maximum stays at the peak
     assert (top - lo) / (hi - top) == pytest.approx((1 + k) / (1 - k), rel=5e-3)

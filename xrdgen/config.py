@@ -13,6 +13,7 @@ file to read for every tunable of the pipeline, and one place where each paramet
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -485,6 +486,13 @@ def load_config(path: Optional[Path | str] = None, overrides: Optional[dict] = N
             raise UserError(f"{source}: not valid YAML{at}") from None
         if not isinstance(data, dict):
             raise UserError(f"{source}: expected a mapping of config sections at the top level")
+    return config_from_dict(data, overrides, source)
+
+
+def config_from_dict(data: dict, overrides: Optional[dict] = None, source: str = "config") -> Config:
+    """A config from nested sections (a YAML file's, or a run's meta.json copy) with dotted
+    `overrides` applied, validated; an invalid value is one line naming `source` and the field."""
+    data = copy.deepcopy(data)
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

@@ -32,7 +32,6 @@ prediction CLI and the generator actors import this module without paying Tensor
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from typing import Optional
 import numpy as np
 from pydantic import ValidationError
 
-from xrdgen.config import Config, GridConfig, parse_overrides
+from xrdgen.config import Config, GridConfig, config_from_dict, parse_overrides
 from xrdgen.errors import UserError
 from xrdgen.jsonio import read_json, write_json
 from xrdgen.measured.pattern import MeasuredPattern, check_wavelength
@@ -160,17 +159,7 @@ def config_of_run(meta: dict, path: Path, overrides: Optional[dict] = None) -> C
     data = meta.get("config")
     if not isinstance(data, dict):
         raise UserError(f"{path}: no 'config' entry; give the config with --config")
-    data = copy.deepcopy(data)
-    for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    try:
-        return Config(**data)
-    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError and friends: one line
-        raise UserError(f"{path}: its config does not validate ({str(exc).splitlines()[0]})") from None
+    return config_from_dict(data, overrides, f"{path} (its config)")
 
 
 def overrides_of(sets: Optional[list[str]], seed: Optional[int]) -> dict:
