@@ -8,8 +8,8 @@ make: pool member i streams with seed member_seed(seed, i), and the reference ru
 members 0 and 1 in this process (one core), after one start-up batch each. Then a generator pool of
 1 and 2 actors (1 CPU each) feeds the bounded queue, consumed here through `QueueFeed` exactly as
 the trainer consumes it. Printed: patterns/s, patterns/s per core, the Ray overhead of 1 actor against
-the reference (target < 5 %), and the 1 -> 2 actor scaling. Default grid (8501 points) and default
-generation/augmentation settings, i.e. the real per-pattern work.
+the reference (target < 5 %), and the 1 -> 2 actor scaling. Default grid (8501 points), the `measured` preset (`--preset pure` for
+the other), i.e. the real per-pattern work.
 
 On a shared 2-core machine the 2-actor figure also competes with the consumer and with whatever else
 runs; read the scaling as a lower bound.
@@ -93,11 +93,13 @@ def main() -> None:
     parser.add_argument("--patterns", type=int, default=480, help="patterns per stream measured (after its first batch)")
     parser.add_argument("--batch", type=int, default=64, help="patterns per queue item")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved reference / 1-actor rounds (best counts)")
+    parser.add_argument("--preset", choices=("pure", "measured"), default="measured", help="pattern preset of the stream")
     args = parser.parse_args()
 
     config = load_config(
         None,
         {
+            "preset": args.preset,
             "cluster.generator_batch_size": args.batch,
             "cluster.cpus_per_generator": 1.0,
             "statistics.min_count_per_spacegroup": 20,
@@ -110,7 +112,7 @@ def main() -> None:
     else:
         statistics = statistics_from_mp40(config)
     print(
-        f"statistics: {len(statistics.spacegroups)} classes; grid {config.grid.n_points} points; "
+        f"statistics: {len(statistics.spacegroups)} classes; preset {config.preset}; grid {config.grid.n_points} points; "
         f"{args.patterns} patterns per stream; {os.cpu_count()} cores on this machine"
     )
 
