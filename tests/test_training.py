@@ -210,6 +210,9 @@ def test_run_directory_refuses_a_different_class_list(mp40, tmp_path):
     Trainer(config, mp40["spacegroups"], run_dir=tmp_path / "run")
     with pytest.raises(UserError, match="different spacegroups"):
         Trainer(config, mp40["spacegroups"][:-1], run_dir=tmp_path / "run")
+    measured = make_config(**{"training.model": "park_medium", "preset": "measured"})
+    with pytest.raises(UserError, match="different preset"):  # a pure run is not resumed on measured patterns
+        Trainer(measured, mp40["spacegroups"], run_dir=tmp_path / "run")
 
 
 def test_training_steps_under_jax_backend(mp40, tmp_path):

@@ -226,7 +226,7 @@ class Trainer:
         if path.exists():
             old = read_meta(self.run_dir)
             InputSpec.from_meta(old, path)  # a run without an input spec: the one-line error names the file
-            for key in ("spacegroups", "input", "model"):
+            for key in ("spacegroups", "input", "model", "preset"):
                 if old.get(key) != meta[key]:
                     raise UserError(
                         f"{path}: this run was trained with a different {key} ({old.get(key)!r}); "
