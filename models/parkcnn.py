@@ -1,6 +1,6 @@
 """The CNN of Park et al. (2017) as the method trains it, in two sizes ("medium" and "big").
 
-Architecture (Park et al., IUCrJ 4, 2017; sizes as in Schopf et al., SI): three strided 1D
+Architecture (Park et al., IUCrJ 4, 2017; sizes as in Schopmans et al., SI): three strided 1D
 convolutions of 80 filters, each followed by ReLU and average pooling, then two fully connected
 ReLU layers and a linear output layer of one logit per class.
 

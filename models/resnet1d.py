@@ -1,4 +1,4 @@
-"""1D ResNets (He et al. 2016, Table 1) adapted to powder patterns as in Schopf et al. (SI, Table S1).
+"""1D ResNets (He et al. 2016, Table 1) adapted to powder patterns as in Schopmans et al. (SI, Table S1).
 
 Changes from the 2D image network, all following the method:
 

@@ -5,7 +5,7 @@ one line naming the field, not an hour later inside a Ray actor), it serialises 
 provenance, and it is printed at the start of every run so that a run is reproducible from its
 printed config and seed alone.
 
-Defaults follow the original work (Schopf et al., ML4pXRDs) unless a comment says otherwise.
+Defaults follow the original work (Schopmans et al., ML4pXRDs) unless a comment says otherwise.
 
 Longer than 350 lines because every section is here, beside the loading and `--set` parsing: one
 file to read for every tunable of the pipeline, and one place where each parameter is defined.

@@ -1,4 +1,4 @@
-"""Structure-type split of a collection into a statistics part and a test part (Schopf et al., Sec. 2.3).
+"""Structure-type split of a collection into a statistics part and a test part (Schopmans et al., Sec. 2.3).
 
 Why by structure type: a random split puts near-copies of one structure type (a perovskite with
 Sr and one with Ba) on both sides, so the test accuracy measures recall of known prototypes rather

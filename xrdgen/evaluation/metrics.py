@@ -1,6 +1,6 @@
 """What a trained model says about labelled patterns: top-k accuracy, per-space-group recall, crystal systems.
 
-Counted as in the method's evaluation (Schopf et al., supplementary S3 and Figures S7/S8):
+Counted as in the method's evaluation (Schopmans et al., supplementary S3 and Figures S7/S8):
 - top-k accuracy for k = 1..10: the share of patterns whose true space group is among the k most
   probable classes; a label outside the model's class list counts as a miss at every k (and is
   counted apart);

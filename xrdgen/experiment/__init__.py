@@ -1,4 +1,4 @@
-"""The method's central result at small scale (Schopf et al., ML4pXRDs; issues 8 and 12), end to end, no Ray.
+"""The method's central result at small scale (Schopmans et al., ML4pXRDs; issues 8 and 12), end to end, no Ray.
 
 Claim under test: a network trained only on synthetic crystals drawn from a collection's statistics
 classifies patterns of *unseen structure types* better than the same network trained on the

@@ -1,4 +1,4 @@
-"""Synthetic crystals drawn from the statistics of a crystal collection (Schopf et al., Sec. 2.1).
+"""Synthetic crystals drawn from the statistics of a crystal collection (Schopmans et al., Sec. 2.1).
 
 One module per job (import from the module, nothing is re-exported here):
 

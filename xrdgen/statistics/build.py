@@ -1,4 +1,4 @@
-"""Statistics of the statistics part of a collection, defined as in Schopf et al.'s dataset preparation,
+"""Statistics of the statistics part of a collection, defined as in Schopmans et al.'s dataset preparation,
 optionally calibrated with a database's metadata (`metadata.py`).
 
 `build_statistics` counts, per space group, what the generator draws (space-group prior, number of

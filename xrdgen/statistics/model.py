@@ -1,4 +1,4 @@
-"""ICSD-style statistics that the synthetic generator samples from (Schopf et al., Sec. 2.1 and
+"""ICSD-style statistics that the synthetic generator samples from (Schopmans et al., Sec. 2.1 and
 the method's supplementary S1): the sampling model and its file format.
 
 What is stored, per space group of the *statistics part* of a collection (`build.py` says how):

@@ -3,7 +3,7 @@
 Both the local trainer and each Ray generator actor (services/generator_pool.py) call
 `PatternStream.next_batch`; Ray only decides where the loop runs, never what it computes.
 
-One pattern (Schopf et al., ML4pXRDs, section "Training on synthetic crystals"):
+One pattern (Schopmans et al., ML4pXRDs, section "Training on synthetic crystals"):
   1. draw the space group from the statistics' space-group prior (the class frequencies of the
      statistics set);
   2. generate a crystal of that space group (`Generator`; the spglib symmetry check happens inside);

@@ -5,7 +5,7 @@ The trainer does not know where its batches come from: a plain Python generator 
 baseline mode (`epoch_batches`). What it owns is the optimisation; the files it leaves behind are
 the run directory's (`xrdgen.training.rundir`).
 
-Optimisation follows the method (Schopf et al., ML4pXRDs, "Training"): Adam (beta1 0.9, beta2 0.999),
+Optimisation follows the method (Schopmans et al., ML4pXRDs, "Training"): Adam (beta1 0.9, beta2 0.999),
 cross-entropy on logits, presets per architecture from `TrainingConfig.resolved()`; for ResNets the
 learning rate is halved every `lr_halving_epochs` epochs, lr(epoch) = lr0 * 0.5 ** (epoch // N)
 with `epoch` counted from 0 (the original's `floor((1 + epoch) / N)` halves one epoch early).
