@@ -43,7 +43,7 @@ from typing import Optional
 import numpy as np
 
 from xrdgen.errors import UserError
-from xrdgen.measured.pattern import MeasuredPattern, checked_pattern
+from xrdgen.measured.pattern import MeasuredPattern, checked_pattern, is_float
 
 # ------------------------------------------------------------------------------------------ pdCIF
 
@@ -261,7 +261,7 @@ def read_brml(path: Path, raw: bytes) -> MeasuredPattern:
     try:
         table = np.array([[float(v) for v in d.split(",")] for d in datums], dtype=np.float64)
     except ValueError:
-        bad = next(d for d in datums if not all(_is_number(v) for v in d.split(",")))
+        bad = next(d for d in datums if not all(is_float(v) for v in d.split(",")))
         raise UserError(f"{path}: non-numeric <Datum> {bad[:60]!r}") from None
     if table.ndim != 2 or table.shape[1] < 3:
         raise UserError(f"{path}: <Datum> lines of unequal or too few columns (need time, …, 2θ, counts)")
@@ -278,14 +278,6 @@ def read_brml(path: Path, raw: bytes) -> MeasuredPattern:
     if len(names) > 1:
         pattern.notes.append(f"read {names[0]}, the first of {len(names)} scans")
     return pattern
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def read_bruker_raw(path: Path, raw: bytes) -> MeasuredPattern:

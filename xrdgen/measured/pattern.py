@@ -39,6 +39,15 @@ class MeasuredPattern:
         return len(self.two_theta)
 
 
+def is_float(text: str) -> bool:
+    """Whether a file's field reads as a number (every reader's test for a data row)."""
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def check_wavelength(path: Path | str, value: float, where: str) -> float:
     """A wavelength read from a file, or a one-line error when it is outside `WAVELENGTH_RANGE`."""
     lo, hi = WAVELENGTH_RANGE

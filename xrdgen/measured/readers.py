@@ -30,7 +30,7 @@ import numpy as np
 
 from xrdgen.errors import UserError
 from xrdgen.measured.formats import BINARY_READERS, TEXT_READERS, sniff_text_format
-from xrdgen.measured.pattern import MeasuredPattern, check_wavelength, checked_pattern
+from xrdgen.measured.pattern import MeasuredPattern, check_wavelength, checked_pattern, is_float
 
 TEXT_SUFFIXES = (".xy", ".xye", ".txt", ".csv", ".dat", ".tsv", ".asc")  # .xye: GSAS 2θ, I, σ
 XRDML_SUFFIXES = (".xrdml",)
@@ -152,14 +152,6 @@ def _parse_lines(path: Path, lines: list[str], first: int) -> np.ndarray:
     if not rows:
         raise UserError(f"{path}: no data lines (expected two numeric columns: 2θ and intensity)")
     return np.asarray(rows, dtype=np.float64)
-
-
-def is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _wavelength_from_header(path: Path, header_lines: list[str]) -> Optional[float]:
