@@ -43,9 +43,9 @@ import yaml  # noqa: E402
 from ray.util.state import list_actors  # noqa: E402
 
 from services.fake_cluster import fake_cluster, kill_node, wait_for_workers  # noqa: E402
-from services.main_job import statistics_files  # noqa: E402
 from services.metrics import PROMETHEUS_PREFIX  # noqa: E402
 from xrdgen.config import load_config  # noqa: E402
+from xrdgen.pipeline import resolve_statistics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = ROOT / "cluster" / "fake_multinode.yaml"
@@ -53,7 +53,6 @@ STALL_BOUND_S = 5.0  # the bound of tests/test_services.py for a killed generato
 WARM_UP_S = 10.0  # training before the kill: the generators' first batches compile Numba kernels
 SMALL = {  # everything else is the default configuration
     "grid": {"two_theta_min": 10.0, "two_theta_max": 50.0, "step": 0.05},
-    "statistics": {"min_count_per_spacegroup": 5},
     "generation": {"max_atoms_asymmetric_unit": 12},
     "training": {"model": "park_medium", "batch_size": 8, "batches_per_epoch": 4, "learning_rate": 1e-3},
     "cluster": {
@@ -122,7 +121,7 @@ def run(minutes: float, kill: bool, run_dir: Path, test_set: bool = True, replac
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(config.training.output_dir, ignore_errors=True)  # a fresh training, not a resumed one
-    statistics, test_part = statistics_files(run_dir, config)
+    statistics, test_part = resolve_statistics("default")
     job_config = run_dir / "job_config.yaml"
     job_config.write_text(config.to_yaml())
     entrypoint = ["python", "-m", "services.train", "--config", str(job_config), "--statistics", str(statistics)]

@@ -37,16 +37,15 @@ import ray  # noqa: E402
 from ray.util.state import list_actors  # noqa: E402
 
 from services.local_cluster import local_head  # noqa: E402
-from services.main_job import statistics_files  # noqa: E402
 from services.metrics import prometheus_name  # noqa: E402
 from xrdgen.config import load_config  # noqa: E402
+from xrdgen.pipeline import resolve_statistics  # noqa: E402
 from xrdgen.plotting import pyplot, save_figure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP_MINUTES = 3.0
 TARGET_DRIFT = 0.10
 JOB = {  # producers faster than the trainer: ResNet-10 on the full grid is ~37 patterns/s on a core
-    "statistics.min_count_per_spacegroup": 5,
     "training.model": "resnet10",
     "training.batch_size": 16,
     "training.batches_per_epoch": 50,
@@ -165,7 +164,7 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     config = load_config(None, JOB | {"training.max_minutes": args.minutes, "training.output_dir": str(run_dir / "run")})
     shutil.rmtree(config.training.output_dir, ignore_errors=True)  # a fresh training, not a resumed one
-    statistics, _ = statistics_files(run_dir, config)
+    statistics, _ = resolve_statistics("default")
     job_config = run_dir / "job_config.yaml"
     job_config.write_text(config.to_yaml())
 

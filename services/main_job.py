@@ -27,13 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_CONFIG = ROOT / "configs" / "run.yaml"
 
 
-def statistics_files(run_dir: Path, config: Config, echo=print) -> tuple[Path, Path]:
-    """(statistics, held-out test structures) of `--statistics default`: the files shipped in the package."""
-    statistics, test_part = resolve_statistics("default")
-    echo(f"statistics: {statistics} (shipped default), held-out test part {test_part.name}")
-    return statistics, test_part
-
-
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
@@ -76,7 +69,8 @@ def run_main_job(config: Config, echo=print) -> Path:
     job_config = run_dir / "config.yaml"
     job_config.write_text(config.to_yaml())
 
-    stats_path, test_path = statistics_files(run_dir, config, echo)
+    stats_path, test_path = resolve_statistics("default")
+    echo(f"statistics: {stats_path} (shipped default), held-out test part {test_path.name}")
 
     echo("starting a private local Ray head (token authentication on) ...")
     with local_head(num_cpus=os.cpu_count()) as head:
