@@ -32,6 +32,7 @@ from services.trainer_actor import TrainerActor, reserve_trainer
 from xrdgen.config import load_config, parse_overrides
 from xrdgen.errors import UserError
 from xrdgen.pipeline import resolve_statistics
+from xrdgen.training.calibrate import calibrate_run
 from xrdgen.training.datasets import read_structures, simulate_set
 from xrdgen.training.rundir import InputSpec
 
@@ -147,6 +148,8 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
                     flush=True,
                 )
         result = ray.get(done)
+    # Calibrated probabilities, as `xrdgen train` ends: fresh stream patterns, here on the driver.
+    calibration = calibrate_run(run_dir, statistics, config, statistics_path, log=lambda line: print(line, flush=True))
     history = result.pop("history")
     last = history[-1] if history else {}
     summary = dict(
@@ -162,6 +165,7 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         train_accuracy=last.get("train_accuracy"),
         patterns_per_s=last.get("patterns_per_s"),
         generator_replacements=pool.replacements,
+        temperature=calibration["temperature"],
         trainer_stalls_s=[round(s, 2) for _, s in result["stalls"]],
         trainer_stalls_ended_at=[round(t, 2) for t, _ in result["stalls"]],  # Unix time at the end of each wait
     )

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from xrdgen.cli import app, main
 from xrdgen.collection.reading import read_collection
 from xrdgen.config import TrainingConfig, load_config
-from xrdgen.experiment.data import RANDOM, STRUCTURE_TYPE, TEST_SET, UNFILTERED_SET
+from xrdgen.experiment.data import RANDOM, STRUCTURE_TYPE, TEST_SET, UNFILTERED_SET, VALIDATION_SET
 from xrdgen.experiment.run import QUICK
 from xrdgen.experiment.testsets import (
     LABEL_FROM_COLLECTION,
@@ -309,9 +309,73 @@ def test_repeating_the_command_reuses_data_and_finished_runs(quick_run, mp40_dir
     assert second["summary"] == first["summary"] and second["facts"] == first["facts"]
 
 
+# ------------------------------------------- validation set, plateau rule, arm A from the Ray pool
+@pytest.fixture(scope="module")
+def plateau_pool_run(tmp_path_factory, mp40_dir, ray_local):
+    """The quick experiment on the structure-type split with a validation set, the plateau rule and arm
+    A fed by a one-actor generator pool on the session's local Ray."""
+    out = tmp_path_factory.mktemp("plateau_pool")
+    overrides = {
+        "experiment.collection": f"[{mp40_dir}]",
+        "experiment.measured": "null",
+        "experiment.splits": "[structure_type]",
+        "experiment.validation_fraction": "0.3",
+        "experiment.max_steps": "200",
+        "experiment.patience": "1",
+        "cluster.n_generators": "1",
+        "cluster.generator_batch_size": "16",
+    }
+    command = ["experiment", "--config", str(ROOT_CONFIG), "--quick", "--pool", "-o", str(out)]
+    command += [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_validation_set_holds_other_structure_types_than_the_test_set(plateau_pool_run):
+    out, results = plateau_pool_run
+    facts = results["facts"][STRUCTURE_TYPE]
+    assert facts["sets"][VALIDATION_SET] > 0 and facts["sets"][TEST_SET] > 0
+    prepared = json.loads((out / "data" / STRUCTURE_TYPE / "prepared.json").read_text())
+    names = {s["name"]: set(s["names"]) for s in prepared["sets"]}
+    assert not names[VALIDATION_SET] & names[TEST_SET]
+    assert facts["validation_part"] + facts["test_part"] > facts["validation_part"] > 0
+
+
+def test_plateau_rule_reads_the_validation_curve_and_scores_the_last_model(plateau_pool_run):
+    out, results = plateau_pool_run
+    spec = results["config"]["experiment"]
+    for run in results["runs"]:
+        plateau = run["plateau"]
+        assert run["curve_set"] == VALIDATION_SET
+        assert spec["steps"] < plateau["steps"] <= spec["max_steps"]
+        assert len(run["curve"]) == plateau["steps"] // spec["eval_every"]
+        scores = [p["test_top1"] for p in run["curve"]]
+        best = int(np.argmax(scores))
+        assert plateau["best_step"] == run["curve"][best]["step"]
+        if plateau["steps"] < spec["max_steps"]:  # stopped early: exactly `patience` evaluations without a better one
+            assert plateau["stopped"] == "plateau" and len(scores) - 1 - best == spec["patience"]
+        assert set(plateau["sets"]) == set(run["sets"])  # every set scored at the equal budget and at the end
+    assert "until its validation top-1 stops improving" in (out / "results.md").read_text()
+
+
+def test_arm_a_from_the_generator_pool_trains_on_pool_patterns(plateau_pool_run):
+    _, results = plateau_pool_run
+    (run,) = [r for r in results["runs"] if r["arm"] == "synthetic"]
+    stream = run["stream"]
+    assert stream["generators"] and all(name.startswith("generator-") for name in stream["generators"])
+    trained = run["plateau"]["patterns_seen"]
+    assert stream["patterns"] >= trained  # every trained pattern came out of the pool (some wait in the queue)
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
+        (
+            ["--set", "experiment.max_steps=1200"],
+            "error: default config: experiment: Value error, experiment.max_steps needs experiment.validation_fraction > 0: "
+            "the plateau is judged on validation data, never on the test set",
+        ),
         (["--seeds", "0,x"], "error: --seeds '0,x': expected integers separated by commas, e.g. --seeds 0,1,2"),
         (["--seeds", "1,1"], "error: --seeds '1,1': give at least one seed, each once"),
         (

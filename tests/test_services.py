@@ -199,6 +199,8 @@ def test_killed_trainer_resumes_from_last_checkpoint(ray_local, pool, statistics
     assert last["step"] == summary["step"]
     assert last["learning_rate"] == pytest.approx(learning_rate_at(saved_step // per_epoch, 1e-3, 1))
     assert (run_dir / "model.keras").exists() and (run_dir / "summary.json").exists()
+    meta = json.loads((run_dir / "meta.json").read_text())  # the job ends with a calibrated model, as `xrdgen train`
+    assert meta["calibration"]["temperature"] == pytest.approx(summary["temperature"]) and summary["temperature"] > 0
 
 
 def test_job_entrypoint_reports_bad_input_in_one_line(ray_local, tmp_path, capsys):

@@ -3,6 +3,11 @@
     xrdgen experiment --config configs/reproduce.yaml -o results/reproduce           # the full run
     xrdgen experiment --config configs/reproduce.yaml --quick -o /tmp/quick          # about two minutes
     xrdgen experiment --config configs/reproduce.yaml --seeds 0,1 -o results/two-seeds
+    xrdgen experiment --config configs/reproduce_mp26k.yaml --pool -o results/mp26k     # arm A from every core
+
+`--pool`: arm A's stream comes from the Ray generator pool (`cluster.n_generators` actors, "auto"
+= every free CPU of the cluster; `services.experiment_stream`) on the cluster of
+`cluster.address`/RAY_ADDRESS, or a local Ray started for the command.
 
 Precedence: config file, then the `--quick` overrides (xrdgen.experiment.run.QUICK), then `--seeds`
 and `--set`. Repeating a command reuses the runs it finished (see xrdgen/experiment/).
@@ -10,6 +15,7 @@ and `--set`. Repeating a command reuses the runs it finished (see xrdgen/experim
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from pathlib import Path
@@ -17,9 +23,12 @@ from typing import Optional
 
 import typer
 
+from services.experiment_stream import pool_stream
+from services.ray_runtime import ray_session
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption
 from xrdgen.config import load_config, parse_overrides
 from xrdgen.errors import UserError
+from xrdgen.experiment.arms import local_stream
 from xrdgen.experiment.run import QUICK, run
 
 
@@ -44,6 +53,7 @@ def experiment(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Training seeds, e.g. 0,1,2 (overrides experiment.seeds)."),
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,
+    pool: bool = typer.Option(False, "--pool", help="Arm A's stream from the Ray generator pool (cluster.n_generators actors)."),
 ) -> None:
     """Train on the synthetic stream (A) and on the statistics-part structures (B); compare on unseen structure types and a random split."""
     overrides = dict(QUICK) if quick else {}
@@ -58,8 +68,9 @@ def experiment(
 
     command = ["xrdgen", "experiment"] + (["--config", str(config_path)] if config_path else []) + (["--quick"] if quick else [])
     command += (["--seeds", seeds] if seeds else []) + (["--seed", str(seed)] if seed is not None else [])
-    command += [arg for pair in (sets or []) for arg in ("--set", pair)] + ["-o", str(out)]
-    results = run(config, out, command=shlex.join(command), log=typer.echo)
+    command += [arg for pair in (sets or []) for arg in ("--set", pair)] + (["--pool"] if pool else []) + ["-o", str(out)]
+    with ray_session(config.cluster.address) if pool else contextlib.nullcontext():
+        results = run(config, out, command=shlex.join(command), log=typer.echo, open_stream=pool_stream if pool else local_stream)
     typer.echo(f"wrote {out / 'results.md'}, {out / 'results.json'}, " + ", ".join(results["figures"].values()))
 
 

@@ -24,21 +24,18 @@ import numpy as np
 import typer
 
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, announce, start_run
-from xrdgen.config import Config
 from xrdgen.errors import UserError
 from xrdgen.pipeline import output_base
 from xrdgen.statistics.model import Statistics
-from xrdgen.training.calibrate import calibrate as fit_run_temperature
+from xrdgen.training.calibrate import calibrate_run
 from xrdgen.training.datasets import LabelledSet, read_structures, simulate_set
 from xrdgen.training.rundir import (
     META_FILE,
     TENSORBOARD_DIR,
     InputSpec,
     config_of_run,
-    load_model_run,
     overrides_of,
     read_meta,
-    write_calibration,
 )
 from xrdgen.training.stream import PatternStream
 from xrdgen.training.trainer import Trainer, epoch_batches
@@ -134,28 +131,8 @@ def train(
     typer.echo(f"run directory: {trainer.run_dir} (step {trainer.step})")
     if "test_top1" in last:
         typer.echo(f"held-out top-1 {last['test_top1']:.3f}, top-5 {last['test_top5']:.3f}")
-    _calibrate(trainer.run_dir, statistics, config, statistics_path)
+    calibrate_run(trainer.run_dir, statistics, config, statistics_path, log=typer.echo)
     typer.echo(f"tensorboard --logdir {trainer.run_dir / TENSORBOARD_DIR}")
-
-
-def _calibrate(run_dir: Path, statistics: Statistics, config: Config, statistics_path: Path) -> dict:
-    """Fit the run's temperature on fresh stream patterns and store it in meta.json."""
-    n = config.evaluation.calibration_patterns
-    typer.echo(f"calibrating: temperature scaling on {n} held-out synthetic patterns")
-    calibration = fit_run_temperature(load_model_run(run_dir), statistics, config, n, log=typer.echo)
-    calibration["statistics"] = str(statistics_path)
-    write_calibration(run_dir, calibration)
-    if calibration["at_bound"]:
-        typer.echo(
-            f"warning: T = {calibration['temperature']:.4g} is at the end of the search interval: the model is barely trained or "
-            f"its held-out outputs are degenerate; its probabilities say little",
-            err=True,
-        )
-    typer.echo(
-        f"temperature T = {calibration['temperature']:.4g}: held-out NLL {calibration['nll_before']:.4f} -> {calibration['nll_after']:.4f}, "
-        f"ECE {100 * calibration['ece_before']:.1f}% -> {100 * calibration['ece_after']:.1f}% (stored in {run_dir / META_FILE})"
-    )
-    return calibration
 
 
 def calibrate(
@@ -176,7 +153,7 @@ def calibrate(
     if patterns is not None:
         overrides["evaluation.calibration_patterns"] = patterns
     config = config_of_run(read_meta(run_dir), run_dir / META_FILE, overrides)  # the run's own distribution
-    _calibrate(run_dir, Statistics.load(statistics_path), config, statistics_path)
+    calibrate_run(run_dir, Statistics.load(statistics_path), config, statistics_path, log=typer.echo)
 
 
 def register(app: typer.Typer) -> None:

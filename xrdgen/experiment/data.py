@@ -3,12 +3,17 @@
 `prepare_data` returns, for every split of `experiment.splits`, what an earlier run with the same
 data settings saved in OUT/data/<split>/ (`data_key`), or builds it (`build_split`):
 
-1. the records (one per material id: the mp40 CSVs overlap) are read serially once;
+1. the records (one per `collection.id_column`: the mp40 CSVs overlap) are read serially once, or
+   taken with their structure-type grouping from `experiment.entries_cache` (the cache that
+   `xrdgen stats build --entries-cache` writes: mp26k's grouping costs ~20 minutes);
 2. split 70/30 with `experiment.split_seed`: by structure type ("structure_type", the method's
    split: no structure type on both sides) or at random ("random", the control of the original's
    Table S2: every structure its own group, so near-copies of a structure type land on both sides);
-3. statistics of the statistics part (`xrdgen.pipeline`), the class list = its space groups with
-   at least `statistics.min_count_per_spacegroup` structures;
+   with `experiment.validation_fraction`, a share of the test part's groups becomes the validation
+   set (learning curves, plateau rule), so the test set is never used to decide anything;
+3. statistics of the statistics part (`xrdgen.pipeline`, calibrated by `experiment.metadata` when
+   given), the class list = the statistics' classes (`statistics.min_count_per_spacegroup`
+   structures, or ICSD entries with metadata);
 4. the labelled sets (`xrdgen.experiment.testsets` labels and filters), every one simulated in the
    run's pattern preset: the test set (test part within the generator's limits), the unfiltered
    test set (the same plus those outside the limits), on the structure-type split the reference
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +35,14 @@ import numpy as np
 
 from xrdgen.collection.entries import CollectionReport, save_entries
 from xrdgen.collection.reading import list_records, read_records
-from xrdgen.collection.records import RawRecord
+from xrdgen.collection.records import RawRecord, deduplicate
+from xrdgen.collection.split import split_by_structure_type
 from xrdgen.config import Config
 from xrdgen.errors import UserError
 from xrdgen.experiment.testsets import randomized_sets, select, simulate
 from xrdgen.jsonio import read_json, write_json
-from xrdgen.pipeline import split_and_build
+from xrdgen.pipeline import read_for_build, split_and_build
+from xrdgen.statistics.metadata import Metadata, read_metadata
 from xrdgen.statistics.model import Statistics
 from xrdgen.training.datasets import LabelledSet, load_measured_set
 from xrdgen.training.rundir import InputSpec
@@ -44,8 +50,9 @@ from xrdgen.training.rundir import InputSpec
 TEST_SET = "test"  # the test part of the class list within the generator's limits
 UNFILTERED_SET = "test unfiltered"  # the same plus the test structures outside the limits
 MEASURED_SET = "measured"
+VALIDATION_SET = "validation"  # held-out structure types for the curves and the plateau rule, never reported as test
 STRUCTURE_TYPE, RANDOM = "structure_type", "random"
-CACHE_FORMAT = 3  # 3: one folder per split, limits, label rule, reference set, drawn baseline sizes
+CACHE_FORMAT = 4  # 4: validation set, metadata, entries cache
 
 
 @dataclass
@@ -56,6 +63,12 @@ class ExperimentData:
     baseline: LabelledSet  # arm B's training set
     sets: list[LabelledSet]  # evaluation sets, TEST_SET first
     facts: dict  # counts for the report
+    statistics_path: Path  # the statistics file (a Ray generator pool loads it)
+
+    @property
+    def curve_set(self) -> LabelledSet:
+        """The set of the learning curves and the plateau rule: the validation set, else the test set."""
+        return next((s for s in self.sets if s.name == VALIDATION_SET), self.sets[0])
 
 
 def prepare_data(
@@ -64,7 +77,7 @@ def prepare_data(
     """{split: data} for every split of `experiment.splits`, reused from OUT/data/<split> when the
     data settings are unchanged; the collection is read only when some split must be built."""
     result: dict[str, ExperimentData] = {}
-    report = records = measured = None
+    report = keys = measured = metadata = None
     for split in config.experiment.splits:
         folder, key = out / "data" / split, data_key(config, split)
         cached = load_data(folder, key, split)
@@ -73,9 +86,11 @@ def prepare_data(
             result[split] = cached
             continue
         if report is None:
-            records, report = read_experiment_collection(config, log, progress)
+            spec = config.experiment
+            metadata = read_metadata(Path(spec.metadata)) if spec.metadata is not None else None
+            report, keys = read_experiment_collection(config, log, progress)
             measured = read_measured(config)
-        data = build_split(split, records, report, measured, config, folder, log, progress)
+        data = build_split(split, report, keys, metadata, measured, config, folder, log, progress)
         save_data(data, folder, key)
         result[split] = data
     return result
@@ -83,11 +98,17 @@ def prepare_data(
 
 def read_experiment_collection(
     config: Config, log: Callable[[str], None], progress: bool
-) -> tuple[list[RawRecord], CollectionReport]:
-    records = collection_records(config)
-    report = read_records(records, config.collection, ", ".join(config.experiment.collection), progress=progress)
-    log(f"collection: {len(records)} unique records, {len(report.entries)} read, {len(report.skipped)} skipped")
-    return records, report
+) -> tuple[CollectionReport, Optional[list[str]]]:
+    """(report, structure-type keys from the entries cache or None: computed at the split)."""
+    spec = config.experiment
+    keys = None
+    if spec.entries_cache is not None:
+        report, keys = read_for_build(spec.collection, config, entries_cache=Path(spec.entries_cache), log=log, progress=progress)
+    else:
+        report = read_records(collection_records(config), config.collection, ", ".join(spec.collection), progress=progress)
+    c = report.counts
+    log(f"collection: {c['records']} records, {c['read']} read, {c['skipped']} skipped, {c['duplicates']} repeated ids")
+    return report, keys
 
 
 def read_measured(config: Config) -> Optional[LabelledSet]:
@@ -98,8 +119,9 @@ def read_measured(config: Config) -> Optional[LabelledSet]:
 
 def build_split(
     split: str,
-    records: list[RawRecord],
     report: CollectionReport,
+    keys: Optional[list[str]],
+    metadata: Optional[Metadata],
     measured: Optional[LabelledSet],
     config: Config,
     data_dir: Path,
@@ -109,8 +131,10 @@ def build_split(
     """Split, build statistics, select and simulate every labelled set of one split (module docstring)."""
     spec = config.experiment
     data_dir.mkdir(parents=True, exist_ok=True)
-    keys = [f"entry:{i}" for i in range(len(report.entries))] if split == RANDOM else None
-    built = split_and_build(report, config, spec.split_seed, {"split_seed": spec.split_seed, "split": split}, keys=keys)
+    if split == RANDOM:
+        keys = [f"entry:{i}" for i in range(len(report.entries))]
+    provenance = {"split_seed": spec.split_seed, "split": split}
+    built = split_and_build(report, config, spec.split_seed, provenance, keys=keys, metadata=metadata)
     statistics = built.statistics
     classes = [int(sg) for sg in statistics.spacegroups]
     if len(classes) < 2:
@@ -125,10 +149,11 @@ def build_split(
     )
 
     inputs = InputSpec.from_config(config)
-    test = select(built.test_part, classes, config)
+    test_part, validation_part = validation_split(built, spec.validation_fraction, spec.split_seed)
+    test = select(test_part, classes, config)
     kept = set(test.within_names)
     save_entries(
-        [e for e in built.test_part if e.source_id in kept],
+        [e for e in test_part if e.source_id in kept],
         data_dir / "test_part.json.gz",
         {"part": "test", "split": split, "classes": classes},
     )
@@ -146,6 +171,12 @@ def build_split(
             test.within, test.within_names, statistics, config, inputs, seed + 1, classes, spec.randomizations, progress
         )
         sets += extra
+    validation_facts = {}
+    if validation_part:
+        validation = select(validation_part, classes, config)
+        how = dict(name=VALIDATION_SET, names=validation.within_names, classes=classes, progress=progress)
+        sets.append(simulate(validation.within, inputs, config, [seed, 4], **how))
+        validation_facts = {"validation_part": len(validation_part), "validation_selection": validation.facts}
     measured_facts = {}
     if measured is not None:
         in_classes = set(classes)
@@ -180,12 +211,14 @@ def build_split(
     facts = {
         "split": split,
         "preset": config.preset,
-        "records": len(records),
+        "records": report.counts["records"],
+        "duplicates": len(report.duplicates),
+        "metadata": config.experiment.metadata,
         "read": len(report.entries),
         "skipped": len(report.skipped),
         "groups": built.n_structure_types,
         "statistics_part": len(built.statistics_part),
-        "test_part": len(built.test_part),
+        "test_part": len(test_part),
         "test_selection": test.facts,
         "baseline_selection": train.facts,
         "test_part_partially_occupied": sum(not e.ordered for e in built.test_part),
@@ -199,9 +232,10 @@ def build_split(
         "set_skipped": {s.name: len(s.skipped) for s in sets},
         "chance": {s.name: chance_levels(s.spacegroups, classes, stats_counts) for s in sets},
         **randomized_facts,
+        **validation_facts,
         **measured_facts,
     }
-    return ExperimentData(split, statistics, classes, baseline, sets, facts)
+    return ExperimentData(split, statistics, classes, baseline, sets, facts, data_dir / "statistics.json.gz")
 
 
 def concatenated(name: str, parts: list[LabelledSet]) -> LabelledSet:
@@ -218,31 +252,25 @@ def concatenated(name: str, parts: list[LabelledSet]) -> LabelledSet:
 
 
 def collection_records(config: Config) -> list[RawRecord]:
-    """The experiment's records: folders of CSVs expanded, one per id, optionally a seeded subset."""
+    """The experiment's records, optionally a seeded subset of one record per id (`collection.id_column`;
+    `read_records` drops and counts repeated ids of the full list itself)."""
     spec = config.experiment
-    sources: list[Path] = []
-    for item in spec.collection:
-        path = Path(item)
-        csvs = sorted(path.glob("*.csv")) if path.is_dir() else []
-        sources.extend(csvs or [path])
-    records = list_records([str(p) for p in sources])
-    if spec.dedupe_ids:
-        unique: dict[str, RawRecord] = {}
-        for record in records:
-            unique.setdefault(_record_key(record), record)
-        records = list(unique.values())
+    records = list_records(list(spec.collection), config.collection.id_column)
     if spec.max_structures is not None and spec.max_structures < len(records):
+        records, _ = deduplicate(records)
         rng = np.random.default_rng(spec.split_seed)
-        records = [records[i] for i in sorted(rng.choice(len(records), spec.max_structures, replace=False))]
+        records = [records[i] for i in sorted(rng.choice(len(records), min(spec.max_structures, len(records)), replace=False))]
     return records
 
 
-def _record_key(record: RawRecord) -> str:
-    """The CSV row's id (material_id) when the CSV has one, else the CIF text, else the file."""
-    row_id = record.source_id.rsplit(":", 1)[-1]
-    if record.cif is not None and not re.fullmatch(r"row\d+", row_id):
-        return row_id
-    return record.cif if record.cif is not None else record.source_id
+def validation_split(built, fraction: float, split_seed: int) -> tuple[list, list]:
+    """(test entries, validation entries): `fraction` of the test part's groups (structure types on the
+    structure-type split, single structures on the random one) set aside, seeded by the split seed."""
+    if fraction == 0:
+        return built.test_part, []
+    key_of = {id(e): k for e, k in zip(built.report.entries, built.keys)}
+    keys = [key_of[id(e)] for e in built.test_part]
+    return split_by_structure_type(built.test_part, fraction, split_seed + 1, keys=keys)
 
 
 def chance_levels(labels: np.ndarray, classes: list[int], class_counts: dict[int, int]) -> dict:
@@ -267,7 +295,11 @@ def data_key(config: Config, split: str) -> str:
     """Hash of every setting one split's data depend on: training seeds, steps and the optimiser are
     left out, so a rerun with more seeds or steps reuses the prepared data."""
     dump = config.model_dump(mode="json")
-    spec = {k: v for k, v in dump["experiment"].items() if k not in ("seeds", "steps", "eval_every", "splits")}
+    spec = {
+        k: v
+        for k, v in dump["experiment"].items()
+        if k not in ("seeds", "steps", "eval_every", "splits", "max_steps", "patience")
+    }
     parts = {k: v for k, v in dump.items() if k not in ("experiment", "training", "cluster", "evaluation")}
     parts.update(
         experiment=spec,
@@ -306,4 +338,4 @@ def load_data(folder: Path, key: str, split: str) -> Optional[ExperimentData]:
         ]
     except (UserError, FileNotFoundError, KeyError, ValueError):
         return None
-    return ExperimentData(split, statistics, meta["classes"], every[0], every[1:], meta["facts"])
+    return ExperimentData(split, statistics, meta["classes"], every[0], every[1:], meta["facts"], folder / "statistics.json.gz")

@@ -29,6 +29,7 @@ SET_TITLES = {
 }
 SPLIT_TITLES = {STRUCTURE_TYPE: "structure-type split (unseen structure types)", RANDOM: "random split (control)"}
 COLOURS = {"synthetic": "tab:blue", "structures": "tab:orange"}
+MAX_BARS = 30  # more space groups than this: recall of A against B as a scatter, not bars
 
 
 def summarize(runs: list[dict], data: dict[str, ExperimentData]) -> dict:
@@ -46,6 +47,16 @@ def summarize(runs: list[dict], data: dict[str, ExperimentData]) -> dict:
                     if values:
                         cell.setdefault(s.name, {})[metric] = _spread(values)
             cell["seconds"] = _spread([r["seconds"] for r in arm_runs])
+            plateaus = [r["plateau"] for r in arm_runs if r.get("plateau")]
+            if plateaus:
+                cell["plateau"] = {
+                    s.name: {m: _spread([p["sets"][s.name][m] for p in plateaus]) for m in ("top1", "top5")}
+                    for s in split_data.sets
+                    if all(s.name in p["sets"] for p in plateaus)
+                }
+                for key in ("steps", "best_step", "patterns_seen", "seconds"):
+                    cell["plateau"][key] = _spread([p[key] for p in plateaus])
+                cell["plateau"]["stopped"] = [p["stopped"] for p in plateaus]
     return table
 
 
@@ -76,6 +87,14 @@ def markdown_report(summary: dict, data: dict[str, ExperimentData], config: Conf
     ]
     for split, split_data in data.items():
         lines += [f"## {SPLIT_TITLES[split]}", "", split_table(summary.get(split, {}), split_data), ""]
+    if any("plateau" in arm for split in summary.values() for arm in split.values()):
+        lines += [
+            f"## Each arm until its validation top-1 stops improving (patience {spec.patience} evaluations, "
+            f"at most {spec.max_steps} steps; the last model is scored)",
+            "",
+            plateau_table(summary, data),
+            "",
+        ]
     if len(data) > 1:
         lines += ["## Random-split control", "", control_table(summary, data), ""]
     lines += ["## Counts", ""] + [line for split_data in data.values() for line in count_lines(split_data)]
@@ -107,6 +126,25 @@ def split_table(summary: dict, data: ExperimentData) -> str:
             + f" | {100 * chance['uniform_top1']:.1f} / {100 * chance['majority_top1']:.1f}"
             + f" | {100 * chance['uniform_top5']:.1f} / {100 * chance['majority_top5']:.1f} |"
         )
+    return "\n".join(lines)
+
+
+def plateau_table(summary: dict, data: dict[str, ExperimentData]) -> str:
+    """Per split and arm: where the run stopped and its test-set accuracy there."""
+    lines = [
+        "| split | arm | stopped (per seed) | steps | best validation step | patterns seen | test top-1 | test top-5 |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for split in data:
+        for arm, title in ARMS.items():
+            p = summary.get(split, {}).get(arm, {}).get("plateau")
+            if not p:
+                continue
+            lines.append(
+                f"| {SPLIT_TITLES[split]} | {title} | {', '.join(p['stopped'])} | {p['steps']['mean']:.0f} | "
+                f"{p['best_step']['mean']:.0f} | {p['patterns_seen']['mean']:,.0f} | {_cell(p.get(TEST_SET, {}).get('top1'))} | "
+                f"{_cell(p.get(TEST_SET, {}).get('top5'))} |"
+            )
     return "\n".join(lines)
 
 
@@ -152,17 +190,19 @@ def count_lines(data: ExperimentData) -> list[str]:
 
 
 def plot_learning_curves(runs: list[dict], data: ExperimentData, path: Path) -> Path:
-    """Held-out top-1 and top-5 against patterns seen on one split: mean over seeds, band = min..max."""
+    """Held-out top-1 and top-5 against patterns seen (log axis, so the trend of A against B shows) on
+    one split, on the curve set (validation, else test): mean over seeds, band = min..max."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
-    chance = data.facts["chance"][TEST_SET]
+    curve_set = data.curve_set
+    chance = data.facts["chance"][curve_set.name]
     runs = [r for r in runs if r["split"] == data.split]
     for ax, metric, title in zip(axes, ("test_top1", "test_top5"), ("top-1", "top-5")):
         for arm in ARMS:
             curves = [r["curve"] for r in runs if r["arm"] == arm]
             if not curves:
                 continue
-            length = min(len(c) for c in curves)
+            length = min(len(c) for c in curves)  # seeds stopped at different plateaus: the common part
             x = np.array([p["patterns"] for p in curves[0][:length]])
             y = np.array([[p[metric] for p in c[:length]] for c in curves], dtype=np.float64) * 100
             ax.plot(
@@ -178,11 +218,12 @@ def plot_learning_curves(runs: list[dict], data: ExperimentData, path: Path) -> 
         key = "top1" if metric == "test_top1" else "top5"
         ax.axhline(100 * chance[f"majority_{key}"], color="grey", ls="--", lw=1, label="always the most frequent classes")
         ax.axhline(100 * chance[f"uniform_{key}"], color="grey", ls=":", lw=1, label="uniform guess")
-        ax.set_xlabel("training patterns seen")
-        ax.set_ylabel(f"{title} accuracy on the test set (%)")
+        ax.set_xscale("log")
+        ax.set_xlabel("training patterns seen (log)")
+        ax.set_ylabel(f"{title} accuracy on the {curve_set.name} set (%)")
         ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
-        ax.set_title(f"{title}: {len(data.sets[0].spacegroups)} test structures, {SPLIT_TITLES[data.split]}", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.set_title(f"{title}: {len(curve_set.spacegroups)} {curve_set.name} structures, {SPLIT_TITLES[data.split]}", fontsize=9)
     axes[0].legend(fontsize=7)
     return save_figure(fig, path)
 
@@ -196,6 +237,8 @@ def plot_recall(runs: list[dict], data: ExperimentData, path: Path, set_name: st
         for sg, v in r["sets"].get(set_name, {}).get("per_spacegroup", {}).items():
             counts[int(sg)] = v["count"]
     groups = sorted(counts)
+    if len(groups) > MAX_BARS:
+        return plot_recall_scatter(runs, groups, counts, data, path, set_name)
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(groups) + 2), 4))
     width = 0.4
     for offset, arm in zip((-width / 2, width / 2), ARMS):
@@ -221,4 +264,38 @@ def plot_recall(runs: list[dict], data: ExperimentData, path: Path, set_name: st
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"per-space-group recall on the {SET_TITLES.get(set_name, set_name)}, {SPLIT_TITLES[data.split]}", fontsize=9)
+    return save_figure(fig, path)
+
+
+def plot_recall_scatter(
+    runs: list[dict], groups: list[int], counts: dict, data: ExperimentData, path: Path, set_name: str
+) -> Path:
+    """Many classes: one point per space group, A's recall against B's (mean over seeds), area ~ test count."""
+    plt = pyplot()
+    recall = {}
+    for arm in ARMS:
+        arm_runs = [r for r in runs if r["arm"] == arm]
+        recall[arm] = (
+            np.array([[r["sets"][set_name]["per_spacegroup"][str(sg)]["recall"] for sg in groups] for r in arm_runs]).mean(axis=0)
+            * 100
+        )
+    a, b = recall["synthetic"], recall["structures"]
+    sizes = np.array([counts[sg] for sg in groups], dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.scatter(b, a, s=10 + 190 * sizes / sizes.max(), alpha=0.5, color="tab:purple", lw=0)
+    for sg, x, y, n in zip(groups, b, a, sizes):
+        if n >= np.quantile(sizes, 0.85) or abs(x - y) >= 40:
+            ax.annotate(str(sg), (x, y), fontsize=6, alpha=0.8)
+    ax.plot([0, 100], [0, 100], color="grey", lw=1, ls="--")
+    ax.set_xlim(-2, 102)
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel(f"recall, {ARMS['structures']} (%)")
+    ax.set_ylabel(f"recall, {ARMS['synthetic']} (%)")
+    above = int(np.sum(a > b))
+    ax.set_title(
+        f"per-space-group top-1 recall, {len(groups)} groups, {SPLIT_TITLES[data.split]}\n"
+        f"A better in {above}, B better in {int(np.sum(b > a))}; point area ~ test structures",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
     return save_figure(fig, path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from xrdgen.config import Config
 from xrdgen.errors import UserError
-from xrdgen.experiment.arms import ARMS, train_arm
+from xrdgen.experiment.arms import ARMS, StreamOpener, local_stream, train_arm
 from xrdgen.experiment.data import STRUCTURE_TYPE, prepare_data
 from xrdgen.experiment.report import markdown_report, plot_learning_curves, plot_recall, summarize
 from xrdgen.jsonio import write_json
@@ -30,8 +30,17 @@ QUICK = {
 }
 
 
-def run(config: Config, out: Path | str, command: str = "", log: Callable[[str], None] = print, progress: bool = True) -> dict:
-    """Prepare (or reuse) the data, train every (split, seed, arm), write the report; returns results.json's dict."""
+def run(
+    config: Config,
+    out: Path | str,
+    command: str = "",
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    open_stream: StreamOpener = local_stream,
+) -> dict:
+    """Prepare (or reuse) the data, train every (split, seed, arm), write the report; returns results.json's dict.
+
+    `open_stream`: where arm A's patterns come from (`xrdgen.experiment.arms.StreamOpener`)."""
     out = Path(out)
     spec = config.experiment
     if spec.measured is not None and not Path(spec.measured).is_dir():
@@ -45,7 +54,10 @@ def run(config: Config, out: Path | str, command: str = "", log: Callable[[str],
     data = prepare_data(config, out, log=log, progress=progress)
     prepared = time.monotonic() - started
     runs = [
-        train_arm(arm, seed, data[split], config, out, log=log) for split in spec.splits for seed in spec.seeds for arm in ARMS
+        train_arm(arm, seed, data[split], config, out, log=log, open_stream=open_stream)
+        for split in spec.splits
+        for seed in spec.seeds
+        for arm in ARMS
     ]
     summary = summarize(runs, data)
     main = data[STRUCTURE_TYPE] if STRUCTURE_TYPE in data else next(iter(data.values()))

@@ -11,13 +11,14 @@ softmax(z / T)) is xrdgen/evaluation/calibration.py's; the result goes into meta
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from xrdgen.config import Config
 from xrdgen.errors import UserError
 from xrdgen.evaluation.calibration import TEMPERATURE_BOUNDS, calibration_summary, fit_temperature
-from xrdgen.training.rundir import InputSpec, TrainedModel
+from xrdgen.training.rundir import META_FILE, InputSpec, TrainedModel, load_model_run, write_calibration
 from xrdgen.training.stream import PatternStream
 
 METHOD = "temperature scaling (Guo et al. 2017)"
@@ -79,3 +80,24 @@ def calibrate(trained: TrainedModel, statistics, config: Config, n_patterns: int
         # T at an end of the search interval: a near-uniform (untrained) or near-one-hot model, not a fitted optimum
         "at_bound": any(abs(fit.temperature / bound - 1) < 1e-3 for bound in TEMPERATURE_BOUNDS),
     }
+
+
+def calibrate_run(run_dir: Path, statistics, config: Config, statistics_path: Path, log: Callable[[str], None] = print) -> dict:
+    """Fit a saved run's temperature on `evaluation.calibration_patterns` fresh stream patterns and
+    store it in its meta.json; every trainer's last step (CLI, experiment, ablation, cluster job)."""
+    n = config.evaluation.calibration_patterns
+    log(f"calibrating: temperature scaling on {n} held-out synthetic patterns")
+    calibration = calibrate(load_model_run(run_dir), statistics, config, n, log=log)
+    calibration["statistics"] = str(statistics_path)
+    write_calibration(run_dir, calibration)
+    if calibration["at_bound"]:
+        log(
+            f"warning: T = {calibration['temperature']:.4g} is at the end of the search interval: the model is barely trained or "
+            f"its held-out outputs are degenerate; its probabilities say little"
+        )
+    log(
+        f"temperature T = {calibration['temperature']:.4g}: held-out NLL {calibration['nll_before']:.4f} -> "
+        f"{calibration['nll_after']:.4f}, ECE {100 * calibration['ece_before']:.1f}% -> {100 * calibration['ece_after']:.1f}% "
+        f"(stored in {Path(run_dir) / META_FILE})"
+    )
+    return calibration
