@@ -26,11 +26,12 @@ import ray
 
 from services.ray_runtime import ray_session
 from xrdgen.collection.entries import CollectionReport, read_chunk
-from xrdgen.collection.reading import ChunkMapper, ChunkResult, Progress, Source, read_collection
+from xrdgen.collection.reading import ChunkMapper, ChunkResult, Source, read_collection
 from xrdgen.collection.records import RawRecord
 from xrdgen.collection.split import GroupMapper, match_bucket
 from xrdgen.config import CollectionConfig, Config
 from xrdgen.crystal import Crystal
+from xrdgen.progress import Progress
 
 TASKS_PER_CPU = 16  # grouping tasks per CPU: pieces small enough to balance (costs are rough), each still many comparisons
 

@@ -20,13 +20,14 @@ from services.collection_reader import ray_map_chunks, read_collection_parallel
 from xrdgen.cli import main
 from xrdgen.collection.cache import ReadCache
 from xrdgen.collection.entries import load_entries, read_chunk, save_entries
-from xrdgen.collection.reading import Progress, chunked, list_records, read_collection
+from xrdgen.collection.reading import chunked, list_records, read_collection
 from xrdgen.collection.shipped import DECIMALS, compact_entries, default_statistics
 from xrdgen.config import CollectionConfig
 from xrdgen.crystal import Crystal
 from xrdgen.errors import UserError
 from xrdgen.jsonio import read_json
 from xrdgen.pipeline import resolve_statistics
+from xrdgen.progress import Progress
 from xrdgen.statistics.model import Statistics
 
 csv.field_size_limit(sys.maxsize)

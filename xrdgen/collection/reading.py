@@ -11,19 +11,15 @@ Reading has two halves so that Ray stays out of `xrdgen/`:
    the Ray mapper that `services.collection_reader` provides to run the chunks as Ray tasks.
    Results come back in record order either way.
 
-Progress (`Progress`) shows structures/s and the time left: a tqdm bar on a terminal, a log line
-every `LOG_EVERY_S` seconds otherwise (a background build logging to a file).
+Progress (`xrdgen.progress.Progress`) shows structures/s and the time left: a tqdm bar on a
+terminal, a log line every 30 seconds otherwise (a background build logging to a file).
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Optional
-
-from tqdm import tqdm
 
 from xrdgen.collection.embedded import embedded_records
 from xrdgen.collection.entries import CollectionEntry, CollectionReport, Skipped, read_chunk
@@ -39,12 +35,12 @@ from xrdgen.collection.records import (
 )
 from xrdgen.config import CollectionConfig, Config
 from xrdgen.errors import UserError
+from xrdgen.progress import Progress
 
 EMBEDDED_SOURCE = "embedded"
 # Old name of the embedded collection, kept while services still build statistics from it;
 # `--statistics default` means the shipped statistics file (xrdgen.pipeline.default_statistics).
 LEGACY_EMBEDDED_SOURCE = "default"
-LOG_EVERY_S = 30.0
 
 Source = str | Path | Sequence[str | Path]
 ChunkResult = tuple[list[CollectionEntry], list[Skipped]]
@@ -86,47 +82,6 @@ def source_name(source: Source) -> str:
 
 def chunked(records: Sequence[RawRecord], size: int) -> list[list[RawRecord]]:
     return [list(records[i : i + size]) for i in range(0, len(records), size)]
-
-
-class Progress:
-    """Structures done, rate and time left: a tqdm bar on a terminal, else a line every `every_s` s.
-
-    Rate = done / elapsed; time left = (total - done) / rate.
-    """
-
-    def __init__(self, total: int, desc: str, enabled: bool = True, every_s: float = LOG_EVERY_S, unit: str = "structures"):
-        self.total, self.desc, self.unit, self.every_s = total, desc, unit, every_s
-        self.enabled = enabled
-        self.done = 0
-        self.started = self.last_line = time.monotonic()
-        self.bar = tqdm(total=total, desc=desc, unit=unit[:6]) if enabled and sys.stderr.isatty() else None
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled and (time.monotonic() - self.last_line >= self.every_s or self.done >= self.total):
-            self.last_line = time.monotonic()
-            print(self.line(), file=sys.stderr, flush=True)
-
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.done / elapsed
-        left = (self.total - self.done) / rate if rate > 0 else float("inf")
-        return (
-            f"{self.desc}: {self.done}/{self.total} {self.unit} ({100 * self.done / max(self.total, 1):.0f} %), "
-            f"{rate:.1f}/s, {elapsed / 60:.1f} min elapsed, about {left / 60:.1f} min left"
-        )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def serial_map_chunks(chunks: list[list[RawRecord]], config: CollectionConfig, progress: bool = True) -> Iterator[ChunkResult]:

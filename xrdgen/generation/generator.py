@@ -17,13 +17,13 @@ from collections import Counter
 from typing import Optional
 
 import numpy as np
-from tqdm import tqdm
 
 from xrdgen.config import GenerationConfig
 from xrdgen.crystal import Crystal
 from xrdgen.generation.attempts import Attempt, outcome_counts
 from xrdgen.generation.fast import FastPath
 from xrdgen.generation.reference import ReferencePath
+from xrdgen.progress import progress_iter
 
 
 class Generator:
@@ -62,4 +62,4 @@ class Generator:
 
     def generate_many(self, n: int, spacegroup: Optional[int] = None, progress: bool = False) -> list[Crystal]:
         """`n` crystals (each space group drawn from the prior unless `spacegroup` is given)."""
-        return [self.generate(spacegroup) for _ in tqdm(range(n), desc="crystals", unit="crystal", disable=not progress)]
+        return [self.generate(spacegroup) for _ in progress_iter(range(n), n, "crystals", "crystals", enabled=progress)]

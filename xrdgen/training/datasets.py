@@ -34,7 +34,6 @@ from typing import Optional
 import numpy as np
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-from tqdm import tqdm
 
 from xrdgen.collection.entries import CollectionEntry, load_entries
 from xrdgen.collection.reading import read_collection
@@ -45,6 +44,7 @@ from xrdgen.generation.randomize import randomize
 from xrdgen.measured.dif import dif_samples, is_dif_directory, read_labelled
 from xrdgen.measured.preprocess import ModelInput
 from xrdgen.measured.readers import find_pattern_file, read_pattern
+from xrdgen.progress import progress_iter
 from xrdgen.simulation.imperfections import augment, draw_sample_effects
 from xrdgen.simulation.simulator import PatternSimulator
 from xrdgen.training.rundir import InputSpec
@@ -127,9 +127,7 @@ def simulate_set(
     sizes = list(crystallite_sizes_nm) if crystallite_sizes_nm is not None else [None] * patterns_per_crystal
     xs, labels, row_names, skipped, details = [], [], [], [], []
     previous = None  # the last pure pattern: the impurity phase of the next one
-    for crystal, crystal_name in tqdm(
-        zip(crystals, names), total=len(crystals), desc=name, unit="crystal", disable=not progress, leave=False
-    ):
+    for crystal, crystal_name in progress_iter(zip(crystals, names), len(crystals), name, "crystals", enabled=progress):
         label = int(crystal.spacegroup)
         if allowed is not None and label not in allowed:
             skipped.append({"name": crystal_name, "reason": NOT_A_CLASS})
@@ -259,7 +257,7 @@ def load_measured_set(
             f"{directory}: no sample folders (expected one folder per sample with a pattern and a structure.cif, or patterns beside RRUFF DIF files)"
         )
     rows, skipped = [], []
-    for folder in tqdm(folders, desc="measured patterns", unit="pattern", leave=False):
+    for folder in progress_iter(folders, None, "measured patterns", "patterns"):
         try:
             pattern_file = find_pattern_file(folder)
             cifs = sorted(folder.glob("*.cif"))
@@ -289,7 +287,7 @@ def _load_dif_set(directory: Path, spec: InputSpec, wavelength: Optional[float],
     """Patterns labelled by the RRUFF DIF file of the same RRUFF id (`dif_samples`)."""
     samples, skipped = dif_samples(directory)
     rows = []
-    for sample in tqdm(samples, desc="measured patterns", unit="pattern", leave=False):
+    for sample in progress_iter(samples, None, "measured patterns", "patterns"):
         try:
             model_input = spec.model_input(read_labelled(sample), wavelength=wavelength, fill=fill)
         except UserError as exc:
