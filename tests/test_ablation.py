@@ -112,3 +112,14 @@ def test_unknown_variant_is_one_line_with_status_2(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "sample_height" in lines[0] and "ablation" in lines[0], done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_every_variant_starts_from_the_one_shared_pure_start(quick_run):
+    out, _ = quick_run
+    start = json.loads((out / "runs" / "pure_start" / "meta.json").read_text())
+    assert start["preset"] == "pure"
+    flat = _flat(start["config"])
+    assert not any(flat[f"augmentation.{flag}"] for flag in _SAMPLE_EFFECTS) and flat["simulation.profile"] == "gaussian"
+    for variant in VARIANTS:
+        facts = json.loads((out / "runs" / variant / "ablation_variant.json").read_text())
+        assert facts["key"]["pure_start_steps"] == 2 and facts["steps"] == 4  # the equal budget after the shared start

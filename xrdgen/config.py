@@ -401,6 +401,12 @@ class AblationConfig(_Section):
     eval_every: int = Field(50, gt=0, description="steps between checkpoints and measured-set learning-curve points")
     log_every_s: float = Field(60.0, gt=0.0, description="seconds between progress lines while a variant trains")
     variants: list[str] = Field(list(ABLATION_VARIANTS), min_length=1, description="variants to train; 'none' is the reference")
+    pure_start_steps: int = Field(
+        0,
+        ge=0,
+        description="steps of one shared model on pure patterns that every variant starts from (0: each from scratch); "
+        "from scratch, the measured preset's patterns taught parkCNN nothing beyond the prior in 1,000 steps",
+    )
 
     @field_validator("variants")
     @classmethod
@@ -416,8 +422,11 @@ class AblationConfig(_Section):
 
     @model_validator(mode="after")
     def _whole_evaluations(self):
-        if self.steps % self.eval_every:
-            raise ValueError(f"ablation.steps={self.steps} must be a multiple of ablation.eval_every={self.eval_every}")
+        for name in ("steps", "pure_start_steps"):
+            if getattr(self, name) % self.eval_every:
+                raise ValueError(
+                    f"ablation.{name}={getattr(self, name)} must be a multiple of ablation.eval_every={self.eval_every}"
+                )
         return self
 
 

@@ -12,6 +12,13 @@ on the labelled measured folder: top-1, top-5 (a label outside the class list is
 crystal system of the summed calibrated probabilities, each with its 95 % Wilson interval, and an
 exact McNemar test (binomial on the discordant patterns) of top-1 and crystal system against "none".
 With about a hundred patterns an interval is ±9 points wide: the report says so beside the table.
+
+Start: with `ablation.pure_start_steps`, every variant starts from the same model, trained that many
+steps on pure patterns (OUT/runs/pure_start/: the config with the `pure` preset's profile and no
+imperfections), and trains its equal budget from there with a fresh optimiser. Why: from scratch,
+parkCNN on the measured preset's patterns stayed at the space-group prior (loss = the prior's
+entropy, every pattern called Pnma) for the first 1,000 steps, so every variant would score the
+prior and the table would say nothing about the effects.
 """
 
 from __future__ import annotations
@@ -21,18 +28,19 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
-from xrdgen.config import ABLATION_GROUPS, Config
+from xrdgen.config import ABLATION_GROUPS, PATTERN_PRESETS, Config, config_from_dict
 from xrdgen.errors import UserError
 from xrdgen.evaluation.metrics import SYSTEM_NAMES, evaluate, system_probabilities
+from xrdgen.experiment.ablation_report import markdown, plot
 from xrdgen.geometry import crystal_system
 from xrdgen.jsonio import read_json, write_json
 from xrdgen.pipeline import resolve_statistics
-from xrdgen.plotting import pyplot, save_figure
 from xrdgen.statistics.model import Statistics
 from xrdgen.training.calibrate import calibrate_run
 from xrdgen.training.datasets import LabelledSet, load_measured_set
@@ -41,13 +49,14 @@ from xrdgen.training.stream import PatternStream
 from xrdgen.training.trainer import Trainer
 
 EFFECT_FLAGS = tuple(flag for group in ABLATION_GROUPS.values() for flag in group)
+PURE_START = "pure_start"  # OUT/runs/pure_start/: the shared start of every variant
 RESULT_FILE = "ablation_variant.json"  # in each run directory; present = the variant finished
-METRICS = {"top1": "top-1", "top5": "top-5", "system": "crystal system"}
 # `--quick`: the same walk on a short coarse grid, three variants, 4 steps of 8 patterns: seconds of CPU.
 QUICK = {
     "ablation.variants": ["none", "peak_shift", "all"],
     "ablation.steps": 4,
     "ablation.eval_every": 2,
+    "ablation.pure_start_steps": 2,
     "ablation.log_every_s": 1.0,
     "grid.two_theta_min": 10.0,
     "grid.two_theta_max": 60.0,
@@ -59,7 +68,7 @@ QUICK = {
 
 def effects_on(variant: str) -> tuple[str, ...]:
     """The `augmentation` flags a variant switches on."""
-    return () if variant == "none" else EFFECT_FLAGS if variant == "all" else ABLATION_GROUPS[variant]
+    return () if variant in ("none", PURE_START) else EFFECT_FLAGS if variant == "all" else ABLATION_GROUPS[variant]
 
 
 def variant_config(config: Config, variant: str) -> Config:
@@ -75,11 +84,35 @@ def variant_config(config: Config, variant: str) -> Config:
     return cfg
 
 
+def pure_start_config(config: Config) -> Config:
+    """The config of the shared start: the `pure` preset's simulation and augmentation values, the rest unchanged."""
+    data = config.model_dump(mode="json")
+    data["preset"] = "pure"
+    for section, values in PATTERN_PRESETS["pure"].items():
+        data[section].update({k: list(v) if isinstance(v, tuple) else v for k, v in values.items()})
+    return variant_config(config_from_dict(data, source="pure start"), "none")
+
+
 def _key(cfg: Config, statistics_path: Path) -> dict:
-    """What a finished variant's training depends on: its config (the ablation section aside) and statistics."""
+    """What a finished run depends on: its config (the ablation section aside but its shared start) and statistics."""
     data = cfg.model_dump(mode="json")
     data.pop("ablation")
-    return {"config": data, "statistics": str(statistics_path)}
+    return {"config": data, "statistics": str(statistics_path), "pure_start_steps": cfg.ablation.pure_start_steps}
+
+
+def pure_start_weights(config: Config, statistics: Statistics, statistics_path: Path, out: Path, log) -> Optional[list]:
+    """The shared start's weights (trained, or reused from OUT/runs/pure_start/), or None without one."""
+    steps = config.ablation.pure_start_steps
+    if steps == 0:
+        return None
+    cfg = pure_start_config(config)
+    cfg.training.epochs = steps // config.ablation.eval_every
+    run_dir = out / "runs" / PURE_START
+    done = run_dir / RESULT_FILE
+    if not (done.exists() and read_json(done, "pure start").get("key") == _key(cfg, statistics_path)):
+        log(f"shared start: {steps} steps on pure patterns in {run_dir}")
+        train_variant(PURE_START, cfg, statistics, statistics_path, None, out, log, calibrate=False)
+    return load_model_run(run_dir).model.get_weights()
 
 
 def train_variant(
@@ -87,11 +120,14 @@ def train_variant(
     cfg: Config,
     statistics: Statistics,
     statistics_path: Path,
-    measured: LabelledSet,
+    measured: Optional[LabelledSet],
     out: Path,
     log,
+    start_weights: Optional[list] = None,
+    calibrate: bool = True,
 ) -> dict:
-    """Train, save and calibrate one variant in OUT/runs/<variant>/; a finished one with the same key is reused."""
+    """Train, save and calibrate one variant in OUT/runs/<variant>/ (from `start_weights` when given);
+    a finished one with the same key is reused."""
     run_dir = out / "runs" / variant
     key = _key(cfg, statistics_path)
     done = run_dir / RESULT_FILE
@@ -103,20 +139,22 @@ def train_variant(
     if run_dir.exists():
         shutil.rmtree(run_dir)  # unfinished or differently configured: a stream's position cannot be restored
     classes = [int(sg) for sg in statistics.spacegroups]
-    inside = measured.restricted(classes)  # learning curve on the measured patterns the classes can name
-    test = (inside.x, inside.class_indices(classes)) if len(inside) else None
+    inside = measured.restricted(classes) if measured is not None else None  # curve on the patterns the classes can name
+    test = (inside.x, inside.class_indices(classes)) if inside is not None and len(inside) else None
     trainer = Trainer(cfg, classes, run_dir=run_dir, test_set=test, resume=False, log=log)
+    if start_weights is not None:
+        trainer.model.set_weights(start_weights)  # the shared start; the optimiser starts fresh
     stream = PatternStream(statistics, cfg, seed=cfg.seed)
     batch, spec = cfg.training.batch_size, cfg.ablation
     start = time.monotonic()
     history = trainer.fit(
         iter(lambda: stream.next_batch(batch), None),
-        epochs=spec.steps // spec.eval_every,
+        epochs=cfg.training.epochs,
         batches_per_epoch=spec.eval_every,
         log_every_s=spec.log_every_s,
     )
     trained_s = time.monotonic() - start
-    calibration = calibrate_run(run_dir, statistics, cfg, statistics_path, log=log)
+    calibration = calibrate_run(run_dir, statistics, cfg, statistics_path, log=log) if calibrate else {"temperature": None}
     facts = {
         "variant": variant,
         "effects_on": list(effects_on(variant)),
@@ -189,69 +227,6 @@ def summarize(scores: dict[str, dict]) -> dict:
     return table
 
 
-def _p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _cell(entry: dict) -> str:
-    lo, hi = entry["ci95"]
-    return f"{100 * entry['accuracy']:.1f} % [{100 * lo:.0f}–{100 * hi:.0f}]"
-
-
-def markdown(summary: dict, facts: dict[str, dict], measured: LabelledSet, n_outside: int, config: Config, command: str) -> str:
-    """The report: one row per variant, the budget, and what differences the set can resolve."""
-    lines = [
-        f"# Sample and instrument effects: ablation on {measured.name}",
-        "",
-        f"{len(measured)} measured patterns scored ({len(measured.skipped)} skipped); {n_outside} have a space group outside "
-        "the class list and count as wrong in top-1 and top-5. Crystal system: the most probable by summed calibrated probability. "
-        "Brackets: 95 % Wilson interval; p: exact McNemar test against `none` (top-1 / crystal system).",
-        "",
-        "| variant | effects on | top-1 | top-5 | crystal system | p top-1 | p system |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for variant, row in summary.items():
-        on = ", ".join(facts[variant]["effects_on"]) or "(preset imperfections only)"
-        p1, ps = ("–", "–") if variant == "none" else (_p(row["vs_none"][m]["p"]) for m in ("top1", "system"))
-        lines.append(f"| {variant} | {on} | {_cell(row['top1'])} | {_cell(row['top5'])} | {_cell(row['system'])} | {p1} | {ps} |")
-    first = next(iter(facts.values()))
-    noise = 100 * 1.959964 * math.sqrt(0.25 / max(len(measured), 1))  # widest 95 % half-width, at 50 %
-    tests = len(summary) - 1
-    minutes = [f["seconds"] / 60 for f in facts.values()]
-    lines += [
-        "",
-        f"Budget per variant: {first['steps']} steps of {first['batch_size']} patterns ({first['patterns']:,} synthetic patterns), "
-        f"{config.training.model}, seed {config.seed}, statistics {first['key']['statistics']}; "
-        f"{min(minutes):.1f}–{max(minutes):.1f} min per variant (training and calibration), {sum(minutes):.0f} min in all.",
-        "",
-        f"Reading: with {len(measured)} patterns a 95 % interval is up to ±{noise:.0f} points wide, so a top-1 difference under "
-        f"~±{noise:.0f} points from `none` is noise unless McNemar's p (which pairs the patterns) is small; with {tests} variant(s) "
-        f"compared to `none`, one p < 0.05 may be chance alone (Bonferroni: p < {0.05 / max(tests, 1):.3g}).",
-        "",
-        f"Rerun: `{command}`",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def plot(summary: dict, path: Path, subject: str) -> Path:
-    """Bars per variant and metric with their 95 % Wilson intervals."""
-    plt = pyplot()
-    variants = list(summary)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(variants)), 4.0))
-    width = 0.8 / len(METRICS)
-    for i, (metric, title) in enumerate(METRICS.items()):
-        acc = np.array([100 * summary[v][metric]["accuracy"] for v in variants])
-        ci = np.array([[100 * x for x in summary[v][metric]["ci95"]] for v in variants])
-        x = np.arange(len(variants)) + (i - (len(METRICS) - 1) / 2) * width
-        ax.bar(x, acc, width, yerr=[acc - ci[:, 0], ci[:, 1] - acc], capsize=2, label=title)
-    ax.set_xticks(np.arange(len(variants)), variants, rotation=30, ha="right")
-    ax.set_ylabel("accuracy on measured patterns (%)")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
-    ax.set_title(f"Effect ablation on {subject} (bars: 95 % Wilson intervals)", fontsize=10)
-    return save_figure(fig, path)
-
-
 def run(config: Config, out: Path | str, command: str = "", log: Callable[[str], None] = print) -> dict:
     """Train (or reuse) every variant, score each on the measured folder, write the report; ablation.json's dict."""
     out, spec = Path(out), config.ablation
@@ -271,6 +246,7 @@ def run(config: Config, out: Path | str, command: str = "", log: Callable[[str],
         f"statistics {statistics_path} ({len(statistics.spacegroups)} classes); {len(measured)} measured patterns from {spec.measured}"
     )
     started = time.monotonic()
+    start_weights = pure_start_weights(config, statistics, statistics_path, out, log)
     facts, scores, trained_seconds = {}, {}, []
     for i, variant in enumerate(spec.variants, 1):
         cfg = variant_config(config, variant)
@@ -278,7 +254,7 @@ def run(config: Config, out: Path | str, command: str = "", log: Callable[[str],
             f"[{i}/{len(spec.variants)}] variant {variant}: on {', '.join(effects_on(variant)) or 'none of the eight effects'}; "
             f"{spec.steps} steps of {cfg.training.batch_size} patterns"
         )
-        facts[variant] = train_variant(variant, cfg, statistics, statistics_path, measured, out, log)
+        facts[variant] = train_variant(variant, cfg, statistics, statistics_path, measured, out, log, start_weights)
         if not facts[variant].get("reused"):
             trained_seconds.append(facts[variant]["seconds"])
         scores[variant] = score_variant(out / "runs" / variant, measured)
