@@ -77,7 +77,10 @@ def test_every_measured_pattern_is_counted_and_the_table_has_a_row_per_variant(q
         assert results["variants"][variant]["steps"] == 4 and results["variants"][variant]["patterns"] == 32
     assert results["summary"]["none"]["vs_none"]["top1"] == {"only_variant": 0, "only_none": 0, "p": 1.0}
     table = [line for line in (out / "ablation.md").read_text().splitlines() if line.startswith("| ")]
-    assert [line.split("|")[1].strip() for line in table[1:]] == VARIANTS  # the header, then one row per variant
+    assert [line.split("|")[1].strip() for line in table[1:]] == [
+        "pure_start",
+        *VARIANTS,
+    ]  # header, the shared start, one row per variant
     for name in ("ablation.png", "config.yaml", "command.txt", "runs/all/model.keras"):
         assert (out / name).stat().st_size > 0, name
     assert "calibration" in json.loads((out / "runs" / "all" / "meta.json").read_text())  # a usable, calibrated model
@@ -123,3 +126,5 @@ def test_every_variant_starts_from_the_one_shared_pure_start(quick_run):
     for variant in VARIANTS:
         facts = json.loads((out / "runs" / variant / "ablation_variant.json").read_text())
         assert facts["key"]["pure_start_steps"] == 2 and facts["steps"] == 4  # the equal budget after the shared start
+    table = (out / "ablation.md").read_text()
+    assert "| pure_start | the shared start alone: 2 steps on pure patterns" in table  # the reference row

@@ -44,7 +44,7 @@ from xrdgen.pipeline import resolve_statistics
 from xrdgen.statistics.model import Statistics
 from xrdgen.training.calibrate import calibrate_run
 from xrdgen.training.datasets import LabelledSet, load_measured_set
-from xrdgen.training.rundir import InputSpec, load_model_run
+from xrdgen.training.rundir import CALIBRATION_KEY, InputSpec, load_model_run, read_meta
 from xrdgen.training.stream import PatternStream
 from xrdgen.training.trainer import Trainer
 
@@ -111,7 +111,9 @@ def pure_start_weights(config: Config, statistics: Statistics, statistics_path: 
     done = run_dir / RESULT_FILE
     if not (done.exists() and read_json(done, "pure start").get("key") == _key(cfg, statistics_path)):
         log(f"shared start: {steps} steps on pure patterns in {run_dir}")
-        train_variant(PURE_START, cfg, statistics, statistics_path, None, out, log, calibrate=False)
+        train_variant(PURE_START, cfg, statistics, statistics_path, None, out, log)
+    if CALIBRATION_KEY not in read_meta(run_dir):  # a start trained before starts were calibrated
+        calibrate_run(run_dir, statistics, cfg, statistics_path, log=log)
     return load_model_run(run_dir).model.get_weights()
 
 
@@ -248,6 +250,10 @@ def run(config: Config, out: Path | str, command: str = "", log: Callable[[str],
     started = time.monotonic()
     start_weights = pure_start_weights(config, statistics, statistics_path, out, log)
     facts, scores, trained_seconds = {}, {}, []
+    if start_weights is not None:  # a reference row: the shared start itself, never trained on the measured preset
+        start_dir = out / "runs" / PURE_START
+        facts[PURE_START] = read_json(start_dir / RESULT_FILE, "pure start")
+        scores[PURE_START] = score_variant(start_dir, measured)
     for i, variant in enumerate(spec.variants, 1):
         cfg = variant_config(config, variant)
         log(
@@ -273,11 +279,12 @@ def run(config: Config, out: Path | str, command: str = "", log: Callable[[str],
     (out / "ablation.md").write_text(text)
     figure = plot(summary, out / "ablation.png", f"{measured.name}, {len(measured)} patterns")
     results = {
+        "pure_start_steps": spec.pure_start_steps,
         "measured": {"folder": spec.measured, "n": len(measured), "skipped": measured.skipped, "n_outside_class_list": n_outside},
         "names": list(measured.names),
         "spacegroups": [int(sg) for sg in measured.spacegroups],
         "summary": summary,
-        "variants": {v: {**facts[v], **scores[v]} for v in spec.variants},
+        "variants": {v: {**facts[v], **scores[v]} for v in facts},
         "figure": str(figure),
         "command": command,
         "seconds_total": time.monotonic() - started,

@@ -37,12 +37,14 @@ def markdown(summary: dict, facts: dict[str, dict], measured: LabelledSet, n_out
     ]
     for variant, row in summary.items():
         on = ", ".join(facts[variant]["effects_on"]) or "(preset imperfections only)"
+        if variant == "pure_start":
+            on = f"the shared start alone: {facts[variant]['steps']} steps on pure patterns, no measured-preset training"
         p1, ps = ("–", "–") if variant == "none" else (_p(row["vs_none"][m]["p"]) for m in ("top1", "system"))
         lines.append(f"| {variant} | {on} | {_cell(row['top1'])} | {_cell(row['top5'])} | {_cell(row['system'])} | {p1} | {ps} |")
-    first = next(iter(facts.values()))
+    first = next(f for v, f in facts.items() if v != "pure_start")
     noise = 100 * 1.959964 * math.sqrt(0.25 / max(len(measured), 1))  # widest 95 % half-width, at 50 %
     tests = len(summary) - 1
-    minutes = [f["seconds"] / 60 for f in facts.values()]
+    minutes = [f["seconds"] / 60 for v, f in facts.items() if v != "pure_start"]
     lines += [
         "",
         f"Budget per variant: {first['steps']} steps of {first['batch_size']} patterns ({first['patterns']:,} synthetic patterns), "

@@ -25,7 +25,8 @@ SET_TITLES = {
     "randomized coordinates": "reference, coordinates re-drawn",
     "randomized lattice": "reference, lattice re-drawn",
     "randomized both": "reference, both re-drawn",
-    MEASURED_SET: "measured (lab17, in class list)",
+    MEASURED_SET: "measured patterns in the class list",
+    "validation": "validation (other held-out structure types; curves and plateau rule only)",
 }
 SPLIT_TITLES = {STRUCTURE_TYPE: "structure-type split (unseen structure types)", RANDOM: "random split (control)"}
 COLOURS = {"synthetic": "tab:blue", "structures": "tab:orange"}
@@ -86,7 +87,7 @@ def markdown_report(summary: dict, data: dict[str, ExperimentData], config: Conf
         "",
     ]
     for split, split_data in data.items():
-        lines += [f"## {SPLIT_TITLES[split]}", "", split_table(summary.get(split, {}), split_data), ""]
+        lines += [f"## {SPLIT_TITLES[split]}", "", split_table(summary.get(split, {}), split_data, spec.measured), ""]
     if any("plateau" in arm for split in summary.values() for arm in split.values()):
         lines += [
             f"## Each arm until its validation top-1 stops improving (patience {spec.patience} evaluations, "
@@ -108,9 +109,10 @@ def markdown_report(summary: dict, data: dict[str, ExperimentData], config: Conf
     return "\n".join(lines) + "\n"
 
 
-def split_table(summary: dict, data: ExperimentData) -> str:
+def split_table(summary: dict, data: ExperimentData, measured: str | None = None) -> str:
     """One row per evaluation set of one split: both arms' top-1 and top-5 beside chance."""
     facts = data.facts
+    titles = {**SET_TITLES, MEASURED_SET: f"measured ({Path(measured).name}, in the class list)"} if measured else SET_TITLES
     lines = [
         f"{facts['n_classes']} classes (space groups with >= {facts['min_count_per_spacegroup']} statistics-part structures).",
         "",
@@ -121,7 +123,7 @@ def split_table(summary: dict, data: ExperimentData) -> str:
         chance = facts["chance"][s.name]
         cells = [_cell(summary.get(arm, {}).get(s.name, {}).get(metric)) for metric in ("top1", "top5") for arm in ARMS]
         lines.append(
-            f"| {SET_TITLES.get(s.name, s.name)} | {len(s.spacegroups)} | "
+            f"| {titles.get(s.name, s.name)} | {len(s.spacegroups)} | "
             + " | ".join(cells)
             + f" | {100 * chance['uniform_top1']:.1f} / {100 * chance['majority_top1']:.1f}"
             + f" | {100 * chance['uniform_top5']:.1f} / {100 * chance['majority_top5']:.1f} |"
