@@ -11,14 +11,12 @@ is a calibrated model for `xrdgen evaluate` and `xrdgen predict`.
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption
-from xrdgen.config import load_config, parse_overrides
+from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, rerun_command, start_run
 from xrdgen.experiment.ablation import QUICK, run
 
 
@@ -32,18 +30,10 @@ def ablation(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Train one model per effect group (alone), none and all, equal budget; score each on measured patterns."""
-    overrides = dict(QUICK) if quick else {}
-    if seed is not None:
-        overrides["seed"] = seed
-    overrides.update(parse_overrides(sets))
-    config = load_config(config_path, overrides)
-    typer.echo(config.describe_changes(out / "config.yaml"))
+    config = start_run(config_path, seed, sets, base=dict(QUICK) if quick else None, full_config_at=out / "config.yaml")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the Trainer imports TensorFlow: no start-up chatter
-
-    command = ["xrdgen", "ablation"] + (["--config", str(config_path)] if config_path else []) + (["--quick"] if quick else [])
-    command += (["--seed", str(seed)] if seed is not None else []) + [arg for pair in (sets or []) for arg in ("--set", pair)]
-    command += ["-o", str(out)]
-    results = run(config, out, command=shlex.join(command), log=typer.echo)
+    command = rerun_command("ablation", config_path, ["--quick"] if quick else [], seed, sets, out)
+    results = run(config, out, command=command, log=typer.echo)
     typer.echo(f"wrote {out / 'ablation.md'}, {out / 'ablation.json'}, {results['figure']}")
 
 

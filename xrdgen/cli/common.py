@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -20,23 +21,38 @@ def start_run(
     sets: Optional[list[str]],
     quiet: bool = False,
     run_dir: Optional[Path] = None,
+    base: Optional[dict] = None,
+    full_config_at: Optional[Path] = None,
 ) -> Config:
-    """Load and validate the config, apply overrides and seed, announce it: the first thing every run does."""
-    overrides = parse_overrides(sets)
+    """Load and validate the config, apply overrides and seed, announce it: the first thing every run does.
+
+    Precedence: the config file, then `base` (a command's own presets, e.g. `--quick`), `--set`, `--seed`.
+    `full_config_at`: where the command itself will write the full config (printed, not written here).
+    """
+    overrides = {**(base or {}), **parse_overrides(sets)}
     if seed is not None:
         overrides["seed"] = seed
     config = load_config(config_path, overrides)
     if not quiet:
-        announce(config, run_dir)
+        announce(config, run_dir, full_config_at)
     return config
 
 
-def announce(config: Config, run_dir: Optional[Path] = None) -> None:
+def announce(config: Config, run_dir: Optional[Path] = None, full_config_at: Optional[Path] = None) -> None:
     """Print the values that differ from the defaults (a full dump buries them) and, for a command with
     a run directory, write the full config to `run_dir/config.yaml`: the run is reproducible from it."""
-    full = None
+    full = full_config_at
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         full = run_dir / "config.yaml"
         full.write_text(config.to_yaml())
     typer.echo(config.describe_changes(full))
+
+
+def rerun_command(
+    name: str, config_path: Optional[Path], flags: list[str], seed: Optional[int], sets: Optional[list[str]], out: Path
+) -> str:
+    """The command line that repeats a run (written to its command.txt and report)."""
+    command = ["xrdgen", name] + (["--config", str(config_path)] if config_path else []) + flags
+    command += (["--seed", str(seed)] if seed is not None else []) + [arg for pair in (sets or []) for arg in ("--set", pair)]
+    return shlex.join(command + ["-o", str(out)])

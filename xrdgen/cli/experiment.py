@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -25,8 +24,7 @@ import typer
 
 from services.experiment_stream import pool_stream
 from services.ray_runtime import ray_session
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption
-from xrdgen.config import load_config, parse_overrides
+from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, rerun_command, start_run
 from xrdgen.errors import UserError
 from xrdgen.experiment.arms import local_stream
 from xrdgen.experiment.run import QUICK, run
@@ -56,21 +54,15 @@ def experiment(
     pool: bool = typer.Option(False, "--pool", help="Arm A's stream from the Ray generator pool (cluster.n_generators actors)."),
 ) -> None:
     """Train on the synthetic stream (A) and on the statistics-part structures (B); compare on unseen structure types and a random split."""
-    overrides = dict(QUICK) if quick else {}
+    base = dict(QUICK) if quick else {}
     if seeds is not None:
-        overrides["experiment.seeds"] = parse_seeds(seeds)
-    if seed is not None:
-        overrides["seed"] = seed
-    overrides.update(parse_overrides(sets))
-    config = load_config(config_path, overrides)
-    typer.echo(config.describe_changes(out / "config.yaml"))
+        base["experiment.seeds"] = parse_seeds(seeds)
+    config = start_run(config_path, seed, sets, base=base, full_config_at=out / "config.yaml")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the Trainer imports TensorFlow: no start-up chatter
-
-    command = ["xrdgen", "experiment"] + (["--config", str(config_path)] if config_path else []) + (["--quick"] if quick else [])
-    command += (["--seeds", seeds] if seeds else []) + (["--seed", str(seed)] if seed is not None else [])
-    command += [arg for pair in (sets or []) for arg in ("--set", pair)] + (["--pool"] if pool else []) + ["-o", str(out)]
+    flags = (["--quick"] if quick else []) + (["--seeds", seeds] if seeds else []) + (["--pool"] if pool else [])
+    command = rerun_command("experiment", config_path, flags, seed, sets, out)
     with ray_session(config.cluster.address) if pool else contextlib.nullcontext():
-        results = run(config, out, command=shlex.join(command), log=typer.echo, open_stream=pool_stream if pool else local_stream)
+        results = run(config, out, command=command, log=typer.echo, open_stream=pool_stream if pool else local_stream)
     typer.echo(f"wrote {out / 'results.md'}, {out / 'results.json'}, " + ", ".join(results["figures"].values()))
 
 
