@@ -7,6 +7,11 @@ divides by the CPU cores this process may use.
 
     .venv/bin/python benchmarks/bench_training.py                      # all models, 8501-point grid
     .venv/bin/python benchmarks/bench_training.py --models park_medium resnet10 --batch 32 --steps 10
+    .venv/bin/python benchmarks/bench_training.py --models park_medium --batch 870 --generator-rate 565   # on a GPU
+
+Cluster sizing: with `--generator-rate R` (patterns/s one generator core makes in the pattern preset
+the cluster trains with: bench_pipeline.py's "/s/core"), the last column is the number of generator
+cores that keep this trainer busy, ceil(trainer patterns/s / R): the CPUs to ask for beside one GPU.
 
 Patterns are real: MP-40 structures simulated with area B's simulator on the configured grid.
 """
@@ -56,6 +61,12 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=145)
     parser.add_argument("--repeats", type=int, default=2, help="best of this many timings per method")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. grid.step=0.02")
+    parser.add_argument(
+        "--generator-rate",
+        type=float,
+        default=None,
+        help="patterns/s per generator core (bench_pipeline.py), for the sizing column",
+    )
     args = parser.parse_args()
 
     from xrdgen.config import parse_overrides
@@ -70,7 +81,8 @@ def main() -> None:
         f"keras {keras.__version__} backend {keras.backend.backend()}, {cores} cores, grid {config.grid.n_points} points, "
         f"batch {args.batch}, {args.steps} timed steps, {args.classes} classes"
     )
-    print(f"{'model':<12} {'params':>11} {'trainer p/s':>12} {'bare p/s':>9} {'ratio':>6} {'p/s/core':>9}")
+    sizing = f" {'generator cores':>15}" if args.generator_rate else ""
+    print(f"{'model':<12} {'params':>11} {'trainer p/s':>12} {'bare p/s':>9} {'ratio':>6} {'p/s/core':>9}{sizing}")
     batches = [(x_all[i : i + args.batch], y_all[i : i + args.batch]) for i in range(0, len(y_all), args.batch)]
     for name in args.models:
         # Reference: plain Keras train_on_batch on the same batches (no strategy, no bookkeeping).
@@ -100,6 +112,7 @@ def main() -> None:
             trainer_rate = max(h["patterns_per_s"] for h in trainer.history[1:])
         print(
             f"{name:<12} {params:>11,} {trainer_rate:>12.1f} {bare_rate:>9.1f} {trainer_rate / bare_rate:>6.2f} {trainer_rate / cores:>9.1f}"
+            + (f" {int(np.ceil(trainer_rate / args.generator_rate)):>15}" if args.generator_rate else "")
         )
 
 
