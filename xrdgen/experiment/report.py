@@ -87,7 +87,12 @@ def markdown_report(summary: dict, data: dict[str, ExperimentData], config: Conf
         "",
     ]
     for split, split_data in data.items():
-        lines += [f"## {SPLIT_TITLES[split]}", "", split_table(summary.get(split, {}), split_data, spec.measured), ""]
+        lines += [
+            f"## {SPLIT_TITLES[split]}",
+            "",
+            split_table(summary.get(split, {}), split_data, spec.measured, config.statistics.min_structures_per_class),
+            "",
+        ]
     if any("plateau" in arm for split in summary.values() for arm in split.values()):
         lines += [
             f"## Each arm until its validation top-1 stops improving (patience {spec.patience} evaluations, "
@@ -109,12 +114,17 @@ def markdown_report(summary: dict, data: dict[str, ExperimentData], config: Conf
     return "\n".join(lines) + "\n"
 
 
-def split_table(summary: dict, data: ExperimentData, measured: str | None = None) -> str:
+def split_table(summary: dict, data: ExperimentData, measured: str | None = None, min_structures: int = 10) -> str:
     """One row per evaluation set of one split: both arms' top-1 and top-5 beside chance."""
     facts = data.facts
     titles = {**SET_TITLES, MEASURED_SET: f"measured ({Path(measured).name}, in the class list)"} if measured else SET_TITLES
     lines = [
-        f"{facts['n_classes']} classes (space groups with >= {facts['min_count_per_spacegroup']} statistics-part structures).",
+        f"{facts['n_classes']} classes (space groups with >= {facts['min_count_per_spacegroup']} "
+        + (
+            f"entries in {Path(facts['metadata']).name} and >= {min_structures} ordered statistics-part structures)."
+            if facts.get("metadata")
+            else "statistics-part structures)."
+        ),
         "",
         "| evaluation set | n | A synthetic top-1 | B structures top-1 | A synthetic top-5 | B structures top-5 | chance top-1 (uniform / majority) | chance top-5 (uniform / majority) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
