@@ -300,7 +300,7 @@ def data_key(config: Config, split: str) -> str:
         for k, v in dump["experiment"].items()
         if k not in ("seeds", "steps", "eval_every", "splits", "max_steps", "patience")
     }
-    parts = {k: v for k, v in dump.items() if k not in ("experiment", "training", "cluster", "evaluation")}
+    parts = {k: v for k, v in dump.items() if k not in ("experiment", "training", "cluster", "evaluation", "ablation")}
     parts.update(
         experiment=spec,
         split=split,
