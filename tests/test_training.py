@@ -215,6 +215,21 @@ def test_run_directory_refuses_a_different_class_list(mp40, tmp_path):
         Trainer(measured, mp40["spacegroups"], run_dir=tmp_path / "run")
 
 
+def test_a_run_can_start_from_another_runs_model_and_refuses_one_that_does_not_fit(mp40, tmp_path):
+    config = make_config(**{"training.model": "park_medium", "training.batch_size": 16})
+    first = Trainer(config, mp40["spacegroups"], run_dir=tmp_path / "pure")
+    first.fit(batches_of(mp40["train"], 16), epochs=1, batches_per_epoch=3)
+    measured = make_config(
+        **{"training.model": "park_medium", "preset": "measured", "training.init_from": str(tmp_path / "pure")}
+    )
+    second = Trainer(measured, mp40["spacegroups"], run_dir=tmp_path / "measured")
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert second.step == 0  # a new run with a fresh optimiser, not a resumed one
+    with pytest.raises(UserError, match="this run needs the same class list"):
+        Trainer(measured, mp40["spacegroups"][:-1], run_dir=tmp_path / "fewer")
+
+
 def test_training_steps_under_jax_backend(mp40, tmp_path):
     """The Trainer (park_medium) and a ResNet-10 step run under KERAS_BACKEND=jax (no tf. in model code)."""
     pytest.importorskip("jax")

@@ -266,6 +266,12 @@ class TrainingConfig(_Section):
     )
     test_patterns_per_structure: int = Field(1, gt=0)
     output_dir: Path = Path("runs/latest")
+    init_from: Optional[Path] = Field(
+        None,
+        description="a run directory whose model starts a new run (same model, class list and grid): e.g. a pure-preset "
+        "model fine-tuned in the measured preset, which from scratch stays at the prior for thousands of steps; "
+        "ignored when the run resumes from its own checkpoint",
+    )
 
     def resolved(self) -> TrainingConfig:
         """A copy with every None filled from the architecture's preset."""

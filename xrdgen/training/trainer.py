@@ -51,6 +51,7 @@ from xrdgen.training.rundir import (
     TENSORBOARD_DIR,
     InputSpec,
     latest_checkpoint,
+    load_model_run,
     read_history,
     read_meta,
     save_checkpoint,
@@ -183,6 +184,8 @@ class Trainer:
             else:
                 dropout = self.training.dropout or self.training.baseline
                 self.model = build_model(self.training.model, len(self.spacegroups), self.input_length, dropout=dropout)
+                if self.training.init_from is not None:
+                    self.model.set_weights(self._start_weights(Path(self.training.init_from)))
                 self.model.compile(
                     optimizer=keras.optimizers.Adam(self.training.learning_rate, beta_1=0.9, beta_2=0.999),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -234,6 +237,19 @@ class Trainer:
                     )
             meta["created"] = old.get("created", meta["created"])
         write_meta(self.run_dir, meta)
+
+    def _start_weights(self, run_dir: Path) -> list:
+        """The weights of the model in `run_dir` (training.init_from), which must fit this run."""
+        start = load_model_run(run_dir)
+        if list(start.spacegroups) != self.spacegroups or start.spec.n_points != self.input_length:
+            raise UserError(
+                f"training.init_from={run_dir}: its model has {len(start.spacegroups)} classes and {start.spec.n_points} "
+                f"points; this run needs the same class list and {self.input_length} points"
+            )
+        if start.name != self.training.model:
+            raise UserError(f"training.init_from={run_dir}: a {start.name} model; this run trains {self.training.model}")
+        self.log(f"starting from the weights of {run_dir} (preset {start.meta.get('preset')})")
+        return start.model.get_weights()
 
     def save_checkpoint(self) -> Path:
         """Model + optimizer state at the current step (`rundir.save_checkpoint`)."""
