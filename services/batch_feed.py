@@ -1,9 +1,7 @@
 """Consumer side of the queue: training batches ready before the trainer asks for them.
 
 A background thread pulls generator batches from the Ray queue (one blocking `get`, then whatever
-else is already there with `get_nowait_batch`; the queue holds references, resolved here with one
-`ray.get`; a batch whose producer died before it was read is lost and counted, `lost_items`), cuts
-them into training batches of exactly
+else is already there with `get_nowait_batch`), cuts them into training batches of exactly
 `batch_size` patterns (generator and training batch sizes are independent), and keeps up to
 `prefetch_batches` of them in a local bounded buffer. The trainer's step therefore never waits on a
 single remote `get`; `tf.data`'s own prefetch sits on top (`as_dataset`).
@@ -21,8 +19,6 @@ from collections.abc import Iterator
 from typing import Optional
 
 import numpy as np
-import ray
-from ray.exceptions import ObjectLostError, OwnerDiedError
 from ray.util.queue import Empty, Queue
 
 GET_TIMEOUT_S = 1.0
@@ -40,7 +36,6 @@ class QueueFeed:
         self._error: Optional[BaseException] = None
         self.batches_delivered = 0
         self.items_received = 0
-        self.lost_items = 0  # batches whose producer died between its put and our get
         self.stalls: list[tuple[float, float]] = []  # (time.time() when the wait ended, seconds waited)
         self._thread = threading.Thread(target=self._fill, name="queue-feed", daemon=True)
         self._thread.start()
@@ -59,22 +54,8 @@ class QueueFeed:
                     items += self.queue.get_nowait_batch(waiting)
                 except Empty:  # another consumer took them
                     pass
-            return self._resolve(items)
+            return items
         return []
-
-    def _resolve(self, items: list) -> list:
-        """The batches behind the queue's references, in order; lost ones (producer gone) dropped and counted."""
-        refs = [item[0] for item in items]
-        try:
-            return ray.get(refs)
-        except (OwnerDiedError, ObjectLostError):
-            batches = []
-            for ref in refs:
-                try:
-                    batches.append(ray.get(ref))
-                except (OwnerDiedError, ObjectLostError):
-                    self.lost_items += 1
-            return batches
 
     def _fill(self) -> None:
         xs: list[np.ndarray] = []

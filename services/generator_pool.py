@@ -2,12 +2,9 @@
 
 Shape (style of ray/util/queue.py: a public class wrapping a plain private actor class):
   * `_GeneratorActor` is a thin shell around `PatternStream`: `run` fetches the statistics from the
-    statistics server, builds the stream once, then loops forever: next_batch -> ray.put -> queue.put
-    of the reference (blocks while the queue is full: backpressure, so memory stays bounded by
-    queue_max_items + one batch in hand per producer, whatever the trainer's speed). The queue holds
-    references only: a batch goes once from the producer's object store to the consumer, instead of
-    into the queue actor and out again (two copies and a pickle round trip per batch, all in the one
-    queue actor, which becomes the bottleneck when many nodes produce).
+    statistics server, builds the stream once, then loops forever: next_batch -> queue.put (blocks
+    while the queue is full: backpressure, so memory stays bounded by queue_max_items + one batch in
+    hand per producer, whatever the trainer's speed).
   * `GeneratorPool` starts the actors and supervises them from a background thread: an actor whose
     process dies is restarted by Ray (`max_restarts`, and its `run` retried); an actor that is gone
     for good (killed, restarts used up, its node lost) is replaced by a new one while the pool is
@@ -103,10 +100,9 @@ class _GeneratorActor:
             rate.set(batch_size / max(seconds, 1e-9), tags=self._tags)
             if self._stream.counters.skipped > skipped_before:
                 skipped.inc(self._stream.counters.skipped - skipped_before, tags=self._tags)
-            item = (ray.put(batch),)  # in a tuple: an actor argument that is a bare reference would be resolved
             while not self._stop.is_set():
                 try:
-                    queue.put(item, block=True, timeout=PUT_TIMEOUT_S)
+                    queue.put(batch, block=True, timeout=PUT_TIMEOUT_S)
                     break
                 except Full:
                     self._full_waits += 1  # one more PUT_TIMEOUT_S spent blocked on a full queue
