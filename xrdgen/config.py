@@ -294,7 +294,7 @@ class ClusterConfig(_Section):
     generator_batch_size: int = Field(
         256,
         gt=0,
-        description="patterns per queue item; each item costs a fixed transfer: 256 keeps Ray's overhead near 6 %, 64 at 13 % (bench_pipeline.py)",
+        description="patterns per queue item; each item costs a fixed transfer: 256 keeps Ray's overhead near 8 %, 64 at 13 % (bench_pipeline.py)",
     )
     queue_max_items: int = Field(8, gt=0, description="items the queue holds: 8 x 256 patterns of 8501 points = 70 MB")
     trainer_gpus: float = Field(0.0, ge=0.0)

@@ -15,7 +15,7 @@ With about a hundred patterns an interval is ±9 points wide: the report says so
 
 Start: with `ablation.pure_start_steps`, every variant starts from the same model, trained that many
 steps on pure patterns (OUT/runs/pure_start/: the config with the `pure` preset's profile and no
-imperfections), and trains its equal budget from there with a fresh optimiser. Why: from scratch,
+imperfections), and trains its equal budget from there with a fresh optimiser (`training.init_from`). Why: from scratch,
 parkCNN on the measured preset's patterns stayed at the space-group prior (loss = the prior's
 entropy, every pattern called Pnma) for the first 1,000 steps, so every variant would score the
 prior and the table would say nothing about the effects.
@@ -44,7 +44,7 @@ from xrdgen.pipeline import resolve_statistics
 from xrdgen.statistics.model import Statistics
 from xrdgen.training.calibrate import calibrate_run
 from xrdgen.training.datasets import LabelledSet, load_measured_set
-from xrdgen.training.rundir import CALIBRATION_KEY, InputSpec, load_model_run, read_meta
+from xrdgen.training.rundir import InputSpec, load_model_run
 from xrdgen.training.stream import PatternStream
 from xrdgen.training.trainer import Trainer
 
@@ -100,21 +100,16 @@ def _key(cfg: Config, statistics_path: Path) -> dict:
     return {"config": data, "statistics": str(statistics_path), "pure_start_steps": cfg.ablation.pure_start_steps}
 
 
-def pure_start_weights(config: Config, statistics: Statistics, statistics_path: Path, out: Path, log) -> Optional[list]:
-    """The shared start's weights (trained, or reused from OUT/runs/pure_start/), or None without one."""
+def pure_start(config: Config, statistics: Statistics, statistics_path: Path, out: Path, log) -> Optional[Path]:
+    """The shared start's run directory (trained, or reused from OUT/runs/pure_start/), or None without one."""
     steps = config.ablation.pure_start_steps
     if steps == 0:
         return None
     cfg = pure_start_config(config)
     cfg.training.epochs = steps // config.ablation.eval_every
-    run_dir = out / "runs" / PURE_START
-    done = run_dir / RESULT_FILE
-    if not (done.exists() and read_json(done, "pure start").get("key") == _key(cfg, statistics_path)):
-        log(f"shared start: {steps} steps on pure patterns in {run_dir}")
-        train_variant(PURE_START, cfg, statistics, statistics_path, None, out, log)
-    if CALIBRATION_KEY not in read_meta(run_dir):  # a start trained before starts were calibrated
-        calibrate_run(run_dir, statistics, cfg, statistics_path, log=log)
-    return load_model_run(run_dir).model.get_weights()
+    log(f"shared start: {steps} steps on pure patterns in {out / 'runs' / PURE_START}")
+    train_variant(PURE_START, cfg, statistics, statistics_path, None, out, log)
+    return out / "runs" / PURE_START
 
 
 def train_variant(
@@ -125,11 +120,9 @@ def train_variant(
     measured: Optional[LabelledSet],
     out: Path,
     log,
-    start_weights: Optional[list] = None,
-    calibrate: bool = True,
 ) -> dict:
-    """Train, save and calibrate one variant in OUT/runs/<variant>/ (from `start_weights` when given);
-    a finished one with the same key is reused."""
+    """Train, save and calibrate one variant in OUT/runs/<variant>/ (from `cfg.training.init_from` when
+    set); a finished one with the same key is reused."""
     run_dir = out / "runs" / variant
     key = _key(cfg, statistics_path)
     done = run_dir / RESULT_FILE
@@ -144,8 +137,6 @@ def train_variant(
     inside = measured.restricted(classes) if measured is not None else None  # curve on the patterns the classes can name
     test = (inside.x, inside.class_indices(classes)) if inside is not None and len(inside) else None
     trainer = Trainer(cfg, classes, run_dir=run_dir, test_set=test, resume=False, log=log)
-    if start_weights is not None:
-        trainer.model.set_weights(start_weights)  # the shared start; the optimiser starts fresh
     stream = PatternStream(statistics, cfg, seed=cfg.seed)
     batch, spec = cfg.training.batch_size, cfg.ablation
     start = time.monotonic()
@@ -156,7 +147,7 @@ def train_variant(
         log_every_s=spec.log_every_s,
     )
     trained_s = time.monotonic() - start
-    calibration = calibrate_run(run_dir, statistics, cfg, statistics_path, log=log) if calibrate else {"temperature": None}
+    calibration = calibrate_run(run_dir, statistics, cfg, statistics_path, log=log)
     facts = {
         "variant": variant,
         "effects_on": list(effects_on(variant)),
@@ -248,19 +239,19 @@ def run(config: Config, out: Path | str, command: str = "", log: Callable[[str],
         f"statistics {statistics_path} ({len(statistics.spacegroups)} classes); {len(measured)} measured patterns from {spec.measured}"
     )
     started = time.monotonic()
-    start_weights = pure_start_weights(config, statistics, statistics_path, out, log)
+    start_dir = pure_start(config, statistics, statistics_path, out, log)
     facts, scores, trained_seconds = {}, {}, []
-    if start_weights is not None:  # a reference row: the shared start itself, never trained on the measured preset
-        start_dir = out / "runs" / PURE_START
+    if start_dir is not None:  # a reference row: the shared start itself, never trained on the measured preset
         facts[PURE_START] = read_json(start_dir / RESULT_FILE, "pure start")
         scores[PURE_START] = score_variant(start_dir, measured)
     for i, variant in enumerate(spec.variants, 1):
         cfg = variant_config(config, variant)
+        cfg.training.init_from = start_dir
         log(
             f"[{i}/{len(spec.variants)}] variant {variant}: on {', '.join(effects_on(variant)) or 'none of the eight effects'}; "
             f"{spec.steps} steps of {cfg.training.batch_size} patterns"
         )
-        facts[variant] = train_variant(variant, cfg, statistics, statistics_path, measured, out, log, start_weights)
+        facts[variant] = train_variant(variant, cfg, statistics, statistics_path, measured, out, log)
         if not facts[variant].get("reused"):
             trained_seconds.append(facts[variant]["seconds"])
         scores[variant] = score_variant(out / "runs" / variant, measured)

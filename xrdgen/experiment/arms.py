@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,6 @@ ARMS = {
 }
 RESULT_FILE = "evaluation.json"
 
-Batches = Iterator[tuple[np.ndarray, np.ndarray]]
 # (statistics, their file, config, training seed, batch size) -> context of (batches, counters()):
 # where arm A's patterns come from. The counters are the stream's (summed over producers).
 StreamOpener = Callable[[Statistics, Path, Config, int, int], contextlib.AbstractContextManager]
