@@ -1,4 +1,4 @@
-"""The synthetic crystal generator (issue 4): symmetry, distributions, reproducibility, limits, CLI.
+"""The synthetic crystal generator: symmetry, distributions, reproducibility, limits, CLI.
 
 Statistics: built by `build_statistics` from the mp40 statistics part with a low minimum
 count (3), so the class list is broad; plus a hand-made generic statistics over all 230 space groups

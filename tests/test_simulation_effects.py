@@ -1,4 +1,4 @@
-"""Sample and instrument effects (issue 14): each drawn from its stated distribution, each doing to a
+"""Sample and instrument effects: each drawn from its stated distribution, each doing to a
 known pattern exactly what its formula says, and the `pure`/`measured` presets."""
 
 from __future__ import annotations

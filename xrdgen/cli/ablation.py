@@ -1,7 +1,7 @@
-"""`xrdgen ablation -o OUT`: which sample and instrument effects help on measured patterns (issue 14).
+"""`xrdgen ablation -o OUT`: which sample and instrument effects help on measured patterns.
 
     xrdgen ablation --config configs/ablation_rruff.yaml -o results/ablation_rruff          # the full run
-    xrdgen ablation --config configs/ablation_rruff.yaml --quick -o /tmp/ablation-quick     # seconds
+    xrdgen ablation --config configs/ablation_rruff.yaml --quick -o runs/ablation-quick     # seconds
 
 Precedence: config file, then the `--quick` overrides (xrdgen.experiment.ablation.QUICK), then
 `--seed` and `--set`. Repeating a command reuses the variants it finished; each OUT/runs/<variant>/

@@ -1,7 +1,7 @@
 """`xrdgen experiment -o OUT`: the method's central comparison, synthetic stream vs real structures.
 
     xrdgen experiment --config configs/reproduce.yaml -o results/reproduce           # the full run
-    xrdgen experiment --config configs/reproduce.yaml --quick -o /tmp/quick          # about two minutes
+    xrdgen experiment --config configs/reproduce.yaml --quick -o runs/quick          # about two minutes
     xrdgen experiment --config configs/reproduce.yaml --seeds 0,1 -o results/two-seeds
     xrdgen experiment --config configs/reproduce_mp26k.yaml --pool -o results/mp26k     # arm A from every core
 

@@ -1,4 +1,4 @@
-"""Which sample and instrument effects help a synthetic-trained network read measured patterns (issue 14).
+"""Which sample and instrument effects help a synthetic-trained network read measured patterns.
 
 Why an ablation: the `measured` preset switches on eight effects at once, so whether any one of them
 (or all together) buys accuracy on real data is only visible against the same training without it.

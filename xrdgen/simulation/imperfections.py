@@ -4,7 +4,7 @@ Two stages, every parameter drawn per pattern from the caller's `rng` (distribut
 switched-off imperfection draws nothing, so the pure preset consumes no random numbers here).
 
 Sample and instrument (`draw_sample_effects`, applied by `PatternSimulator.simulate(effects=...)`,
-beyond the method; issue 14):
+beyond the method):
 
 - Preferred orientation, March–Dollase (Dollase, J. Appl. Cryst. 19, 267 (1986)): each reflection's
   intensity × P(α) = (r² cos²α + sin²α / r)^(-3/2), α the angle between its reciprocal vector and
