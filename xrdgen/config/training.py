@@ -1,0 +1,80 @@
+"""The training sections: the model and optimiser, and the Ray services that feed it.
+
+New training or cluster settings (precision, compilation, steps per execution) go here, one field
+each, in the section whose job they describe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from pydantic import Field, field_validator
+
+from xrdgen.config.base import _Section
+from xrdgen.config.presets import TRAINING_PRESETS
+
+ModelName = Literal["park_medium", "park_big", "resnet10", "resnet50", "resnet101"]
+
+
+class TrainingConfig(_Section):
+    """Model and optimiser. None means: the preset of the chosen architecture."""
+
+    model: ModelName = "park_medium"
+    batch_size: Optional[int] = Field(None, gt=0)
+    learning_rate: Optional[float] = Field(None, gt=0.0)
+    batches_per_epoch: Optional[int] = Field(None, gt=0)
+    lr_halving_epochs: Optional[int] = Field(None, gt=0)
+    epochs: Optional[int] = Field(None, gt=0)
+    max_minutes: Optional[float] = Field(None, gt=0.0, description="stop after this wall time")
+    dropout: bool = False
+    baseline: bool = False
+    baseline_patterns_per_structure: int = Field(
+        2,
+        gt=0,
+        description="baseline: patterns per structure, each with its own crystallite size from simulation.crystallite_size_nm",
+    )
+    test_patterns_per_structure: int = Field(1, gt=0)
+    output_dir: Path = Path("runs/latest")
+    init_from: Optional[Path] = Field(
+        None,
+        description="a run directory whose model starts a new run (same model, class list and grid): e.g. a pure-preset "
+        "model fine-tuned in the measured preset, which from scratch stays at the prior for thousands of steps; "
+        "ignored when the run resumes from its own checkpoint",
+    )
+
+    def resolved(self) -> TrainingConfig:
+        """A copy with every None filled from the architecture's preset."""
+        preset = TRAINING_PRESETS["park" if self.model.startswith("park") else "resnet"]
+        values = self.model_dump()
+        for key, value in preset.items():
+            if values.get(key) is None:
+                values[key] = value
+        return TrainingConfig(**values)
+
+
+class ClusterConfig(_Section):
+    """Ray services: how many actors, how much each asks for, how deep the queue is."""
+
+    address: Optional[str] = Field(None, description="Ray address; None starts or joins a local one")
+    n_generators: Union[int, Literal["auto"]] = Field(
+        2, description='"auto": the cluster\'s CPUs minus trainer_cpus, per cpus_per_generator; follows the autoscaler'
+    )
+    cpus_per_generator: float = Field(1.0, gt=0.0)
+    generator_batch_size: int = Field(
+        256,
+        gt=0,
+        description="patterns per queue item; each item costs a fixed transfer: 256 keeps Ray's overhead near 8 %, 64 at 13 % (bench_pipeline.py)",
+    )
+    queue_max_items: int = Field(8, gt=0, description="items the queue holds: 8 x 256 patterns of 8501 points = 70 MB")
+    trainer_gpus: float = Field(0.0, ge=0.0)
+    trainer_cpus: float = Field(1.0, ge=0.0)
+    max_restarts: int = Field(-1, ge=-1)
+    prefetch_batches: int = Field(4, ge=0)
+
+    @field_validator("n_generators", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            return value
+        raise ValueError(f"expected a positive integer or auto, got {value!r}")
