@@ -114,8 +114,11 @@ def simulate_set(
     One pattern per entry of `crystallite_sizes_nm` (fixed sizes), else `patterns_per_crystal`
     patterns with sizes drawn from `simulation.crystallite_size_nm` (Gaussian profile); each row's
     size is in `details`. `augmentation` (the config's section, which the pattern preset fills)
-    draws each pattern's sample effects and imperfections exactly as the training stream does, the
-    impurity being the previous pattern's crystal; None gives pure patterns.
+    draws each pattern's sample effects and imperfections exactly as the training stream does; the
+    impurity of a crystal's patterns is the last pure pattern of the crystal before it (another
+    phase, as in the stream), and the first crystal's wait for the second's first pure pattern
+    (each row's impurity is named in `details`; only a set of one crystal has none). None gives
+    pure patterns.
     `transform(crystal, rng)` re-draws a crystal before simulation (randomized sets); the label stays
     the original's. A crystal outside `classes` (when given), or one the transform or the simulator
     rejects, is skipped and reported. Random draws come from numpy's generator seeded with `seed`.
@@ -126,7 +129,9 @@ def simulate_set(
     allowed = None if classes is None else {int(sg) for sg in classes}
     sizes = list(crystallite_sizes_nm) if crystallite_sizes_nm is not None else [None] * patterns_per_crystal
     xs, labels, row_names, skipped, details = [], [], [], [], []
-    previous = None  # the last pure pattern: the impurity phase of the next one
+    previous = None  # (name, last pure pattern) of the crystal before: the impurity phase of this one's patterns
+    waiting: list[tuple[int, np.ndarray]] = []  # (row, pure) of the first crystal, until a second one is simulated
+    with_impurity = augmentation is not None and augmentation.impurity
     for crystal, crystal_name in progress_iter(zip(crystals, names), len(crystals), name, "crystals", enabled=progress):
         label = int(crystal.spacegroup)
         if allowed is not None and label not in allowed:
@@ -139,24 +144,37 @@ def simulate_set(
             row_sizes = [
                 float(rng.uniform(*simulation.crystallite_size_nm)) if size is None and drawn_size else size for size in sizes
             ]
-            patterns = []
+            patterns, pures = [], []
             for i, size in enumerate(row_sizes):
                 if augmentation is None:
                     patterns.append(spec.scale(simulator.simulate(drawn, rng, crystallite_size_nm=size)))
                     continue
                 effects = draw_sample_effects(augmentation, rng)
                 row_sizes[i] = effects.crystallite_size_nm if effects.crystallite_size_nm is not None else size
-                pure = simulator.simulate(drawn, rng, crystallite_size_nm=size, effects=effects)
-                impurity = previous if augmentation.impurity else None
-                patterns.append(augment(pure, augmentation, rng, spec.grid, impurity=impurity))
-                previous = pure
+                pures.append(simulator.simulate(drawn, rng, crystallite_size_nm=size, effects=effects))
+                if not with_impurity or previous is not None:
+                    impurity = previous[1] if with_impurity else None
+                    patterns.append(augment(pures[-1], augmentation, rng, spec.grid, impurity=impurity))
         except Exception as exc:  # noqa: BLE001 - one odd crystal must not sink the set: count and report it
             skipped.append({"name": crystal_name, "reason": f"{type(exc).__name__}: {exc}"[:200]})
             continue
+        impurity_name = previous[0] if with_impurity and previous is not None else None
+        if with_impurity and previous is None:
+            waiting = [(len(xs) + i, pure) for i, pure in enumerate(pures)]
+            patterns = [None] * len(pures)
+        elif waiting:
+            for row, pure in waiting:
+                xs[row] = augment(pure, augmentation, rng, spec.grid, impurity=pures[0])
+                details[row]["impurity"] = crystal_name
+            waiting = []
+        if pures:
+            previous = (crystal_name, pures[-1])
         xs.extend(patterns)
         labels.extend([label] * len(patterns))
         row_names.extend([crystal_name] * len(patterns))
-        details.extend({"crystallite_size_nm": size} for size in row_sizes)
+        details.extend({"crystallite_size_nm": size, "impurity": impurity_name} for size in row_sizes)
+    for row, pure in waiting:  # a set of one crystal: no other phase to mix in
+        xs[row] = augment(pure, augmentation, rng, spec.grid)
     x = np.asarray(xs, dtype=np.float32).reshape(-1, spec.n_points)
     return LabelledSet(name, x, np.asarray(labels, dtype=np.int64), row_names, skipped, details)
 
