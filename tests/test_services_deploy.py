@@ -18,6 +18,7 @@ import gzip
 import json
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -25,7 +26,14 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCHER_YAMLS = ["cluster/head_plus_two.yaml", "cluster/aws_head_plus_two.yaml"]
+LAUNCHER_YAMLS = ["cluster/head_plus_two.yaml", "cluster/aws_head_plus_two.yaml", "cluster/gcp_head_plus_two.yaml"]
+CLOUD_YAMLS = ["cluster/aws_head_plus_two.yaml", "cluster/gcp_head_plus_two.yaml"]
+FAKE_YAML = "cluster/fake_multinode.yaml"
+
+
+def test_every_cluster_yaml_is_checked():
+    """A new layout cannot slip past Ray's validation below."""
+    assert {str(p.relative_to(ROOT)) for p in (ROOT / "cluster").glob("*.yaml")} == {*LAUNCHER_YAMLS, FAKE_YAML}
 
 
 def _prepared(name: str) -> dict:
@@ -72,8 +80,45 @@ def test_local_yaml_declares_gpu_head_and_cpu_workers():
     assert head["--dashboard-host"] == "127.0.0.1"
 
 
-def test_aws_yaml_has_the_same_layout():
-    _same_layout(_prepared("cluster/aws_head_plus_two.yaml"))
+@pytest.mark.parametrize("name", CLOUD_YAMLS)
+def test_cloud_yaml_has_the_same_layout(name):
+    _same_layout(_prepared(name))
+
+
+def _python_of(image: str) -> tuple[int, int]:
+    """(3, 11) for rayproject/ray:2.60.0-py311-gpu."""
+    digits = re.fullmatch(r"py3(\d+)", next(part for part in image.split(":")[1].split("-") if part.startswith("py")))
+    return 3, int(digits.group(1))
+
+
+@pytest.mark.parametrize("name", CLOUD_YAMLS)
+def test_cloud_yaml_runs_pinned_images_with_the_projects_python(name):
+    """Ray's GPU image on the head, its CPU image on the workers, both pinned to the client's Ray and a
+    Python the project accepts; the project is installed with the GPU extra on the head only."""
+    import ray
+    from packaging.specifiers import SpecifierSet
+
+    config = _prepared(name)
+    docker = config["docker"]
+    head, worker = docker["head_image"], docker["worker_image"]
+    requires_python = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    for image, kind in ((head, "gpu"), (worker, "cpu")):
+        repository, tag = image.split(":")
+        assert repository == "rayproject/ray" and tag.startswith(ray.__version__ + "-") and tag.endswith("-" + kind), image
+        assert "%d.%d" % _python_of(image) in requires_python, image
+    assert not any("docker" in t for t in config["available_node_types"].values())  # no per-type image override
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(r.startswith("tensorflow[and-cuda]") for r in extras["gpu"])
+    assert any("pip install" in c and "[gpu]" in c for c in config["head_setup_commands"])
+    assert not any("[gpu]" in c for c in config["worker_setup_commands"] + config["setup_commands"])
+    # An explicit machine image on every node type: Ray's default AWS image is Ubuntu 18.04.
+    for node_type in config["available_node_types"].values():
+        node = node_type["node_config"]
+        if config["provider"]["type"] == "aws":
+            assert node["ImageId"].startswith("resolve:ssm:/aws/service/deeplearning/ami/x86_64/"), node
+        else:
+            (disk,) = node["disks"]
+            assert disk["initializeParams"]["sourceImage"].startswith("projects/deeplearning-platform-release/"), node
 
 
 def _same_layout(config: dict) -> None:
@@ -92,7 +137,7 @@ def test_fake_multinode_yaml_has_the_same_layout():
     from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_TYPE
     from ray.autoscaler._private.util import validate_config
 
-    config = yaml.safe_load((ROOT / "cluster/fake_multinode.yaml").read_text())
+    config = yaml.safe_load((ROOT / FAKE_YAML).read_text())
     validate_config(config)
     assert config["provider"]["type"] == "fake_multinode"
     assert config["head_node_type"] == FAKE_HEAD_NODE_TYPE  # the provider knows its head by this name
