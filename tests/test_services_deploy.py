@@ -85,10 +85,10 @@ def test_cloud_yaml_has_the_same_layout(name):
     _same_layout(_prepared(name))
 
 
-def _python_of(image: str) -> tuple[int, int]:
-    """(3, 11) for rayproject/ray:2.60.0-py311-gpu."""
+def _python_of(image: str) -> str:
+    """'3.11' for rayproject/ray:2.60.0-py311-gpu."""
     digits = re.fullmatch(r"py3(\d+)", next(part for part in image.split(":")[1].split("-") if part.startswith("py")))
-    return 3, int(digits.group(1))
+    return f"3.{digits.group(1)}"
 
 
 @pytest.mark.parametrize("name", CLOUD_YAMLS)
@@ -105,7 +105,7 @@ def test_cloud_yaml_runs_pinned_images_with_the_projects_python(name):
     for image, kind in ((head, "gpu"), (worker, "cpu")):
         repository, tag = image.split(":")
         assert repository == "rayproject/ray" and tag.startswith(ray.__version__ + "-") and tag.endswith("-" + kind), image
-        assert "%d.%d" % _python_of(image) in requires_python, image
+        assert _python_of(image) in requires_python, image
     assert not any("docker" in t for t in config["available_node_types"].values())  # no per-type image override
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(r.startswith("tensorflow[and-cuda]") for r in extras["gpu"])
