@@ -19,7 +19,7 @@ import json
 import re
 import shlex
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jsonschema
 import pytest
@@ -188,6 +188,9 @@ def test_a_broken_launcher_yaml_is_rejected():
 # --- KubeRay ------------------------------------------------------------------------------------
 SCHEMAS = ROOT.parent / "shared" / "schemas" / "kuberay"
 CRDS = {"RayCluster": "ray.io_rayclusters.yaml.gz", "RayJob": "ray.io_rayjobs.yaml.gz"}
+KUBERAY_MANIFESTS = ["deploy/raycluster.yaml", "deploy/rayjob.yaml"]
+RUNS_CLAIM = "deploy/runs_pvc.yaml"
+IMAGE_HOME, IMAGE_GID = "/home/ray", 100  # the user `ray` of Ray's images (deploy/Dockerfile builds on one), group `users`
 
 
 def _strict(node):
@@ -210,14 +213,18 @@ def _strict(node):
 
 
 @functools.cache
-def _validator(kind: str, version: str):
+def _crd_schema(kind: str, version: str) -> dict:
     path = SCHEMAS / CRDS[kind]
     if not path.exists():
         pytest.skip(f"{path} is absent: the KubeRay CRDs live in ../shared/schemas/kuberay beside the checkout")
     crd = yaml.safe_load(gzip.decompress(path.read_bytes()))
     assert crd["spec"]["names"]["kind"] == kind
-    schema = next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version)
-    return jsonschema.Draft4Validator(_strict(schema))  # OpenAPI 3.0 schemas are draft-4 style
+    return _strict(next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version))
+
+
+@functools.cache
+def _validator(kind: str, version: str):
+    return jsonschema.Draft4Validator(_crd_schema(kind, version))  # OpenAPI 3.0 schemas are draft-4 style
 
 
 def _schema_errors(manifest: dict) -> list[str]:
@@ -235,7 +242,7 @@ def _cluster_spec(manifest: dict) -> dict:
     return manifest["spec"] if manifest["kind"] == "RayCluster" else manifest["spec"]["rayClusterSpec"]
 
 
-@pytest.mark.parametrize("name", ["deploy/raycluster.yaml", "deploy/rayjob.yaml"])
+@pytest.mark.parametrize("name", KUBERAY_MANIFESTS)
 def test_kuberay_manifest_passes_the_crd_schema(name):
     manifest = _manifest(name)
     assert _schema_errors(manifest) == []
@@ -253,7 +260,7 @@ def test_kuberay_manifest_passes_the_crd_schema(name):
     assert spec["rayVersion"] == ray.__version__
 
 
-@pytest.mark.parametrize("name", ["deploy/raycluster.yaml", "deploy/rayjob.yaml"])
+@pytest.mark.parametrize("name", KUBERAY_MANIFESTS)
 def test_the_crd_schema_rejects_typos_and_wrong_types(name):
     """The check is real: a misspelt field, a string count and an unknown container key all fail."""
     manifest = _manifest(name)
@@ -270,6 +277,43 @@ def test_the_crd_schema_rejects_typos_and_wrong_types(name):
 
 def _path(manifest: dict, inner: str) -> str:
     return ("spec." if manifest["kind"] == "RayCluster" else "spec.rayClusterSpec.") + inner
+
+
+def _claim_errors(claim: dict) -> list[str]:
+    """A PersistentVolumeClaim is no KubeRay resource, but the CRDs embed its schema: a pod's ephemeral
+    volume is a claim template, {metadata, spec} of a PersistentVolumeClaim."""
+    pod = _crd_schema("RayCluster", "v1")["properties"]["spec"]["properties"]["headGroupSpec"]["properties"]["template"]
+    volume = pod["properties"]["spec"]["properties"]["volumes"]["items"]["properties"]
+    template = volume["ephemeral"]["properties"]["volumeClaimTemplate"]
+    body = {key: value for key, value in claim.items() if key not in ("apiVersion", "kind")}
+    errors = jsonschema.Draft4Validator(template).iter_errors(body)
+    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+
+
+def test_runs_claim_passes_the_claim_schema():
+    claim = _manifest(RUNS_CLAIM)
+    assert (claim["apiVersion"], claim["kind"]) == ("v1", "PersistentVolumeClaim")
+    assert _claim_errors(claim) == [] and claim["metadata"]["name"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]  # one head writes at a time
+    claim["spec"]["resources"]["requests"]["storage"] = "fifty gigabytes"
+    claim["spec"]["accesModes"] = ["ReadWriteOnce"]
+    errors = _claim_errors(claim)
+    assert len(errors) == 2 and any("accesModes" in e for e in errors), errors  # the check is real
+
+
+@pytest.mark.parametrize("name", KUBERAY_MANIFESTS)
+def test_the_run_directory_is_on_the_claim(name):
+    """The job's training.output_dir lies on the claim in the head, which outlives the cluster: a RayJob
+    retry (a new RayCluster) resumes from its checkpoints, and the model stays after the teardown."""
+    pod = _cluster_spec(_manifest(name))["headGroupSpec"]["template"]["spec"]
+    (head,) = [c for c in pod["containers"] if c["name"] == "ray-head"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    output_dir = yaml.safe_load((ROOT / "configs/cluster.yaml").read_text())["training"]["output_dir"]
+    output_dir = PurePosixPath(output_dir.replace("~", IMAGE_HOME, 1))
+    (mount,) = [m for m in head["volumeMounts"] if output_dir.is_relative_to(m["mountPath"])]
+    claim = _manifest(RUNS_CLAIM)["metadata"]["name"]
+    assert volumes[mount["name"]] == {"name": mount["name"], "persistentVolumeClaim": {"claimName": claim}}
+    assert pod["securityContext"]["fsGroup"] == IMAGE_GID  # the claim is writable by the image's user
 
 
 def test_rayjob_runs_the_training_entrypoint():
