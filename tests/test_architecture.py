@@ -71,12 +71,13 @@ def _function_imports(tree: ast.Module):
 
 
 def _explained(lines: list[str], index: int) -> bool:
-    """A comment on the import's line or anywhere in the block of imports (and `try:`) right above it."""
+    """A comment on the import's line or anywhere in the block of imports (and `try:`) right above it;
+    the blank lines that separate isort's groups inside the block do not end it."""
     while index >= 0:
         line = lines[index].strip()
         if "#" in line:
             return True
-        if not line.startswith(("import ", "from ", "try:")):
+        if line and not line.startswith(("import ", "from ", "try:")):
             return False
         index -= 1
     return False

@@ -17,7 +17,6 @@ from typing import Optional
 import typer
 
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, rerun_command, start_run
-from xrdgen.experiment.ablation import QUICK, run
 
 
 def ablation(
@@ -30,6 +29,8 @@ def ablation(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Train one model per effect group (alone), none and all, equal budget; score each on measured patterns."""
+    from xrdgen.experiment.ablation import QUICK, run  # lazy: TensorFlow and the science, only when it runs
+
     config = start_run(config_path, seed, sets, base=dict(QUICK) if quick else None, full_config_at=out / "config.yaml")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the Trainer imports TensorFlow: no start-up chatter
     command = rerun_command("ablation", config_path, ["--quick"] if quick else [], seed, sets, out)

@@ -1,14 +1,20 @@
-"""Options and start-up shared by every subcommand: config file, seed, dotted overrides."""
+"""Options and start-up shared by every subcommand: config file, seed, dotted overrides.
+
+Every module of the CLI imports only typer and the standard library at its top, and each command
+imports what it runs inside its body: `xrdgen --help` and `xrdgen COMMAND --help` then load none of
+pydantic, NumPy, pymatgen, Numba, Ray or TensorFlow (tests/test_cli.py checks the boundary).
+"""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from xrdgen.config import Config, load_config, parse_overrides
+if TYPE_CHECKING:
+    from xrdgen.config import Config
 
 ConfigOption = typer.Option(None, "--config", "-c", help="YAML config; defaults apply to what it leaves out.")
 SeedOption = typer.Option(None, "--seed", help="Overrides config.seed.")
@@ -29,6 +35,8 @@ def start_run(
     Precedence: the config file, then `base` (a command's own presets, e.g. `--quick`), `--set`, `--seed`.
     `full_config_at`: where the command itself will write the full config (printed, not written here).
     """
+    from xrdgen.config import load_config, parse_overrides  # lazy: see the module docstring
+
     overrides = {**(base or {}), **parse_overrides(sets)}
     if seed is not None:
         overrides["seed"] = seed

@@ -22,12 +22,8 @@ from typing import Optional
 
 import typer
 
-from services.experiment_stream import pool_stream
-from services.ray_runtime import ray_session
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, rerun_command, start_run
 from xrdgen.errors import UserError
-from xrdgen.experiment.arms import local_stream
-from xrdgen.experiment.run import QUICK, run
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -54,6 +50,12 @@ def experiment(
     pool: bool = typer.Option(False, "--pool", help="Arm A's stream from the Ray generator pool (cluster.n_generators actors)."),
 ) -> None:
     """Train on the synthetic stream (A) and on the statistics-part structures (B); compare on unseen structure types and a random split."""
+    # Lazy: Ray, TensorFlow and the science load only when the experiment runs, not for --help.
+    from services.experiment_stream import pool_stream
+    from services.ray_runtime import ray_session
+    from xrdgen.experiment.arms import local_stream
+    from xrdgen.experiment.run import QUICK, run
+
     base = dict(QUICK) if quick else {}
     if seeds is not None:
         base["experiment.seeds"] = parse_seeds(seeds)

@@ -12,20 +12,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, announce, start_run
 from xrdgen.errors import UserError
-from xrdgen.generation.generator import Generator
 from xrdgen.jsonio import write_json
-from xrdgen.plotting import pyplot
-from xrdgen.statistics.model import Statistics
 
 
 def write_outputs(crystals, generator, statistics, out_dir: Path, config, stats_path: Path) -> dict:
     """CIFs, summary.json and spacegroups.png for `crystals`; returns the summary."""
-    # Lazy: pymatgen takes a while to import, and every `xrdgen` command imports this module.
+    # Lazy: pymatgen takes seconds to import, and `xrdgen --help` imports this module.
     from pymatgen.core import Lattice, Structure
     from pymatgen.io.cif import CifWriter
 
@@ -50,6 +46,11 @@ def write_outputs(crystals, generator, statistics, out_dir: Path, config, stats_
 
 
 def _plot_spacegroups(counts, statistics, n: int, path: Path) -> None:
+    # Lazy: NumPy and matplotlib only when a plot is drawn, not for --help.
+    import numpy as np
+
+    from xrdgen.plotting import pyplot
+
     plt = pyplot()
     sgs = statistics.spacegroups
     x = np.arange(len(sgs))
@@ -76,6 +77,10 @@ def generate(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Generate spglib-checked synthetic crystals from the statistics and write them as CIFs."""
+    # Lazy: Numba, spglib and SciPy load only when crystals are generated, not for --help.
+    from xrdgen.generation.generator import Generator
+    from xrdgen.statistics.model import Statistics
+
     config = start_run(config_path, seed, sets, quiet=True)
     statistics = Statistics.load(stats_path)
     if spacegroup is not None and spacegroup not in statistics.per_spacegroup:

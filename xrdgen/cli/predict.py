@@ -13,27 +13,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
 import typer
 
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
-from xrdgen.config import Config, EvaluationConfig
 from xrdgen.errors import UserError
-from xrdgen.evaluation.calibration import calibration_summary, softmax
-from xrdgen.evaluation.metrics import SYSTEM_NAMES, system_probabilities
-from xrdgen.evaluation.metrics import evaluate as score
-from xrdgen.evaluation.metrics import top_k as rank_top_k
-from xrdgen.evaluation.plots import plot_model_input
-from xrdgen.evaluation.report import write_report
 from xrdgen.jsonio import write_json
-from xrdgen.measured.dif import is_dif_directory
-from xrdgen.measured.pattern import check_wavelength
-from xrdgen.measured.readers import read_pattern
-from xrdgen.statistics.model import Statistics
-from xrdgen.training.datasets import load_measured_set, simulate_sets
-from xrdgen.training.rundir import META_FILE, NO_TEMPERATURE, TrainedModel, config_of_run, load_model_run, overrides_of
+
+if TYPE_CHECKING:
+    from xrdgen.config import Config
+    from xrdgen.training.rundir import TrainedModel
 
 ModelArgument = typer.Argument(..., help="Model run directory (model.keras + meta.json), as `xrdgen train` writes it.")
 WavelengthOption = typer.Option(
@@ -68,6 +58,16 @@ def predict(
 ) -> None:
     """Most probable space groups of measured powder patterns: calibrated probabilities, crystal systems."""
     _quiet_tensorflow()
+    # Lazy: TensorFlow, NumPy and the readers load only when patterns are predicted, not for --help.
+    import numpy as np
+
+    from xrdgen.evaluation.metrics import SYSTEM_NAMES, system_probabilities
+    from xrdgen.evaluation.metrics import top_k as rank_top_k
+    from xrdgen.evaluation.plots import plot_model_input
+    from xrdgen.measured.pattern import check_wavelength
+    from xrdgen.measured.readers import read_pattern
+    from xrdgen.training.rundir import load_model_run
+
     if fill not in ("edge", "zero"):
         raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
     if wavelength is not None:
@@ -142,6 +142,10 @@ def predict(
 
 def _threshold(trained: TrainedModel, option: Optional[float]) -> tuple[float, str]:
     """--threshold, else the run's config's evaluation.confidence_threshold, else the section's default."""
+    # Lazy: called only once a model is loaded (see predict).
+    from xrdgen.config import EvaluationConfig
+    from xrdgen.training.rundir import META_FILE, config_of_run
+
     if option is not None:
         return float(option), "--threshold"
     if isinstance(trained.meta.get("config"), dict):
@@ -201,6 +205,16 @@ def evaluate(
 ) -> None:
     """Top-k accuracy (k=1..10), per-space-group recall, crystal-system confusion: JSON + PNGs."""
     _quiet_tensorflow()
+    # Lazy: TensorFlow, pymatgen and the readers load only when a set is evaluated, not for --help.
+    from xrdgen.evaluation.calibration import calibration_summary, softmax
+    from xrdgen.evaluation.metrics import evaluate as score
+    from xrdgen.evaluation.report import write_report
+    from xrdgen.measured.dif import is_dif_directory
+    from xrdgen.measured.pattern import check_wavelength
+    from xrdgen.statistics.model import Statistics
+    from xrdgen.training.datasets import load_measured_set, simulate_sets
+    from xrdgen.training.rundir import load_model_run
+
     if fill not in ("edge", "zero"):
         raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
     if wavelength is not None:
@@ -262,6 +276,8 @@ def evaluate(
 
 def _config_for(trained: TrainedModel, config_path: Optional[Path], seed: Optional[int], sets: Optional[list[str]]) -> Config:
     """The config a simulated test set uses: the model's own (meta.json) unless --config is given."""
+    from xrdgen.training.rundir import META_FILE, config_of_run, overrides_of  # lazy: see evaluate
+
     if config_path is not None or not isinstance(trained.meta.get("config"), dict):
         return start_run(config_path, seed, sets)
     run_config = config_of_run(trained.meta, trained.run_dir / META_FILE, overrides_of(sets, seed))
@@ -270,6 +286,8 @@ def _config_for(trained: TrainedModel, config_path: Optional[Path], seed: Option
 
 
 def _print_summary(evaluations) -> None:
+    from xrdgen.training.rundir import NO_TEMPERATURE  # lazy: see evaluate
+
     header = f"{'set':<24} {'n':>6} " + " ".join(f"{'top-' + str(k):>7}" for k in (1, 3, 5, 10)) + f" {'system':>7}"
     typer.echo("\n" + header)
     for ev in evaluations:

@@ -1,6 +1,6 @@
 """`xrdgen run` (what `make run` calls): the whole pipeline on this machine, through a real Ray cluster.
 
-Statistics from the embedded default -> private local Ray head (token auth on) -> `ray job submit`
+The shipped default statistics -> private local Ray head (token auth on) -> `ray job submit`
 of `services.train` (generator pool, bounded queue, trainer actor) -> accuracy plot and summary.md
 in the run directory -> Ray stopped, also on error or Ctrl-C. See `services/main_job.py`.
 
@@ -15,7 +15,6 @@ from typing import Optional
 
 import typer
 
-from services.main_job import RUN_CONFIG, run_main_job
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
 
 
@@ -24,7 +23,9 @@ def run(
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,
 ) -> None:
-    """Statistics from the embedded default, a local Ray head, the training job, plots and summary."""
+    """The shipped default statistics, a local Ray head, the training job, plots and summary."""
+    from services.main_job import RUN_CONFIG, run_main_job  # lazy: Ray and the science, only when the job runs
+
     if config_path is None and RUN_CONFIG.exists():
         config_path = RUN_CONFIG
     config = start_run(config_path, seed, sets)

@@ -11,17 +11,15 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
-from xrdgen.crystal import Crystal
 from xrdgen.errors import UserError
 
 
 def read_structure(path: Path):
     """First structure of a CIF as a pymatgen Structure; any problem is one line naming the file."""
-    from pymatgen.io.cif import CifParser  # lazy: seconds to import, and every other command would pay
+    from pymatgen.io.cif import CifParser  # lazy: seconds to import, and `xrdgen --help` would pay
 
     if not path.is_file():
         raise UserError(f"{path}: no such file")
@@ -54,9 +52,12 @@ def simulate(
     if crystallite_size is not None and crystallite_size <= 0:
         raise UserError(f"--size {crystallite_size}: a crystallite size must be positive")
 
-    # Lazy (Numba and pymatgen take seconds to import; only this command of the CLI needs them):
-    from xrdgen.simulation.imperfections import NO_EFFECTS, augment, draw_sample_effects  # lazy, see above
-    from xrdgen.simulation.simulator import PatternSimulator  # lazy, see above
+    # Lazy: NumPy, Numba and pymatgen load only when a pattern is simulated, not for --help.
+    import numpy as np
+
+    from xrdgen.crystal import Crystal
+    from xrdgen.simulation.imperfections import NO_EFFECTS, augment, draw_sample_effects
+    from xrdgen.simulation.simulator import PatternSimulator
 
     simulator = PatternSimulator(config.simulation, config.grid)
     effects_rng = np.random.default_rng([config.seed, 1])

@@ -14,11 +14,7 @@ from typing import Optional
 
 import typer
 
-from services.collection_reader import ray_mappers
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
-from xrdgen.collection.shipped import ship as ship_default
-from xrdgen.pipeline import build_statistics_files, min_count_table, statistics_paths
-from xrdgen.statistics.model import Statistics
 
 stats_app = typer.Typer(help="Build and inspect ICSD-style statistics of a crystal collection.", no_args_is_help=True)
 
@@ -46,6 +42,10 @@ def build(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Read a collection, split it by structure type, write statistics, test part, skip report and plots."""
+    # Lazy: Ray, pymatgen and spglib load only when a build runs, not for --help.
+    from services.collection_reader import ray_mappers
+    from xrdgen.pipeline import build_statistics_files
+
     config = start_run(config_path, seed, sets)
     with contextlib.ExitStack() as stack:
         map_chunks = map_groups = None
@@ -74,6 +74,10 @@ def build(
 @stats_app.command("show")
 def show(path: Path = typer.Argument(..., help="A statistics file written by `xrdgen stats build`.")) -> None:
     """Print a readable summary of a statistics file."""
+    # Lazy: SciPy and the science load only when a file is shown, not for --help.
+    from xrdgen.pipeline import min_count_table
+    from xrdgen.statistics.model import Statistics
+
     statistics = Statistics.load(path)
     typer.echo(statistics.summary())
     typer.echo("  classes for other min counts: " + min_count_table(statistics))
@@ -86,6 +90,11 @@ def ship(
     folder: Optional[Path] = typer.Option(None, "--to", help="Destination folder (default: the package's xrdgen/data)."),
 ) -> None:
     """Make a statistics build the shipped `--statistics default` (statistics + compact test part)."""
+    # Lazy: SciPy and the science load only when it runs, not for --help.
+    from xrdgen.collection.shipped import ship as ship_default
+    from xrdgen.pipeline import statistics_paths
+    from xrdgen.statistics.model import Statistics
+
     Statistics.load(path)  # a readable statistics file, or one error line
     stats_out, test_out = ship_default(path, statistics_paths(path)["test_part"], folder)
     for written in (stats_out, test_out):

@@ -18,37 +18,31 @@ the synthetic stream and stored in meta.json (xrdgen/training/calibrate.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
 import typer
 
 from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, announce, start_run
 from xrdgen.errors import UserError
-from xrdgen.pipeline import output_base
-from xrdgen.statistics.model import Statistics
-from xrdgen.training.calibrate import calibrate_run
-from xrdgen.training.datasets import LabelledSet, read_structures, simulate_set
-from xrdgen.training.rundir import (
-    META_FILE,
-    TENSORBOARD_DIR,
-    InputSpec,
-    config_of_run,
-    overrides_of,
-    read_meta,
-)
-from xrdgen.training.stream import PatternStream
-from xrdgen.training.trainer import Trainer, epoch_batches
+
+if TYPE_CHECKING:
+    from xrdgen.training.datasets import LabelledSet
 
 
 def _companion(statistics_path: Path, part: str) -> Optional[Path]:
     """The test/statistics part that `xrdgen stats build` wrote beside the statistics file, if any."""
+    from xrdgen.pipeline import output_base  # lazy: pymatgen and spglib, not for --help
+
     path = Path(output_base(statistics_path) + f".{part}.json.gz")
     return path if path.exists() else None
 
 
 def _simulated(source: Path, spacegroups: list[int], config, seed: int, **how) -> LabelledSet:
     """The structures of `source` in the class list, simulated with the config's physics and input spec."""
+    # Lazy: Numba and pymatgen load only when a set is simulated, not for --help.
+    from xrdgen.training.datasets import read_structures, simulate_set
+    from xrdgen.training.rundir import InputSpec
+
     entries, skipped = read_structures(source, config)
     if skipped:
         typer.echo(f"{source}: skipped {len(skipped)} unreadable entries", err=True)
@@ -85,6 +79,15 @@ def train(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Train a space-group classifier locally; held-out top-1/top-5 after every epoch."""
+    # Lazy: TensorFlow, Numba and pymatgen load only when training runs, not for --help.
+    import numpy as np
+
+    from xrdgen.statistics.model import Statistics
+    from xrdgen.training.calibrate import calibrate_run
+    from xrdgen.training.rundir import TENSORBOARD_DIR
+    from xrdgen.training.stream import PatternStream
+    from xrdgen.training.trainer import Trainer, epoch_batches
+
     config = start_run(config_path, seed, sets, quiet=True)
     training = config.training.resolved()
     test = test if test is not None else _companion(statistics_path, "test")
@@ -147,6 +150,11 @@ def calibrate(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Fit the temperature of calibrated probabilities softmax(z / T) on fresh synthetic patterns; store it in meta.json."""
+    # Lazy: TensorFlow and the science load only when it runs, not for --help.
+    from xrdgen.statistics.model import Statistics
+    from xrdgen.training.calibrate import calibrate_run
+    from xrdgen.training.rundir import META_FILE, config_of_run, overrides_of, read_meta
+
     if not statistics_path.exists():
         raise UserError(f"{statistics_path}: no such file")
     overrides = overrides_of(sets, seed)
