@@ -1,4 +1,4 @@
-"""Instrument and exchange formats (pdCIF, GSAS, Rigaku .ras, Bruker .brml/.raw v3) and the repairs
+"""Instrument and exchange formats (GSAS, Rigaku .ras, Bruker .brml/.raw v3; pdCIF in test_pdcif.py) and the repairs
 every reader shares (points outside (0°, 180°), zero padding, a stray mistyped 2θ), on real lab17
 measurements written out in each format's layout and read back; malformed variants of each give one
 line naming the file.
@@ -84,83 +84,6 @@ def test_nothing_left_inside_the_physical_range(tmp_path):
     one_line_error(path, "only 0 data point inside (0°, 180°)")
 
 
-# ----------------------------------------------------------------------------------- pdCIF
-
-
-def write_pdcif(
-    path: Path, data: np.ndarray, wavelength: float, ranged: bool = False, tag: str = "_pd_meas_counts_total"
-) -> None:
-    """A powder CIF as GSAS-II/FullProf export it: header items, wavelength loop, one data loop."""
-    head = [
-        "data_lab17_ZnS",
-        "_pd_block_id  2024-01-01|ZnS|lab17",
-        "_diffrn_radiation_type  'Cu K\\a~1~'",
-        "loop_",
-        "_diffrn_radiation_wavelength",
-        "_diffrn_radiation_wavelength_wt",
-        f"{wavelength:.6f}(3) 1.0",
-        "1.544430 0.5",
-        "_pd_proc_info_data_reduction",
-        ";",
-        "a text field that mentions loop_ and _pd_meas_counts_total in passing",
-        ";",
-    ]
-    if ranged:
-        step = (data[-1, 0] - data[0, 0]) / (len(data) - 1)
-        head += [
-            f"_pd_meas_2theta_range_min {data[0, 0]:.6f}",
-            f"_pd_meas_2theta_range_max {data[-1, 0]:.6f}",
-            f"_pd_meas_2theta_range_inc {step:.8f}",
-            "loop_",
-            tag,
-        ]
-        body = [f"{y:.3f}({int(np.sqrt(max(y, 1)))})" for y in data[:, 1]]
-    else:
-        head += ["loop_", "_pd_data_point_id", "_pd_meas_2theta_scan", tag, "_pd_calc_intensity_total"]
-        body = [f"{i} {x:.6f} {y:.3f}({int(np.sqrt(max(y, 1)))}) ." for i, (x, y) in enumerate(data)]
-    path.write_text("\n".join(head + body) + "\n")
-
-
-@pytest.mark.parametrize("ranged", [False, True])
-def test_pdcif_round_trip(zns, tmp_path, ranged):
-    data = zns if not ranged else np.column_stack([np.linspace(zns[0, 0], zns[-1, 0], len(zns)), zns[:, 1]])
-    for tag in ("_pd_meas_counts_total", "_pd_proc_intensity_total", "_pd_meas_intensity_total"):
-        path = tmp_path / f"zns_{tag}.cif"
-        write_pdcif(path, data, CU_KA1, ranged=ranged, tag=tag)
-        pattern = read_pattern(path)
-        assert_same(pattern, data, atol_x=1e-5, rtol_y=1e-5)
-        assert pattern.wavelength == pytest.approx(CU_KA1) and pattern.metadata == {"format": "pdcif", "intensity": tag}
-    renamed = tmp_path / "zns_pd.txt"  # found by content when the suffix says nothing
-    renamed.write_text(path.read_text())
-    assert read_pattern(renamed).metadata["format"] == "pdcif"
-
-
-def test_pdcif_malformed(zns, tmp_path):
-    good = tmp_path / "good.cif"
-    write_pdcif(good, zns[:50], CU_KA1)
-    text = good.read_text()
-    cases = {
-        "letters.cif": (
-            text.replace(f" {zns[3, 0]:.6f} ", " 2theta? ", 1),
-            "non-numeric value '2theta?' in _pd_meas_2theta_scan",
-        ),
-        "ragged.cif": (text.rstrip("\n") + " 99\n", "a loop of 4 columns (_pd_data_point_id …) has 201 values, not a multiple"),
-        "no_loop.cif": (text.replace("_pd_meas_counts_total", "_pd_meas_foo"), "no powder intensity loop"),
-        "no_angles.cif": (text.replace("_pd_meas_2theta_scan", "_pd_meas_foo"), "has no 2θ column"),
-        "quotes.cif": (text.replace("'Cu K\\a~1~'", "'Cu K"), "unbalanced quotes"),
-        "bad_wavelength.cif": (text.replace(f"{CU_KA1:.6f}(3)", "15.0"), "wavelength 15 Å in the file is outside"),
-    }
-    for name, (content, expected) in cases.items():
-        path = tmp_path / name
-        path.write_text(content)
-        one_line_error(path, expected)
-    ranged = tmp_path / "ranged.cif"
-    write_pdcif(ranged, zns[:50], CU_KA1, ranged=True)
-    short = tmp_path / "short_range.cif"
-    short.write_text("\n".join(ranged.read_text().splitlines()[:-5]) + "\n")
-    one_line_error(short, "45 intensities but the 2θ range")
-
-
 # -------------------------------------------------------------------------------------- GSAS
 
 
@@ -199,11 +122,11 @@ def test_gsas_xye_fxye_esd_std(zns, tmp_path):
 def test_gsas_malformed(tmp_path):
     cases = {
         "nobank.fxye": ("title\n1000 5 1\n1001 6 1\n", "no BANK line"),
-        "tof.gsa": ("title\nBANK 1 2 1 SLOG 1000 20000 0.0004 0 FXYE\n", "binning"),
+        "tof_fxye.gsa": ("title\nBANK 1 2 2 SLOG 1000 20000 0.0004 0 FXYE\n1000 5 1\n1001 6 1\n", "binning SLOG not supported"),
+        "tof_esd.gsa": ("title\nBANK 1 2 1 SLOG 1000 20000 0.0004 0 ESD\n       1       1\n", "binning SLOG not supported"),
         "letters.fxye": ("title\nBANK 1 2 2 CONS 1000 1 0 0 FXYE\n1000 5 1\n10x1 6 1\n", "malformed GSAS data"),
         "odd.gsa": ("title\nBANK 1 2 1 CONST 1000 1 0 0 ALT\n 1 2\n", "data type ALT not supported"),
     }
-    cases["tof.gsa"] = ("title\nBANK 1 2 1 SLOG 1000 20000 0.0004 0 ESD\n       1       1\n", "binning SLOG not supported")
     for name, (content, expected) in cases.items():
         path = tmp_path / name
         path.write_text(content)

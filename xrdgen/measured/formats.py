@@ -4,17 +4,25 @@ Bruker .brml and Bruker .raw (version 3, "RAW1.01").
 Why own parsers (checked on PyPI): `xylib-py` reads Bruker RAW v1–v3 but ships only as C++ source
 needing SWIG and Boost to build, and has no .brml, .ras or pdCIF; `xrayutilities` (kept up to date)
 reads .ras and pdCIF but is a large reciprocal-space toolkit with a compiled extension; `fabio` is for
-2D detector images; `pybruker` is unmaintained since 2019. Each format below is a few dozen lines.
+2D detector images; `pybruker` is unmaintained since 2019. Each format below is a few dozen lines
+(pdCIF's CIF syntax excepted: a real CIF parser reads it).
 
-- pdCIF (IUCr powder CIF): the first loop holding an intensity column, preferring measured over
-  processed data (`_pd_meas_counts_total`, `_pd_meas_intensity_total`, `_pd_proc_intensity_total`,
-  `_pd_proc_intensity_net`); 2θ from `_pd_meas_2theta_scan`, `_pd_proc_2theta_corrected` or
-  `_pd_meas_angle_2theta`, or the range form `_pd_meas_2theta_range_min/max/inc` (also `_pd_proc_`);
-  the wavelength from `_diffrn_radiation_wavelength` (the first, i.e. Kα1, where a loop lists several).
-  Numbers may carry standard uncertainties, "1234(12)", which are dropped.
+- pdCIF (IUCr powder CIF): the CIF syntax is gemmi's (`xrdgen.measured.cif` says why); what the
+  powder items mean is ours. A Rietveld pdCIF holds several data blocks (publication, phases, one
+  per diffractogram): the block read is the first, in file order, with a loop holding an intensity
+  column, preferring measured over processed data (`_pd_meas_counts_total`,
+  `_pd_meas_intensity_total`, `_pd_proc_intensity_total`, `_pd_proc_intensity_net`); a note names it
+  when several blocks have one. 2θ from the same loop's `_pd_meas_2theta_scan`,
+  `_pd_proc_2theta_corrected` or `_pd_meas_angle_2theta`, or the block's range form
+  `_pd_meas_2theta_range_min/max/inc` (also `_pd_proc_`); the wavelength from the block's
+  `_diffrn_radiation_wavelength` (the first, i.e. Kα1, where a loop lists several) or
+  `_pd_proc_wavelength`, else from the first other block that states one (with a note). Numbers may
+  carry standard uncertainties, "1234(12)", which are dropped; points whose value is unknown ('?',
+  '.') are dropped with a note.
 - GSAS raw: a title line, then `BANK n nchan nrec BINTYP bcoef1 bcoef2 ... TYPE`. TYPE FXYE: lines of
-  2θ (centidegrees), I, σ. TYPE ESD (five F8 pairs I, σ per line) and STD (ten I2,F6 fields per line)
-  with BINTYP CONST/CONS: 2θ = bcoef1 + i·bcoef2, in centidegrees.
+  2θ (centidegrees), I, σ. TYPE ESD (five F8 pairs I, σ per line) and STD (ten I2,F6 fields per line):
+  2θ = bcoef1 + i·bcoef2, in centidegrees. Only constant-wavelength banks (BINTYP CONST/CONS); the
+  time-of-flight ones (SLOG, TIME_MAP, RALF) are refused, their x being a flight time, not 2θ.
 - Rigaku .ras: blocks `*RAS_HEADER_START … *RAS_INT_START`, data lines "2θ counts factor" until
   `*RAS_INT_END`; intensity = counts × factor (the attenuator correction); the wavelength from
   `*HW_XG_WAVE_LENGTH_ALPHA1`. The first block is read; the note says when there are more.
@@ -32,7 +40,6 @@ from __future__ import annotations
 
 import io
 import re
-import shlex
 import struct
 import xml.etree.ElementTree as ET
 import zipfile
@@ -41,8 +48,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from gemmi import cif
 
 from xrdgen.errors import UserError
+from xrdgen.measured.cif import cif_number, item_value, read_cif
 from xrdgen.measured.pattern import MeasuredPattern, checked_pattern, is_float
 
 # ------------------------------------------------------------------------------------------ pdCIF
@@ -50,96 +59,70 @@ from xrdgen.measured.pattern import MeasuredPattern, checked_pattern, is_float
 _PD_INTENSITY = ("_pd_meas_counts_total", "_pd_meas_intensity_total", "_pd_proc_intensity_total", "_pd_proc_intensity_net")
 _PD_TWO_THETA = ("_pd_meas_2theta_scan", "_pd_proc_2theta_corrected", "_pd_meas_angle_2theta")
 _PD_RANGE = ("_pd_meas_2theta_range_", "_pd_proc_2theta_range_")
-_SU = re.compile(r"\(\d+\)$")  # a standard uncertainty after a number: 1234(12)
+_PD_WAVELENGTH = ("_diffrn_radiation_wavelength", "_pd_proc_wavelength")
 
 
-def _cif_tokens(path: Path, text: str) -> list[str]:
-    """CIF tokens: quoted strings and ;-delimited text fields as one token each, comments dropped."""
-    tokens: list[str] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith(";"):  # a text field runs to the next line starting with ';'
-            j = i + 1
-            while j < len(lines) and not lines[j].startswith(";"):
-                j += 1
-            tokens.append("\n".join([line[1:]] + lines[i + 1 : j]))
-            i = j + 1
-            continue
-        try:
-            tokens += shlex.split(line, comments=True, posix=True)
-        except ValueError:
-            raise UserError(f"{path}: line {i + 1}: unbalanced quotes in the CIF") from None
-        i += 1
-    return tokens
+def _intensity_tag(block: cif.Block) -> Optional[str]:
+    """The block's preferred intensity column (measured before processed) that stands in a loop."""
+    return next((t for t in _PD_INTENSITY if block.find_values(t).get_loop() is not None), None)
 
 
-def _cif_number(path: Path, value: str, tag: str) -> float:
-    try:
-        return float(_SU.sub("", value))
-    except ValueError:
-        raise UserError(f"{path}: non-numeric value {value!r} in {tag}") from None
+def _wavelength(path: Path, block: cif.Block) -> Optional[float]:
+    for tag in _PD_WAVELENGTH:
+        text = item_value(block, tag)
+        if text is not None:
+            return cif_number(path, text, tag)
+    return None
 
 
 def read_pdcif(path: Path, text: str) -> MeasuredPattern:
-    """pdCIF powder data (module docstring): the first data block with an intensity loop."""
-    tokens = _cif_tokens(path, text)
-    items: dict[str, str] = {}
-    loops: list[dict[str, list[str]]] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token.lower() == "loop_":
-            tags = []
-            i += 1
-            while i < len(tokens) and tokens[i].startswith("_"):
-                tags.append(tokens[i].lower())
-                i += 1
-            values = []
-            while (
-                i < len(tokens)
-                and not tokens[i].startswith("_")
-                and tokens[i].lower() != "loop_"
-                and not tokens[i].lower().startswith("data_")
-            ):
-                values.append(tokens[i])
-                i += 1
-            if tags and len(values) % len(tags):
-                raise UserError(f"{path}: a loop of {len(tags)} columns ({tags[0]} …) has {len(values)} values, not a multiple")
-            loops.append({tag: values[k :: len(tags)] for k, tag in enumerate(tags)} if tags else {})
-        elif token.startswith("_") and i + 1 < len(tokens):
-            items.setdefault(token.lower(), tokens[i + 1])
-            i += 2
-        else:
-            i += 1
-    loop = next((lp for lp in loops if any(t in lp for t in _PD_INTENSITY)), None)
-    if loop is None:
+    """pdCIF powder data (module docstring): the first data block with a powder intensity loop."""
+    document, notes = read_cif(path, text)
+    powder = [b for b in document if _intensity_tag(b) is not None]
+    if not powder:
         raise UserError(f"{path}: no powder intensity loop ({', '.join(_PD_INTENSITY)}) in this CIF")
-    tag = next(t for t in _PD_INTENSITY if t in loop)
-    intensity = np.array([_cif_number(path, v, tag) for v in loop[tag]])
-    angle_tag = next((t for t in _PD_TWO_THETA if t in loop), None)
+    block, tag = powder[0], _intensity_tag(powder[0])
+    if len(powder) > 1:
+        notes.append(f"read data block {block.name!r}, the first of {len(powder)} with powder data")
+    loop = block.find_values(tag).get_loop()
+    columns = {t.lower(): i for i, t in enumerate(loop.tags)}
+    angle_tag = next((t for t in _PD_TWO_THETA if t.lower() in columns), None)
+    values, width = loop.values, loop.width()
+    rows = [[values[r * width + columns[t.lower()]] for t in (angle_tag, tag) if t] for r in range(loop.length())]
+    unknown = [r for r, row in enumerate(rows) if any(cif.is_null(v) for v in row)]
+    if unknown:
+        notes.append(
+            f"dropped {len(unknown)} point(s) whose value is unknown ('?' or '.'), the first data point {unknown[0] + 1}"
+        )
+        rows = [row for row in rows if not any(cif.is_null(v) for v in row)]
+    intensity = np.array([cif_number(path, row[-1], tag) for row in rows])
     if angle_tag is not None:
-        two_theta = np.array([_cif_number(path, v, angle_tag) for v in loop[angle_tag]])
+        two_theta = np.array([cif_number(path, row[0], angle_tag) for row in rows])
     else:
-        prefix = next((p for p in _PD_RANGE if p + "min" in items and p + "inc" in items), None)
+        prefix = next((p for p in _PD_RANGE if item_value(block, p + "min") and item_value(block, p + "inc")), None)
         if prefix is None:
             raise UserError(f"{path}: {tag} has no 2θ column ({', '.join(_PD_TWO_THETA)}) and no _pd_meas_2theta_range_min/inc")
-        lo, inc = (_cif_number(path, items[prefix + k], prefix + k) for k in ("min", "inc"))
-        two_theta = lo + inc * np.arange(len(intensity))
-        if prefix + "max" in items:
-            hi = _cif_number(path, items[prefix + "max"], prefix + "max")
-            if abs(two_theta[-1] - hi) > 0.5 * abs(inc):
+        lo, inc = (cif_number(path, item_value(block, prefix + k), prefix + k) for k in ("min", "inc"))
+        if inc == 0:
+            raise UserError(f"{path}: {prefix}inc is 0")
+        two_theta = np.delete(lo + inc * np.arange(loop.length()), unknown)
+        high = item_value(block, prefix + "max")
+        if high is not None:
+            hi = cif_number(path, high, prefix + "max")
+            points = round((hi - lo) / inc) + 1
+            if points != loop.length():
                 raise UserError(
-                    f"{path}: {len(intensity)} intensities but the 2θ range {lo:g}–{hi:g}° by {inc:g}° has {round((hi - lo) / inc) + 1} points"
+                    f"{path}: {loop.length()} intensities but the 2θ range {lo:g}–{hi:g}° by {inc:g}° has {points} points"
                 )
-    wavelength = None
-    for key in ("_diffrn_radiation_wavelength", "_pd_proc_wavelength"):
-        value = items.get(key) or next((lp[key][0] for lp in loops if key in lp and lp[key]), None)
-        if value not in (None, ".", "?"):
-            wavelength = _cif_number(path, value, key)
-            break
-    return checked_pattern(path, two_theta, intensity, wavelength, {"format": "pdcif", "intensity": tag})
+    wavelength = _wavelength(path, block)
+    if wavelength is None:
+        other = next(((b, w) for b in document if b is not block and (w := _wavelength(path, b)) is not None), None)
+        if other is not None:
+            wavelength = other[1]
+            notes.append(f"wavelength {wavelength:g} Å from data block {other[0].name!r}")
+    pattern = checked_pattern(path, two_theta, intensity, wavelength, {"format": "pdcif", "intensity": tag, "block": block.name})
+    pattern.notes[:0] = notes
+    return pattern
 
 
 # ------------------------------------------------------------------------------------------- GSAS
@@ -158,6 +141,8 @@ def read_gsas(path: Path, text: str) -> MeasuredPattern:
     block = lines[bank + 1 :] if end is None else lines[bank + 1 : bank + 1 + end]
     data = [line for line in block if line.strip()]
     note = [] if end is None else ["read the first BANK of several"]
+    if not binning.startswith("CONS"):  # SLOG, TIME_MAP, RALF: time of flight, x in µs rather than 2θ
+        raise UserError(f"{path}: BANK line: binning {binning or '?'} not supported (only CONST/CONS constant-wavelength 2θ)")
     try:
         if kind == "FXYE":
             rows = np.array([[float(v) for v in line.split()[:2]] for line in data], dtype=np.float64)
@@ -165,8 +150,6 @@ def read_gsas(path: Path, text: str) -> MeasuredPattern:
                 raise UserError(f"{path}: no data after the BANK line")
             two_theta, intensity = rows[:, 0] / 100.0, rows[:, 1]
         elif kind in ("ESD", "STD"):
-            if not binning.startswith("CONS"):
-                raise UserError(f"{path}: BANK line: binning {binning or '?'} not supported (only CONST/CONS constant steps)")
             start, step, nchan = float(fields[5]) / 100.0, float(fields[6]) / 100.0, int(fields[2])
             width = 16 if kind == "ESD" else 8
             cells = [line[k : k + width] for line in data for k in range(0, len(line.rstrip()), width)]
