@@ -7,9 +7,12 @@ machine, while the set of loaded modules is exact.
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
+from importlib.resources import files
+from pathlib import Path
 
 HEAVY = ("ray", "tensorflow", "keras", "pymatgen", "numba", "pyxtal", "jax")
 
@@ -60,3 +63,35 @@ def test_console_script_help_loads_no_heavy_library():
     assert result.returncode == 0, result.stderr
     assert "Commands" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_stats_show_default_prints_the_shipped_statistics():
+    """`default` is the shipped statistics wherever a statistics file is asked for."""
+    from typer.testing import CliRunner
+
+    from xrdgen.cli import app
+
+    shipped = Path(str(files("xrdgen").joinpath("data", "default_statistics.json.gz")))
+    with gzip.open(shipped, "rt") as handle:
+        classes = json.load(handle)["spacegroups"]  # read directly, not through the code under test
+    assert len(classes) == 109
+    result = CliRunner().invoke(app, ["stats", "show", "default"])
+    assert result.exit_code == 0, result.output
+    assert f"statistics file: {shipped}" in result.output
+    assert "class list: 109 classes" in result.output
+    listed = next(line for line in result.output.splitlines() if line.strip().startswith("class list: 1 "))
+    assert [int(sg) for sg in listed.split(":", 1)[1].split()] == classes
+
+
+def test_default_is_not_a_collection(tmp_path):
+    """`stats build default` does not quietly read the embedded structures: one line says what the names mean."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from xrdgen.cli import main; main()", "stats", "build", "default", "-o", "x.json", "--serial"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "error: 'default' names the statistics shipped in the package" in result.stderr
+    assert "'embedded'" in result.stderr and "Traceback" not in result.stderr

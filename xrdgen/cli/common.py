@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 ConfigOption = typer.Option(None, "--config", "-c", help="YAML config; defaults apply to what it leaves out.")
 SeedOption = typer.Option(None, "--seed", help="Overrides config.seed.")
 SetOption = typer.Option(None, "--set", help="Override one field, e.g. --set training.epochs=3 (repeatable).")
+STATISTICS_HELP = "Statistics file written by `xrdgen stats build`, or 'default': the statistics shipped in the package."
+
+
+def statistics_file(path: Path) -> Path:
+    """A statistics argument as a file: 'default' is the one shipped in the package (xrdgen/data/),
+    its held-out test part beside it under the name `xrdgen stats build` gives it; else the path."""
+    from xrdgen.pipeline import resolve_statistics  # lazy: see the module docstring
+
+    return resolve_statistics(path)[0]
 
 
 def start_run(

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, announce, start_run
+from xrdgen.cli.common import STATISTICS_HELP, ConfigOption, SeedOption, SetOption, announce, start_run, statistics_file
 from xrdgen.errors import UserError
 from xrdgen.jsonio import write_json
 
@@ -68,7 +68,7 @@ def _plot_spacegroups(counts, statistics, n: int, path: Path) -> None:
 
 
 def generate(
-    stats_path: Path = typer.Argument(..., help="Statistics file written by `xrdgen stats build` (.json or .json.gz)."),
+    stats_path: Path = typer.Argument(..., help=STATISTICS_HELP),
     n: int = typer.Option(10, "-n", "--number", min=1, help="How many crystals."),
     out_dir: Path = typer.Option(..., "-o", "--out", help="Directory for the CIFs and the summary."),
     spacegroup: Optional[int] = typer.Option(None, "--spacegroup", help="Only this space group (default: drawn from the prior)."),
@@ -82,6 +82,7 @@ def generate(
     from xrdgen.statistics.model import Statistics
 
     config = start_run(config_path, seed, sets, quiet=True)
+    stats_path = statistics_file(stats_path)
     statistics = Statistics.load(stats_path)
     if spacegroup is not None and spacegroup not in statistics.per_spacegroup:
         raise UserError(f"{stats_path}: space group {spacegroup} is not among its {len(statistics.spacegroups)} classes")

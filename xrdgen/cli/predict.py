@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
+from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run, statistics_file
 from xrdgen.errors import UserError
 from xrdgen.jsonio import write_json
 
@@ -192,7 +192,9 @@ def evaluate(
         help="Also evaluate re-drawn test crystals (the method's randomized test sets): coordinates, lattice or both (repeatable).",
     ),
     statistics: Optional[Path] = typer.Option(
-        None, "--statistics", help="Statistics JSON the model was trained from (needed by --randomize lattice/both)."
+        None,
+        "--statistics",
+        help="Statistics file the model was trained from, or 'default' (needed by --randomize lattice/both).",
     ),
     max_structures: Optional[int] = typer.Option(None, "--max-structures", min=1, help="Simulate only the first N structures."),
     simulate: bool = typer.Option(
@@ -233,7 +235,7 @@ def evaluate(
             raise UserError(f"{dataset}: --randomize needs structures to simulate, not measured patterns")
         labelled = [load_measured_set(dataset, trained.spec, run_config.collection.symprec, wavelength=wavelength, fill=fill)]
     else:
-        stats = Statistics.load(statistics) if statistics is not None else None
+        stats = Statistics.load(statistics_file(statistics)) if statistics is not None else None
         labelled = simulate_sets(dataset, trained.spec, run_config, run_config.seed, stats, randomize or (), max_structures)
 
     evaluations = []

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, start_run
+from xrdgen.cli.common import STATISTICS_HELP, ConfigOption, SeedOption, SetOption, start_run, statistics_file
 
 stats_app = typer.Typer(help="Build and inspect ICSD-style statistics of a crystal collection.", no_args_is_help=True)
 
@@ -22,7 +22,9 @@ stats_app = typer.Typer(help="Build and inspect ICSD-style statistics of a cryst
 @stats_app.command("build")
 def build(
     sources: list[str] = typer.Argument(
-        ..., help="Directories of CIFs or CSVs, CSVs with a 'cif' column (.csv, .csv.gz), CIFs (.cif, .cif.gz), or 'embedded'."
+        ...,
+        help="Directories of CIFs or CSVs, CSVs with a 'cif' column (.csv, .csv.gz), CIFs (.cif, .cif.gz), "
+        "or 'embedded' (the 406 structures shipped in pymatgen, pyxtal and ASE).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Statistics file to write (.json or .json.gz); companions go beside it."),
     serial: bool = typer.Option(False, "--serial", help="Read and group in this process instead of Ray tasks."),
@@ -72,12 +74,14 @@ def build(
 
 
 @stats_app.command("show")
-def show(path: Path = typer.Argument(..., help="A statistics file written by `xrdgen stats build`.")) -> None:
-    """Print a readable summary of a statistics file."""
+def show(path: Path = typer.Argument(..., help=STATISTICS_HELP)) -> None:
+    """Print a readable summary of a statistics file ('default': the shipped statistics)."""
     # Lazy: SciPy and the science load only when a file is shown, not for --help.
     from xrdgen.pipeline import min_count_table
     from xrdgen.statistics.model import Statistics
 
+    path = statistics_file(path)
+    typer.echo(f"statistics file: {path}")
     statistics = Statistics.load(path)
     typer.echo(statistics.summary())
     typer.echo("  classes for other min counts: " + min_count_table(statistics))

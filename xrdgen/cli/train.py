@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from xrdgen.cli.common import ConfigOption, SeedOption, SetOption, announce, start_run
+from xrdgen.cli.common import STATISTICS_HELP, ConfigOption, SeedOption, SetOption, announce, start_run, statistics_file
 from xrdgen.errors import UserError
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _simulated(source: Path, spacegroups: list[int], config, seed: int, **how) -
 
 
 def train(
-    statistics_path: Path = typer.Argument(..., help="Statistics file written by `xrdgen stats build`."),
+    statistics_path: Path = typer.Argument(..., help=STATISTICS_HELP),
     test: Optional[Path] = typer.Option(
         None,
         "--test",
@@ -90,6 +90,7 @@ def train(
 
     config = start_run(config_path, seed, sets, quiet=True)
     training = config.training.resolved()
+    statistics_path = statistics_file(statistics_path)
     test = test if test is not None else _companion(statistics_path, "test")
     if training.baseline:
         train_source = train_source if train_source is not None else _companion(statistics_path, "statistics_part")
@@ -141,7 +142,7 @@ def train(
 def calibrate(
     run_dir: Path = typer.Argument(..., help="Model run directory (model.keras + meta.json), as `xrdgen train` writes it."),
     statistics_path: Path = typer.Argument(
-        ..., help="The statistics file the run was trained from (its class list and generator)."
+        ..., help="The statistics file the run was trained from (its class list and generator); 'default': the shipped one."
     ),
     patterns: Optional[int] = typer.Option(
         None, "--patterns", min=1, help="Held-out patterns (default: evaluation.calibration_patterns)."
@@ -155,6 +156,7 @@ def calibrate(
     from xrdgen.training.calibrate import calibrate_run
     from xrdgen.training.rundir import META_FILE, config_of_run, overrides_of, read_meta
 
+    statistics_path = statistics_file(statistics_path)
     if not statistics_path.exists():
         raise UserError(f"{statistics_path}: no such file")
     overrides = overrides_of(sets, seed)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from xrdgen.collection.entries import CollectionReport, Skipped, load_entries_file, save_entries
-from xrdgen.collection.reading import EMBEDDED_SOURCE, LEGACY_EMBEDDED_SOURCE
+from xrdgen.collection.reading import EMBEDDED_SOURCE
 from xrdgen.config import CollectionConfig
 
 
@@ -27,7 +27,7 @@ def cache_key(sources: Sequence[str | Path], config: CollectionConfig) -> dict:
     """What a cached read depends on: every source file (size, content hash) and the collection config."""
     files = []
     for source in sources:
-        if str(source) in (EMBEDDED_SOURCE, LEGACY_EMBEDDED_SOURCE):
+        if str(source) == EMBEDDED_SOURCE:
             files.append([str(source), 0, 0])
             continue
         path = Path(source)

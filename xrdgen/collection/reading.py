@@ -38,9 +38,8 @@ from xrdgen.errors import UserError
 from xrdgen.progress import Progress
 
 EMBEDDED_SOURCE = "embedded"
-# Old name of the embedded collection, kept while services still build statistics from it;
-# `--statistics default` means the shipped statistics file (xrdgen.pipeline.default_statistics).
-LEGACY_EMBEDDED_SOURCE = "default"
+# `default` is never a collection: it names the shipped statistics file (xrdgen.collection.shipped).
+SHIPPED_STATISTICS_NAME = "default"
 
 Source = str | Path | Sequence[str | Path]
 ChunkResult = tuple[list[CollectionEntry], list[Skipped]]
@@ -58,8 +57,13 @@ def list_records(source: Source, id_column: Optional[str] = None) -> list[RawRec
         for one in source:
             records.extend(list_records(one, id_column))
         return records
-    if str(source) in (EMBEDDED_SOURCE, LEGACY_EMBEDDED_SOURCE):
+    if str(source) == EMBEDDED_SOURCE:
         return embedded_records()
+    if str(source) == SHIPPED_STATISTICS_NAME:
+        raise UserError(
+            f"'{SHIPPED_STATISTICS_NAME}' names the statistics shipped in the package (`xrdgen stats show default`), "
+            f"not a collection; the 406 structures shipped in pymatgen, pyxtal and ASE are '{EMBEDDED_SOURCE}'"
+        )
     path = Path(source)
     if path.is_dir():
         return directory_records(path, id_column)
