@@ -1,4 +1,11 @@
-"""Shared fixtures: the real data beside the checkout, and one real local Ray cluster per session."""
+"""Shared fixtures: the real data beside the checkout, and one real local Ray cluster per session.
+
+The real data live in ../shared beside the checkout (data sets in ../shared/data, or
+$XRDGEN_SHARED_DATA; KubeRay schemas in ../shared/schemas) and are never copied here. A test that
+needs them asks `shared_data(...)` / `shared_path(...)` (`from conftest import shared_data`): where
+they are absent the test is skipped with the reason, and with CI=true it fails instead, so that a
+CI run without the data cannot pass by skipping half the suite.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +18,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("XRDGEN_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = ROOT.parent / "shared"
+SHARED_DATA = Path(os.environ.get("XRDGEN_SHARED_DATA", SHARED / "data"))
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def _data_dir(name: str) -> Path:
-    path = SHARED_DATA / name
-    if not path.is_dir():
-        pytest.skip(f"{path} is absent: the shared data set '{name}' lives in ../shared/data beside the checkout")
-    return path
+def shared_path(path: Path, where: str = "../shared beside the checkout") -> Path:
+    """`path` when it exists; else skip the test (fail it under CI=true), naming what is missing."""
+    if path.exists():
+        return path
+    reason = f"{path} is absent: it lives in {where}"
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: absent shared data fail the test instead of skipping it)", pytrace=False)
+    pytest.skip(reason)
+
+
+def shared_data(relative: str) -> Path:
+    """A data set or file under ../shared/data (e.g. "rruff_dev", "db_metadata/icsd_....json.gz")."""
+    return shared_path(SHARED_DATA / relative, "../shared/data beside the checkout")
 
 
 @pytest.fixture(scope="session")
 def mp40_dir() -> Path:
     """1,953 Materials Project structures as three CSVs with a `cif` column."""
-    return _data_dir("mp40")
+    return shared_data("mp40")
 
 
 @pytest.fixture(scope="session")
 def lab17_dir() -> Path:
     """17 measured Cu Kα patterns, each with its structure.cif."""
-    return _data_dir("lab17")
+    return shared_data("lab17")
 
 
 @pytest.fixture(scope="session")

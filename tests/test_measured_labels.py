@@ -6,12 +6,12 @@ to the right International Tables number (checked against hand-picked cases and 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_data
 from pymatgen.symmetry.groups import SpaceGroup
 
 from xrdgen.config import GridConfig
@@ -19,16 +19,11 @@ from xrdgen.errors import UserError
 from xrdgen.measured.dif import dif_samples, is_dif_directory, read_dif, read_labelled, spacegroup_number
 from xrdgen.measured.preprocess import preprocess
 
-ROOT = Path(__file__).resolve().parents[1]
-RRUFF_DEV = Path(os.environ.get("XRDGEN_SHARED_DATA", ROOT.parent / "shared" / "data")) / "rruff_dev"
-
 
 @pytest.fixture(scope="module")
 def rruff_dev() -> Path:
     """113 measured RRUFF patterns with their DIF files and labels.json (../shared/data/rruff_dev)."""
-    if not RRUFF_DEV.is_dir():
-        pytest.skip(f"{RRUFF_DEV} is absent: the shared data set 'rruff_dev' lives in ../shared/data beside the checkout")
-    return RRUFF_DEV
+    return shared_data("rruff_dev")
 
 
 # The settings ITA lists for each group (ITA Vol. A, Table 4.3.2.1), and older symbols still in use.

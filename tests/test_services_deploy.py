@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import jsonschema
 import pytest
 import yaml
+from conftest import SHARED, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER_YAMLS = ["cluster/head_plus_two.yaml", "cluster/aws_head_plus_two.yaml", "cluster/gcp_head_plus_two.yaml"]
@@ -186,7 +187,7 @@ def test_a_broken_launcher_yaml_is_rejected():
 
 
 # --- KubeRay ------------------------------------------------------------------------------------
-SCHEMAS = ROOT.parent / "shared" / "schemas" / "kuberay"
+SCHEMAS = SHARED / "schemas" / "kuberay"
 CRDS = {"RayCluster": "ray.io_rayclusters.yaml.gz", "RayJob": "ray.io_rayjobs.yaml.gz"}
 KUBERAY_MANIFESTS = ["deploy/raycluster.yaml", "deploy/rayjob.yaml"]
 RUNS_CLAIM = "deploy/runs_pvc.yaml"
@@ -214,9 +215,7 @@ def _strict(node):
 
 @functools.cache
 def _crd_schema(kind: str, version: str) -> dict:
-    path = SCHEMAS / CRDS[kind]
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the KubeRay CRDs live in ../shared/schemas/kuberay beside the checkout")
+    path = shared_path(SCHEMAS / CRDS[kind], "../shared/schemas/kuberay beside the checkout")
     crd = yaml.safe_load(gzip.decompress(path.read_bytes()))
     assert crd["spec"]["names"]["kind"] == kind
     return _strict(next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == version))

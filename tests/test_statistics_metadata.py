@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 from _collection_cache import mp40_split
+from conftest import shared_data
 from pyxtal.database.element import Element as PyxtalElement
 from scipy import stats as scipy_stats
 
@@ -27,17 +26,14 @@ from xrdgen.statistics.build import CLASS, FEW_ENTRIES, FEW_STRUCTURES, build_st
 from xrdgen.statistics.metadata import read_metadata
 from xrdgen.statistics.model import Statistics
 
-METADATA = Path(os.environ.get("XRDGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "db_metadata"
-ICSD = "icsd_filtered_info_2025_v3.json.gz"
+ICSD = "db_metadata/icsd_filtered_info_2025_v3.json.gz"
 N_CRYSTALS = 3000
 P_MIN = 1e-3  # fixed seeds: a p-value below this is a real disagreement, not bad luck
 
 
 @pytest.fixture(scope="module")
 def icsd_raw() -> dict:
-    if not (METADATA / ICSD).is_file():
-        pytest.skip(f"{METADATA / ICSD} is absent: the shared data set 'db_metadata' lives in ../shared/data")
-    with gzip.open(METADATA / ICSD, "rt") as handle:
+    with gzip.open(shared_data(ICSD), "rt") as handle:
         return json.load(handle)
 
 
@@ -60,7 +56,7 @@ def icsd_counts(icsd_raw):
 def calibrated(mp40_dir, ray_local, icsd_raw):
     stats_part, _ = mp40_split(str(mp40_dir))
     config = StatisticsConfig()  # 50 ICSD entries, 10 ordered structures, as shipped
-    metadata = read_metadata(METADATA / ICSD)
+    metadata = read_metadata(shared_data(ICSD))
     return stats_part, config, metadata, build_statistics(stats_part, config, {"source": "mp40 (test)"}, metadata)
 
 
@@ -72,7 +68,7 @@ def _has_radii(symbol: str) -> bool:
 
 def test_reader_counts_every_entry_in_both_layouts(icsd_counts):
     entries, n_elements, elements = icsd_counts
-    metadata = read_metadata(METADATA / ICSD)
+    metadata = read_metadata(shared_data(ICSD))
     assert metadata.entries == dict(entries) and metadata.total == 143_523
     assert sum(c >= 50 for c in metadata.entries.values()) == 144  # the method's class list size
     assert metadata.provenance["entries_without_element_statistics"] == 20  # "M", "X", "L" placeholders
@@ -82,7 +78,7 @@ def test_reader_counts_every_entry_in_both_layouts(icsd_counts):
             [n_elements[sg][k] / total for k in range(1, max(n_elements[sg]) + 1)]
         )
         assert metadata.element_counts(sg) == elements[sg]
-    mp = read_metadata(METADATA / "mp_struct_info.json.gz")  # the other layout: key = formula
+    mp = read_metadata(shared_data("db_metadata/mp_struct_info.json.gz"))  # the other layout: key = formula
     assert mp.total == 132_285 and len(mp.entries) == 228
 
 
