@@ -96,25 +96,6 @@ def test_reads_every_lab17_pattern(lab17_dir):
         assert pattern.wavelength is None and pattern.metadata["format"] == "text"
 
 
-def test_lab17_labels_match_spglib(lab17_dir):
-    """Labels (datasets.spacegroup_of_cif) against spglib called directly on the CIF's cell."""
-    import spglib
-    from pymatgen.core import Structure
-
-    from xrdgen.training.datasets import spacegroup_of_cif
-
-    for folder in lab17_folders(lab17_dir):
-        cif = folder / "structure.cif"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            structure = Structure.from_file(cif)
-        species = [site.species.formula for site in structure]  # disordered sites keep their mixture as one type
-        types = [sorted(set(species)).index(s) for s in species]
-        cell = (structure.lattice.matrix, structure.frac_coords, types)
-        expected = spglib.get_symmetry_dataset(cell, symprec=0.1).number
-        assert spacegroup_of_cif(cif, 0.1) == expected, folder.name
-
-
 def test_xrdml_round_trip_on_lab17(lab17_dir, tmp_path):
     for folder in lab17_folders(lab17_dir):
         reference = loadtxt_reference(folder / "pattern.csv")

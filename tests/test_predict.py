@@ -29,9 +29,9 @@ from xrdgen.config import Config, GridConfig, load_config
 from xrdgen.errors import UserError
 from xrdgen.evaluation.metrics import evaluate
 from xrdgen.geometry import crystal_system
+from xrdgen.measured.cif_label import structure_label
 from xrdgen.measured.readers import read_pattern
 from xrdgen.statistics.build import build_statistics
-from xrdgen.training.datasets import spacegroup_of_cif
 from xrdgen.training.rundir import load_model_run
 
 GRID = GridConfig(step=0.05)  # coarser than the default: a small, quick model; the readers must honour it
@@ -46,7 +46,7 @@ def _lab17_structures(lab17_dir: Path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structures = [Structure.from_file(f / "structure.cif") for f in folders]
-    labels = [spacegroup_of_cif(f / "structure.cif", 0.1) for f in folders]
+    labels = [structure_label(f / "structure.cif", 0.1).spacegroup for f in folders]
     return folders, structures, labels
 
 

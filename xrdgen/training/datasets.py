@@ -14,7 +14,8 @@ crystal's space group (spglib's, as the collection gives it). Its users:
   showing how much a model leans on the exact structure rather than on what the generator can make.
 
 Measured sets (`load_measured_set`) come in two layouts: a folder of sample folders with one
-pattern file and a structure CIF each (like lab17), the label being spglib's space group of the CIF;
+pattern file and a structure CIF each (like lab17), the label being the space group the CIF states
+(spglib's only where it states none, `xrdgen.measured.cif_label`);
 or a flat folder of patterns beside RRUFF DIF files (like rruff_dev), the label being the number of
 the DIF file's `SPACE GROUP:` symbol in any setting, the wavelength the DIF file's where the pattern
 file states none (`xrdgen.measured.dif`). Either way every sample is read and scored or skipped
@@ -23,7 +24,6 @@ with a one-line reason; none is dropped silently.
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from pymatgen.core import Structure
-from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from xrdgen.collection.entries import CollectionEntry, load_entries
 from xrdgen.collection.reading import read_collection
@@ -41,6 +39,7 @@ from xrdgen.config import AugmentationConfig, Config, SimulationConfig
 from xrdgen.crystal import Crystal
 from xrdgen.errors import UserError
 from xrdgen.generation.randomize import randomize
+from xrdgen.measured.cif_label import structure_label
 from xrdgen.measured.dif import dif_samples, is_dif_directory, read_labelled
 from xrdgen.measured.preprocess import ModelInput
 from xrdgen.measured.readers import find_pattern_file, read_pattern
@@ -246,18 +245,6 @@ def _randomized(
 
 
 # ------------------------------------------------------------------------------- measured sets
-def spacegroup_of_cif(path: Path, symprec: float) -> int:
-    """The label of a structure file: spglib (through pymatgen) at `symprec`."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            structure = Structure.from_file(path)
-        except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for bad CIFs
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UserError(f"{path}: cannot read the structure ({first})") from None
-    return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
-
-
 def load_measured_set(
     directory: Path, spec: InputSpec, symprec: float, wavelength: Optional[float] = None, fill: str = "edge"
 ) -> LabelledSet:
@@ -283,21 +270,13 @@ def load_measured_set(
                 raise UserError(f"{folder}: no pattern file (pattern.xy/.csv/.txt/.xrdml)")
             if not cifs:
                 raise UserError(f"{folder}: no structure .cif for the label")
-            label = spacegroup_of_cif(cifs[0], symprec)
+            label = structure_label(cifs[0], symprec)
             model_input = spec.model_input(read_pattern(pattern_file), wavelength=wavelength, fill=fill)
         except UserError as exc:
             skipped.append({"name": folder.name, "reason": str(exc)})
             continue
-        rows.append(
-            (
-                folder.name,
-                model_input,
-                label,
-                _detail(
-                    folder.name, pattern_file, label, model_input, label_source=f"spglib on {cifs[0].name} (symprec {symprec})"
-                ),
-            )
-        )
+        detail = _detail(folder.name, pattern_file, label.spacegroup, model_input, label_source=label.source)
+        rows.append((folder.name, model_input, label.spacegroup, detail))
     return _measured_set(directory, spec, rows, skipped)
 
 
