@@ -8,19 +8,19 @@ list), and a rerun does not silently retrain (or silently reuse a differently co
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA, shared_data
 from typer.testing import CliRunner
 
 from xrdgen.cli import app
 from xrdgen.config import _SAMPLE_EFFECTS, ABLATION_GROUPS, ABLATION_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
-RRUFF_DEV = Path(os.environ.get("XRDGEN_SHARED_DATA", ROOT.parent / "shared" / "data")) / "rruff_dev"
+RRUFF_DEV = SHARED_DATA / "rruff_dev"
 CONFIG = ROOT / "configs" / "ablation_rruff.yaml"
 VARIANTS = ["none", "peak_shift", "all"]  # the `--quick` variants: a group of two flags, and every flag
 
@@ -38,8 +38,7 @@ def _flat(data: dict, prefix: str = "") -> dict:
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    if not RRUFF_DEV.is_dir():
-        pytest.skip(f"{RRUFF_DEV} is absent: the shared data set 'rruff_dev' lives in ../shared/data beside the checkout")
+    shared_data("rruff_dev")
     out = tmp_path_factory.mktemp("ablation")
     result = CliRunner().invoke(app, _command(out), catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, shared_data
 from typer.testing import CliRunner
 
 from xrdgen.cli import app
@@ -36,7 +37,7 @@ from xrdgen.training.rundir import load_model_run
 
 GRID = GridConfig(step=0.05)  # coarser than the default: a small, quick model; the readers must honour it
 CU_KA1 = 1.54056
-RRUFF_DEV = Path(os.environ.get("XRDGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "rruff_dev"
+RRUFF_DEV = SHARED_DATA / "rruff_dev"
 
 
 def _lab17_structures(lab17_dir: Path):
@@ -391,8 +392,7 @@ def test_evaluate_reports_the_ece_before_and_after_and_a_reliability_diagram(cal
 
 def test_evaluate_scores_all_113_rruff_patterns_in_one_command(trained_run, tmp_path):
     """The DIF files label the patterns; labels outside the class list are counted and named, not dropped."""
-    if not RRUFF_DEV.is_dir():
-        pytest.skip(f"{RRUFF_DEV} is absent: the shared data set 'rruff_dev' lives in ../shared/data beside the checkout")
+    shared_data("rruff_dev")
     run, _, classes = trained_run
     result = _invoke("evaluate", run, RRUFF_DEV, "--out", tmp_path / "rruff")
     assert result.exit_code == 0, result.output
