@@ -17,6 +17,12 @@ from xrdgen.config.presets import TRAINING_PRESETS
 ModelName = Literal["park_medium", "park_big", "resnet10", "resnet50", "resnet101"]
 
 
+def _positive_int_or_auto(cls, value):
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ValueError(f"expected a positive integer or auto, got {value!r}")
+
+
 class TrainingConfig(_Section):
     """Model and optimiser. None means: the preset of the chosen architecture."""
 
@@ -42,6 +48,32 @@ class TrainingConfig(_Section):
         "model fine-tuned in the measured preset, which from scratch stays at the prior for thousands of steps; "
         "ignored when the run resumes from its own checkpoint",
     )
+
+    # The hardware (xrdgen/training/devices.py decides "auto" once, when the trainer starts).
+    replicas: Optional[int] = Field(
+        None,
+        gt=0,
+        description="data-parallel replicas: None = every GPU TensorFlow sees (one CPU device without GPUs); N = the first "
+        "N GPUs, or N logical CPU devices on a machine without GPUs; batch_size is per replica, the global batch is "
+        "batch_size x replicas",
+    )
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = Field(
+        "auto",
+        description="auto: mixed_bfloat16 on GPUs of compute capability >= 8 (A100, H100), mixed_float16 (with loss "
+        "scaling) on older GPUs, float32 on CPUs; the logits are float32 in every case",
+    )
+    jit_compile: Union[bool, Literal["auto"]] = Field(
+        "auto",
+        description="XLA for the training step; auto: on for one GPU and on the JAX backend, off on TensorFlow CPUs "
+        "(slower there, benchmarks/bench_training.py) and under a multi-replica strategy (Keras' rule)",
+    )
+    steps_per_execution: Union[int, Literal["auto"]] = Field(
+        "auto",
+        description="training steps per compiled call; metrics reach the host once per call; auto: 1 on CPUs, the largest "
+        "divisor of batches_per_epoch up to 32 on GPUs",
+    )
+
+    _steps_per_execution = field_validator("steps_per_execution", mode="before")(_positive_int_or_auto)
 
     def resolved(self) -> TrainingConfig:
         """A copy with every None filled from the architecture's preset."""
@@ -72,9 +104,4 @@ class ClusterConfig(_Section):
     max_restarts: int = Field(-1, ge=-1)
     prefetch_batches: int = Field(4, ge=0)
 
-    @field_validator("n_generators", mode="before")
-    @classmethod
-    def _positive_or_auto(cls, value):
-        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            return value
-        raise ValueError(f"expected a positive integer or auto, got {value!r}")
+    _n_generators = field_validator("n_generators", mode="before")(_positive_int_or_auto)
