@@ -122,6 +122,44 @@ def test_cloud_yaml_runs_pinned_images_with_the_projects_python(name):
             assert disk["initializeParams"]["sourceImage"].startswith("projects/deeplearning-platform-release/"), node
 
 
+def _dashboard_metrics():
+    """deploy/dashboard_metrics.py (a script the head runs, not a package module)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dashboard_metrics", ROOT / "deploy" / "dashboard_metrics.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _assignments(command: str) -> dict:
+    """VAR=value words of a shell command line."""
+    return dict(w.split("=", 1) for w in shlex.split(command.replace(";", " ")) if re.fullmatch(r"[A-Z_]+=\S*", w))
+
+
+@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+def test_head_starts_prometheus_and_grafana_for_the_session(name):
+    """The dashboard learns where Prometheus and Grafana answer when the head starts (the browser loads
+    Grafana through the forwarded port 3000); then deploy/dashboard_metrics.py starts both with the
+    session's configs, installed once by the head's setup."""
+    metrics = _dashboard_metrics()
+    config = _prepared(name)
+    starts = config["head_start_ray_commands"]
+    (position,) = [i for i, c in enumerate(starts) if "ray start --head" in c]
+    wanted = {
+        "RAY_AUTH_MODE": "token",
+        "RAY_PROMETHEUS_HOST": metrics.PROMETHEUS_URL,
+        "RAY_GRAFANA_HOST": metrics.GRAFANA_URL,
+        "RAY_GRAFANA_IFRAME_HOST": metrics.GRAFANA_URL,
+    }
+    assigned = _assignments(starts[position])
+    assert {key: assigned.get(key) for key in wanted} == wanted
+    assert any("deploy/dashboard_metrics.py start" in c for c in starts[position + 1 :])
+    assert any("deploy/dashboard_metrics.py install" in c for c in config["head_setup_commands"])
+    workers = config["worker_start_ray_commands"] + config["worker_setup_commands"]
+    assert not any("dashboard_metrics" in c or "RAY_PROMETHEUS_HOST" in c for c in workers)
+
+
 def _same_layout(config: dict) -> None:
     """head_plus_two's layout: a GPU head (trainer) and one CPU-only worker type, exactly two nodes."""
     types = config["available_node_types"]
@@ -315,6 +353,40 @@ def test_the_run_directory_is_on_the_claim(name):
     assert pod["securityContext"]["fsGroup"] == IMAGE_GID  # the claim is writable by the image's user
 
 
+@pytest.mark.parametrize("name", KUBERAY_MANIFESTS)
+def test_kuberay_head_runs_prometheus_and_grafana_for_the_session(name):
+    """Sidecars of the head, pinned to the script's versions, read the configs Ray's dashboard writes
+    into the shared /tmp/ray; the head's variables point the dashboard at them; an init container puts
+    the xrdgen dashboard (copied into the image) into the folder Ray's Grafana provisioning reads."""
+    metrics = _dashboard_metrics()
+    pod = _cluster_spec(_manifest(name))["headGroupSpec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert pod["containers"][0]["name"] == "ray-head"  # KubeRay runs Ray in the first container
+    env = {e["name"]: e["value"] for e in containers["ray-head"]["env"]}
+    assert env["RAY_PROMETHEUS_HOST"] == metrics.PROMETHEUS_URL
+    assert env["RAY_GRAFANA_HOST"] == env["RAY_GRAFANA_IFRAME_HOST"] == metrics.GRAFANA_URL
+    assert containers["prometheus"]["image"] == f"prom/prometheus:v{metrics.PROMETHEUS_VERSION}"
+    assert containers["grafana"]["image"] == f"grafana/grafana:{metrics.GRAFANA_VERSION}"
+    (shared,) = [v["name"] for v in pod["volumes"] if "emptyDir" in v]
+    for container in [*containers.values(), *pod["initContainers"]]:
+        assert {"name": shared, "mountPath": "/tmp/ray"} in [
+            {k: m[k] for k in ("name", "mountPath")} for m in container["volumeMounts"]
+        ]
+    prometheus = " ".join(containers["prometheus"]["args"])
+    assert f"--web.listen-address=127.0.0.1:{metrics.PROMETHEUS_PORT}" in prometheus
+    assert "--config.file=/tmp/ray/session_latest/metrics/prometheus/prometheus.yml" in prometheus
+    grafana = {e["name"]: e["value"] for e in containers["grafana"]["env"]}
+    assert grafana["GF_PATHS_CONFIG"] == "/tmp/ray/session_latest/metrics/grafana/grafana.ini"
+    (init,) = pod["initContainers"]
+    copy = init["command"][-1]
+    dashboard = "/home/ray/xrdgen/deploy/grafana_xrdgen_dashboard.json"
+    assert f"cp {dashboard} {env['RAY_METRICS_GRAFANA_DASHBOARD_OUTPUT_DIR']}" in copy
+    dockerfile = (ROOT / "deploy/Dockerfile").read_text()
+    assert "WORKDIR /home/ray/xrdgen" in dockerfile and re.search(
+        r"COPY .*deploy/grafana_xrdgen_dashboard.json.* deploy/", dockerfile
+    )
+
+
 def test_rayjob_runs_the_training_entrypoint():
     spec = _manifest("deploy/rayjob.yaml")["spec"]
     words = shlex.split(spec["entrypoint"])
@@ -351,4 +423,4 @@ def test_dockerfile_installs_the_project():
     copied = {line.split()[-2].rstrip("/") for line in lines if line.startswith("COPY")}
     for package in ("xrdgen", "models", "services", "configs"):
         assert package in copied and (ROOT / package).is_dir()
-    assert any("pip install" in line and "-e ." in line for line in lines)
+    assert any("pip install" in line and '-e ".[gpu]"' in line for line in lines)  # TensorFlow's CUDA libraries
