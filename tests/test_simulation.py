@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from pymatgen.analysis.diffraction.xrd import XRDCalculator
 from pymatgen.core import Element
+from scipy.optimize import brentq
 
 from tests._profiles import fwhm
 from xrdgen.config import GridConfig, SimulationConfig
@@ -188,30 +189,62 @@ def test_bad_crystals_are_refused_with_a_reason():
         PatternSimulator(SimulationConfig(), GridConfig()).simulate(tiny, np.random.default_rng(0))
 
 
+def _plate_fwhm_deg(two_theta: float, d: float, n_planes: int) -> float:
+    """FWHM in 2θ of the intensity diffracted by a stack of n_planes planes spaced d (the Laue
+    interference function sin²(N φ) / sin²(φ), φ = 2π d sin θ / λ, of a small crystal; Warren, X-Ray
+    Diffraction, 1969), evaluated on a fine grid: the exact width of a crystallite of thickness N d, not Scherrer's
+    approximation of it."""
+    x = np.linspace(two_theta - 3, two_theta + 3, 600_001)
+    delta = 2 * math.pi * d * np.sin(np.radians(x / 2)) / CU_KA1 - math.pi  # 0 at the Bragg angle
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(np.abs(delta) < 1e-9, float(n_planes) ** 2, np.sin(n_planes * delta) ** 2 / np.sin(delta) ** 2)
+    return fwhm(x, y)
+
+
+# The plate's Scherrer constant for the FWHM: sinc²(u) = 1/2 at u = 1.3916, K = 2u/π = 0.8859
+# (Scherrer's constant in one dimension; other shapes: Langford & Wilson, J. Appl. Cryst. 11, 102
+# (1978)). The method, like the original, uses K = 0.9.
+K_PLATE = 2 * brentq(lambda u: (math.sin(u) / u) ** 2 - 0.5, 1.0, 2.0) / math.pi
+
+
 @pytest.mark.parametrize("two_theta, size_nm", [(20.0, 20.0), (45.0, 60.0), (80.0, 100.0)])
-def test_scherrer_fwhm_of_rendered_peak(two_theta, size_nm):
+def test_scherrer_width_is_the_width_of_a_finite_crystal(two_theta, size_nm):
+    """Reference: the exact diffraction width of a plate of N planes (d of a reflection at 2θ), not the
+    Scherrer formula typed again. The rendered Gaussian is wider by exactly 0.9 / K_plate (1.6 %)."""
+    d = CU_KA1 / (2 * math.sin(math.radians(two_theta / 2)))
+    n_planes = round(size_nm * 10 / d)
+    thickness_nm = n_planes * d / 10
     grid = GridConfig(two_theta_min=two_theta - 3, two_theta_max=two_theta + 3, step=0.0005)
     sim = PatternSimulator(SimulationConfig(), grid)
-    y = sim.render(np.array([two_theta]), np.array([1.0]), {"crystallite_size_nm": size_nm})
-    theta = math.radians(two_theta / 2)
-    expected = math.degrees(0.9 * CU_KA1 / (size_nm * 10 * math.cos(theta)))  # K λ / (L cos θ)
-    assert fwhm(sim.two_theta, y) == pytest.approx(expected, rel=2e-3)
-    assert scherrer_fwhm_deg(two_theta, CU_KA1, size_nm) == pytest.approx(expected, rel=1e-12)
+    y = sim.render(np.array([two_theta]), np.array([1.0]), {"crystallite_size_nm": thickness_nm})
+    plate = _plate_fwhm_deg(two_theta, d, n_planes)
+    assert fwhm(sim.two_theta, y) / plate == pytest.approx(0.9 / K_PLATE, rel=1e-3)
+    assert scherrer_fwhm_deg(two_theta, CU_KA1, thickness_nm) / plate == pytest.approx(0.9 / K_PLATE, rel=1e-3)
 
 
-def test_scherrer_fwhm_on_a_real_crystal():
-    """Isolated (111) peak of fcc Cu (a = 3.615 Å): its simulated width is Scherrer's."""
+def test_scherrer_width_of_the_textbook_example():
+    """Cullity, Elements of X-Ray Diffraction (2nd ed., 1978), sec. 3-7, below eq. 3-13: λ = 1.5 Å,
+    θ = 49°, a crystal 500 Å thick gives a breadth B of about 4 × 10⁻³ radian (0.2°) in 2θ."""
+    width_deg = float(scherrer_fwhm_deg(98.0, 1.5, 50.0))
+    assert round(math.radians(width_deg), 3) == 0.004
+    assert round(width_deg, 1) == 0.2
+
+
+def test_scherrer_width_on_a_real_crystal():
+    """Isolated (111) peak of fcc Cu (a = 3.615 Å), 100 planes of d111: at Bragg's position, and as
+    wide as those planes diffract (times 0.9 / K_plate)."""
     from pymatgen.core import Lattice, Structure
 
     copper = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.615), ["Cu"], [[0, 0, 0]])
+    d111 = 3.615 / math.sqrt(3)
     grid = GridConfig(two_theta_min=30, two_theta_max=60, step=0.001)
-    y = PatternSimulator(SimulationConfig(), grid).simulate(copper, crystallite_size_nm=35.0)
+    y = PatternSimulator(SimulationConfig(), grid).simulate(copper, crystallite_size_nm=100 * d111 / 10)
     x = grid.two_theta()
     window = (x > 40) & (x < 46)
-    expected_tt = 2 * math.degrees(math.asin(CU_KA1 * math.sqrt(3) / (2 * 3.615)))
+    expected_tt = 2 * math.degrees(math.asin(CU_KA1 / (2 * d111)))
     assert x[window][np.argmax(y[window])] == pytest.approx(expected_tt, abs=0.001)
-    expected = math.degrees(0.9 * CU_KA1 / (350 * math.cos(math.radians(expected_tt / 2))))
-    assert fwhm(x[window], y[window]) == pytest.approx(expected, rel=3e-3)
+    plate = _plate_fwhm_deg(expected_tt, d111, 100)
+    assert fwhm(x[window], y[window]) / plate == pytest.approx(0.9 / K_PLATE, rel=3e-3)
 
 
 @pytest.mark.parametrize("fwhm, split", [(0.003, 0.0), (0.03, 0.0), (0.1, 0.3), (0.6, 0.0), (2.0, -0.2)])
@@ -286,15 +319,22 @@ def test_rendering_equals_the_direct_sum_on_real_patterns(mp40_structures):
     assert worst < 2e-4
 
 
-def test_pseudo_voigt_fwhm_is_twice_the_caglioti_width_in_theta():
-    """The original evaluates the pseudo-Voigt in θ with Γ² = U tan²θ + V tanθ + W: in 2θ the FWHM is 2Γ."""
+def test_pseudo_voigt_is_pyxtals_caglioti_profile_with_the_width_in_theta():
+    """Reference: pyxtal's pseudo-Voigt (`pyxtal.XRD.Profile`, Izumi & Ikeda's split form, symmetric at
+    A = 1), which takes the Caglioti FWHM in 2θ, √(U tan²θ + V tanθ + W). The original, and we, take
+    that root as a width Γ in θ, so the FWHM in 2θ is 2Γ: our peak for (U, V, W) is pyxtal's for
+    (4U, 4V, 4W), in width and in shape. pyxtal's η is the Lorentzian share, ours the Gaussian's."""
+    from pyxtal.XRD import Profile
+
+    u, v, w, eta = 0.008, -0.002, 0.004, 0.4
     grid = GridConfig(two_theta_min=55, two_theta_max=65, step=0.0005)
     sim = PatternSimulator(SimulationConfig(profile="pseudo_voigt"), grid)
-    u, w = 0.008, 0.004
-    y = sim.render(np.array([60.0]), np.array([1.0]), {"u": u, "v": 0.0, "w": w, "eta": 0.4})
-    expected = 2 * math.sqrt(u * math.tan(math.radians(30)) ** 2 + w)
-    assert fwhm(sim.two_theta, y) == pytest.approx(expected, rel=3e-3)
-    assert caglioti_fwhm_deg(60.0, u, 0.0, w) == pytest.approx(expected)
+    ours = sim.render(np.array([60.0]), np.array([1.0]), {"u": u, "v": v, "w": w, "eta": eta})
+    widths = {"U": 4 * u, "V": 4 * v, "W": 4 * w, "A": 1.0, "eta_h": 1 - eta, "eta_l": 1 - eta}
+    px, py = Profile("mod_pseudo-voigt", res=0.0005, user_kwargs=widths).get_profile([60.0], [1.0], 55, 65)
+    assert fwhm(sim.two_theta, ours) == pytest.approx(fwhm(px, py), rel=1e-3)
+    assert caglioti_fwhm_deg(60.0, u, v, w) == pytest.approx(fwhm(px, py), rel=1e-3)
+    assert np.abs(ours / ours.max() - np.interp(sim.two_theta, px, py)).max() < 1e-3
 
 
 def test_kalpha2_position_and_ratio():
