@@ -68,5 +68,5 @@ def build_park(spec: ParkSpec, n_classes: int, input_length: int, dropout: bool 
         x = keras.layers.Activation("relu", name=f"dense{i}_relu")(x)
         if dropout:
             x = keras.layers.Dropout(spec.dense_dropout, name=f"dense{i}_dropout")(x)
-    outputs = keras.layers.Dense(n_classes, name="logits")(x)
+    outputs = keras.layers.Dense(n_classes, dtype="float32", name="logits")(x)  # float32 under mixed precision too
     return keras.Model(inputs, outputs, name=name)

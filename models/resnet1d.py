@@ -108,5 +108,5 @@ def build_resnet(spec: ResNetSpec, n_classes: int, input_length: int, dropout: b
             x = _block(x, stage, spec, strides, projection=first, name=f"stage{s}_block{b}")
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(spec.head_units, name="dense")(x)
-    outputs = keras.layers.Dense(n_classes, name="logits")(x)
+    outputs = keras.layers.Dense(n_classes, dtype="float32", name="logits")(x)  # float32 under mixed precision too
     return keras.Model(inputs, outputs, name=name)
