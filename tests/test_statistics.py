@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 from _collection_cache import mp40_split, mp40_statistics
+from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pyxtal.database.element import Element as PyxtalElement
 from scipy import stats as scipy_stats
@@ -70,6 +71,20 @@ def _disordered(entry, source_id: str, volume: float | None = None):
     if volume is not None:
         structure.scale_lattice(volume)
     return entry_from_structure(structure, source_id, CollectionConfig()), element
+
+
+def test_asymmetric_unit_of_a_rhombohedral_entry_matches_pymatgen(mp40_dir):
+    """mp-19804 (In2Co3S2, R-3m, c = 13.7 Å): 4 orbits, In 3a, In 3b, Co 9d, S 6c; counted apart from
+    our code by pymatgen's symmetrized structure of the file's own primitive cell."""
+    with open(mp40_dir / "random_split_test.csv", newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["material_id"] == "mp-19804")
+    structure = Structure.from_str(row["cif"], fmt="cif")
+    expected = len(SpacegroupAnalyzer(structure, symprec=1e-3).get_symmetrized_structure().equivalent_sites)
+    entry = entry_from_structure(structure, "mp-19804", CollectionConfig())
+    assert entry.spacegroup == 166 and expected == 4
+    assert asymmetric_unit_atoms(entry.crystal) == expected == len(entry.wyckoff_sites)
+    disordered, element = _disordered(entry, "mp-19804-mixed")  # each orbit of `element` counts two species
+    assert asymmetric_unit_atoms(disordered.crystal) == expected + sum(el == element for el, _ in entry.wyckoff_sites)
 
 
 def test_prior_counts_partially_occupied_structures_wyckoff_tables_do_not(statistics, mp40_dir):

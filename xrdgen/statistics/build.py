@@ -85,15 +85,20 @@ class _Tally:
 
 def asymmetric_unit_atoms(crystal) -> int:
     """Atoms of the asymmetric unit of a (possibly disordered) conventional cell: Σ over orbits of
-    the species sharing the orbit's site (a site with Fe0.5Co0.5 counts 2, as a CIF lists it)."""
+    the species sharing the orbit's site (a site with Fe0.5Co0.5 counts 2, as a CIF lists it).
+
+    Rows are grouped into sites by rounded coordinates, but spglib sees each site's own coordinates:
+    rounded to 1e-4, the atoms of mp-19804 (R-3m, c = 13.7 Å) moved by up to 7e-4 Å, so that
+    equivalent atoms no longer matched at `ORBIT_SYMPREC` (11 orbits instead of 4)."""
     mixes: dict[tuple, int] = {}
     positions: dict[tuple, list[int]] = defaultdict(list)
-    for row, xyz in enumerate(np.round(np.mod(crystal.frac_coords, 1.0), 4) % 1.0):
+    wrapped = np.mod(crystal.frac_coords, 1.0)
+    for row, xyz in enumerate(np.round(wrapped, 4) % 1.0):
         positions[tuple(xyz)].append(row)
     coords, types, sizes = [], [], []
-    for xyz, rows in positions.items():
+    for rows in positions.values():
         mix = tuple(sorted((int(crystal.numbers[r]), round(float(crystal.occupancies[r]), 4)) for r in rows))
-        coords.append(xyz)
+        coords.append(wrapped[rows[0]])
         types.append(mixes.setdefault(mix, len(mixes) + 1))
         sizes.append(len(rows))
     dataset = spglib.get_symmetry_dataset((crystal.lattice, np.array(coords), types), symprec=ORBIT_SYMPREC)
