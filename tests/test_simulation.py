@@ -27,7 +27,7 @@ from tests._profiles import fwhm
 from xrdgen.config import GridConfig, SimulationConfig
 from xrdgen.crystal import Crystal
 from xrdgen.simulation.peaks import peaks
-from xrdgen.simulation.profiles import PSEUDO_VOIGT, caglioti_fwhm_deg, kalpha2_doublet, line_profiles, scherrer_fwhm_deg
+from xrdgen.simulation.profiles import GAUSSIAN, PSEUDO_VOIGT, line_profiles
 from xrdgen.simulation.render import FWHM_PER_SIGMA, render_profiles
 from xrdgen.simulation.simulator import PatternSimulator
 
@@ -219,13 +219,16 @@ def test_scherrer_width_is_the_width_of_a_finite_crystal(two_theta, size_nm):
     y = sim.render(np.array([two_theta]), np.array([1.0]), {"crystallite_size_nm": thickness_nm})
     plate = _plate_fwhm_deg(two_theta, d, n_planes)
     assert fwhm(sim.two_theta, y) / plate == pytest.approx(0.9 / K_PLATE, rel=1e-3)
-    assert scherrer_fwhm_deg(two_theta, CU_KA1, thickness_nm) / plate == pytest.approx(0.9 / K_PLATE, rel=1e-3)
 
 
 def test_scherrer_width_of_the_textbook_example():
     """Cullity, Elements of X-Ray Diffraction (2nd ed., 1978), sec. 3-7, below eq. 3-13: λ = 1.5 Å,
     θ = 49°, a crystal 500 Å thick gives a breadth B of about 4 × 10⁻³ radian (0.2°) in 2θ."""
-    width_deg = float(scherrer_fwhm_deg(98.0, 1.5, 50.0))
+    _, _, width_below, width_above = line_profiles(
+        np.array([98.0]), np.array([1.0]), 1.5, 0.0, 0.5, GAUSSIAN, 50.0, 0.9, *[0.0] * 7
+    )
+    assert width_below[0] == width_above[0]
+    width_deg = float(width_below[0])
     assert round(math.radians(width_deg), 3) == 0.004
     assert round(width_deg, 1) == 0.2
 
@@ -333,13 +336,13 @@ def test_pseudo_voigt_is_pyxtals_caglioti_profile_with_the_width_in_theta():
     widths = {"U": 4 * u, "V": 4 * v, "W": 4 * w, "A": 1.0, "eta_h": 1 - eta, "eta_l": 1 - eta}
     px, py = Profile("mod_pseudo-voigt", res=0.0005, user_kwargs=widths).get_profile([60.0], [1.0], 55, 65)
     assert fwhm(sim.two_theta, ours) == pytest.approx(fwhm(px, py), rel=1e-3)
-    assert caglioti_fwhm_deg(60.0, u, v, w) == pytest.approx(fwhm(px, py), rel=1e-3)
     assert np.abs(ours / ours.max() - np.interp(sim.two_theta, px, py)).max() < 1e-3
 
 
 def test_kalpha2_position_and_ratio():
     lam1, lam2 = 1.54056, 1.54439
-    tt, inten = kalpha2_doublet(np.array([80.0]), np.array([1.0]), lam1, lam2, 0.5)
+    tt, inten, _, _ = line_profiles(np.array([80.0]), np.array([1.0]), lam1, lam2, 0.5, GAUSSIAN, 400.0, 0.9, *[0.0] * 7)
+    assert inten.tolist() == [1.0, 0.5]
     d = lam1 / (2 * math.sin(math.radians(40)))
     assert tt[1] == pytest.approx(2 * math.degrees(math.asin(lam2 / (2 * d))), abs=1e-10)
     # Differentiating Bragg's law: Δ(2θ) ≈ 2 tan θ · Δλ/λ (radians), 0.239° at 80°.

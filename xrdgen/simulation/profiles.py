@@ -8,8 +8,7 @@ All widths are FWHM in degrees 2θ; `render.py` turns them into unit-area profil
   θ, not in 2θ: the original (ML4pXRDs, `train_dataset/generate_background_noise_utils.py`,
   `peak_function_pseudo_voigt`) evaluates the profile at θ = x/2 with Gaussian σ = Γ/(2√(2 ln 2)) and
   Lorentzian γ = Γ/2 "with respect to the width in theta". On the 2θ axis the FWHM is therefore
-  2 Γ_θ, which is what `caglioti_fwhm_deg` returns; the pseudo-Voigt η·G + (1-η)·L has that FWHM in
-  both parts.
+  2 Γ_θ, the width `line_profiles` gives; the pseudo-Voigt η·G + (1-η)·L has that FWHM in both parts.
 - Microstrain (Stokes & Wilson 1944; Williamson & Hall, Acta Metall. 1, 22 (1953)): β = 4 ε tan θ
   in radians of 2θ for an upper-limit strain ε.
 - Independent broadenings combine in quadrature, Γ² = Σ Γ_i² (exact for Gaussians; for the single-Γ
@@ -33,41 +32,6 @@ from numba import njit
 GAUSSIAN, PSEUDO_VOIGT = 0, 1  # profile kinds of `line_profiles`
 MAX_ASYMMETRY = 0.5  # |k| of the split widths
 MIN_FWHM_DEG = 1e-6  # keeps a zero Caglioti width finite
-
-
-def scherrer_fwhm_deg(two_theta_deg, wavelength_angstrom: float, size_nm: float, k: float = 0.9):
-    """Scherrer FWHM in degrees 2θ: β = K λ / (L cos θ) (λ in Å, L in nm converted to Å)."""
-    theta = np.radians(np.asarray(two_theta_deg, dtype=np.float64) / 2.0)
-    return np.degrees(k * wavelength_angstrom / (size_nm * 10.0 * np.cos(theta)))
-
-
-def caglioti_fwhm_deg(two_theta_deg, u: float, v: float, w: float):
-    """FWHM in degrees 2θ of the Caglioti width: 2 sqrt(U tan² θ + V tan θ + W), the root a width in θ."""
-    tan_theta = np.tan(np.radians(np.asarray(two_theta_deg, dtype=np.float64) / 2.0))
-    return np.maximum(2.0 * np.sqrt(np.maximum(u * tan_theta**2 + v * tan_theta + w, 0.0)), MIN_FWHM_DEG)
-
-
-def microstrain_fwhm_deg(two_theta_deg, strain: float):
-    """Microstrain FWHM in degrees 2θ: 4 ε tan θ."""
-    return np.degrees(4.0 * strain * np.tan(np.radians(np.asarray(two_theta_deg, dtype=np.float64) / 2.0)))
-
-
-def peak_shift_deg(two_theta_deg, zero_shift_deg: float, displacement_over_radius: float):
-    """Δ2θ in degrees of a zero error z and a sample displacement s/R: z - 2 (s/R) cos θ (radians)."""
-    theta = np.radians(np.asarray(two_theta_deg, dtype=np.float64) / 2.0)
-    return zero_shift_deg - np.degrees(2.0 * displacement_over_radius * np.cos(theta))
-
-
-def kalpha2_doublet(two_theta_deg, intensity, wavelength_1: float, wavelength_2: float, ratio: float):
-    """Kα1 peaks plus their Kα2 twins (2θ₂ from sin θ₂ = λ₂/λ₁ sin θ₁, intensity × ratio), sorted."""
-    two_theta_deg = np.asarray(two_theta_deg, dtype=np.float64)
-    sin2 = np.sin(np.radians(two_theta_deg / 2.0)) * (wavelength_2 / wavelength_1)
-    ok = sin2 < 1.0
-    tt2 = np.degrees(2.0 * np.arcsin(sin2[ok]))
-    tt = np.concatenate([two_theta_deg, tt2])
-    inten = np.concatenate([intensity, ratio * np.asarray(intensity)[ok]])
-    order = np.argsort(tt, kind="stable")
-    return tt[order], inten[order]
 
 
 @njit(cache=True)

@@ -46,10 +46,3 @@ def missing_elements(numbers: np.ndarray) -> list[str]:
     bad = (numbers < 1) | (numbers > MAX_Z)
     bad[~bad] = ~KNOWN[numbers[~bad]]
     return sorted({Element.from_Z(int(z)).symbol if 1 <= z <= MAX_Z else f"Z={int(z)}" for z in numbers[bad]})
-
-
-def form_factor(z: int, s: np.ndarray) -> np.ndarray:
-    """f(s) of element z (numpy reference of the compiled formula, for tests and plots)."""
-    s2 = np.asarray(s, dtype=np.float64) ** 2
-    a, b = COEFFICIENTS[z, :, 0], COEFFICIENTS[z, :, 1]
-    return z - FORM_FACTOR_PREFACTOR * s2 * np.sum(a * np.exp(-b * s2[..., None]), axis=-1)
