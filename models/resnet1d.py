@@ -11,6 +11,11 @@ Changes from the 2D image network, all following the method:
    training on the synthetic stream unstable in the original work.
 4. The head is flatten -> dense 256 -> dense n_classes (logits). The original applies no activation
    between the two dense layers; we keep that (a low-rank factorisation of one large dense layer).
+5. With `dropout` (the baseline arm, which trains on a fixed set and overfits without it): dropout
+   before each dense layer of the head, flatten -> [dropout 0.5] -> dense 256 -> [dropout 0.5] ->
+   logits, the rate of the Park CNNs' dense dropout, so both families are regularised alike where
+   the parameters are (the head holds most of ResNet-10's). The convolutions keep none: group
+   normalisation and residual paths are what the method's ResNets rely on.
 
 As in the TensorFlow model garden that the original ported, the first block of every stage has a
 projection shortcut (1x1 convolution + normalisation), convolutions carry no bias (the
@@ -44,6 +49,7 @@ class ResNetSpec:
     stem_pool_stride: int = 2
     groups: int = 32
     head_units: int = 256
+    head_dropout: float = 0.5  # before each dense layer of the head, when dropout is asked for
 
 
 def _stages(block: str, repeats: tuple[int, int, int, int]) -> tuple[StageSpec, ...]:
@@ -91,10 +97,8 @@ def _block(x, stage: StageSpec, spec: ResNetSpec, strides: int, projection: bool
 
 
 def build_resnet(spec: ResNetSpec, n_classes: int, input_length: int, dropout: bool = False, name: str = "resnet"):
-    """One builder for every ResNet spec (a `keras.Model`); layers are `stem_*`, `stage{s}_block{b}_*`, `dense`, `logits`.
-
-    `dropout` is accepted for a uniform `build_model` signature; the method's ResNets use none.
-    """
+    """One builder for every ResNet spec (a `keras.Model`); layers are `stem_*`, `stage{s}_block{b}_*`, `dense`, `logits`,
+    and with `dropout` `flatten_dropout` and `dense_dropout` (module docstring, item 5)."""
     import keras  # lazy: see the module docstring
 
     inputs = keras.Input(shape=(input_length,), name="pattern")
@@ -107,6 +111,10 @@ def build_resnet(spec: ResNetSpec, n_classes: int, input_length: int, dropout: b
             strides = spec.downsample_stride if (first and s > 1) else 1
             x = _block(x, stage, spec, strides, projection=first, name=f"stage{s}_block{b}")
     x = keras.layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = keras.layers.Dropout(spec.head_dropout, name="flatten_dropout")(x)
     x = keras.layers.Dense(spec.head_units, name="dense")(x)
+    if dropout:
+        x = keras.layers.Dropout(spec.head_dropout, name="dense_dropout")(x)
     outputs = keras.layers.Dense(n_classes, dtype="float32", name="logits")(x)  # float32 under mixed precision too
     return keras.Model(inputs, outputs, name=name)

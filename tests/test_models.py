@@ -140,7 +140,7 @@ def test_layer_names_are_systematic(zoo, name):
     pattern = (
         r"(conv\d|pool\d|dense\d)(_relu|_dropout)?|flatten"
         if name.startswith("park")
-        else r"stem_(conv|norm|relu|pool)|stage\d_block\d+_(shortcut|\d)_(conv|norm|relu)|stage\d_block\d+_(add|out)|flatten|dense"
+        else r"stem_(conv|norm|relu|pool)|stage\d_block\d+_(shortcut|\d)_(conv|norm|relu)|stage\d_block\d+_(add|out)|(flatten|dense)(_dropout)?"
     )
     for layer_name in names[2:-1]:
         assert re.fullmatch(pattern, layer_name), layer_name
@@ -158,13 +158,23 @@ def test_resnet_uses_group_norm_with_32_groups_and_kernel_9(zoo):
     assert model.get_layer("stage1_block1_2_conv").strides == (1,)
 
 
-def test_dropout_only_when_asked():
-    plain = build_model("park_medium", 7, 2001)
-    dropped = build_model("park_medium", 7, 2001, dropout=True)
-    rates = sorted(layer.rate for layer in dropped.layers if isinstance(layer, keras.layers.Dropout))
-    assert rates == [0.3, 0.3, 0.3, 0.5, 0.5]
+@pytest.mark.parametrize("name, rates", [("park_medium", [0.3, 0.3, 0.3, 0.5, 0.5]), ("resnet10", [0.5, 0.5])])
+def test_dropout_only_when_asked(name, rates):
+    """Park: after every convolution and hidden dense layer; ResNet: before each dense layer of the head.
+    At inference a dropout model computes what the same weights compute without dropout; in training
+    it does not."""
+    plain = build_model(name, 7, 2001)
+    dropped = build_model(name, 7, 2001, dropout=True)
+    layers = [layer for layer in dropped.layers if isinstance(layer, keras.layers.Dropout)]
+    assert sorted(layer.rate for layer in layers) == rates
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in plain.layers)
     assert plain.count_params() == dropped.count_params()
+    dropped.set_weights(plain.get_weights())
+    x = np.random.default_rng(0).random((4, 2001), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(dropped(x, training=False)), np.asarray(plain(x, training=False)), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(np.asarray(dropped(x, training=True)), np.asarray(plain(x, training=False)))
+    if model_family(name) == "resnet":
+        assert [layer.name for layer in dropped.layers][-5:] == ["flatten", "flatten_dropout", "dense", "dense_dropout", "logits"]
 
 
 @pytest.mark.parametrize("name", ["park_medium", "resnet10"])
