@@ -20,7 +20,7 @@ from xrdgen.evaluation.calibration import (
     softmax,
 )
 from xrdgen.evaluation.metrics import SYSTEM_NAMES, evaluate, system_probabilities
-from xrdgen.training.rundir import NO_TEMPERATURE, read_meta, temperature_of, write_calibration, write_meta
+from xrdgen.training.rundir import NO_TEMPERATURE, RunDirectory, read_meta, temperature_of, write_calibration
 
 
 def test_ece_equals_the_hand_value():
@@ -118,7 +118,7 @@ def test_evaluation_names_and_separates_labels_outside_the_class_list():
 
 
 def test_temperature_round_trips_through_meta_json(tmp_path):
-    write_meta(tmp_path, {"spacegroups": [14, 62], "input": {"grid": {}}})
+    RunDirectory(tmp_path).write_meta({"spacegroups": [14, 62], "input": {"grid": {}}})
     assert temperature_of(read_meta(tmp_path), tmp_path / "meta.json") == (1.0, NO_TEMPERATURE)  # none stored: T = 1, said
     write_calibration(tmp_path, {"temperature": 2.718281828, "fitted_on": "64 held-out synthetic patterns"})
     meta = read_meta(tmp_path)

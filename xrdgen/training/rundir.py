@@ -4,6 +4,7 @@
       meta.json        class list (space groups), model name, input spec, whole config
       model.keras      the trained model, logits over the class list (written at the end and
                        whenever training stops early)
+      best.keras       the model at the best held-out top-1 so far (its step: history.json's best entry)
       checkpoints/     step_<global step>.keras (weights + optimizer state) + step_<...>.json
       tensorboard/     scalars per epoch (loss, accuracies, learning rate, patterns/s)
       history.json     one entry per epoch: train loss/accuracy, test top-1/top-5, per-class recall
@@ -50,6 +51,7 @@ from xrdgen.simulation.imperfections import scale_input
 
 META_FILE = "meta.json"
 MODEL_FILE = "model.keras"
+BEST_MODEL_FILE = "best.keras"
 HISTORY_FILE = "history.json"
 PLOT_FILE = "accuracy.png"
 CHECKPOINT_DIR = "checkpoints"
@@ -114,7 +116,7 @@ class InputSpec:
         return preprocess(pattern, self.grid, self.wavelength, self.sqrt_scale, wavelength=wavelength, fill=fill)
 
 
-# ------------------------------------------------------------------------------------ JSON files
+# ---------------------------------------------------------------------------------- the directory
 def _replace_json(path: Path, data) -> None:
     """Write via a temporary file so a killed process never leaves half a JSON file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -122,22 +124,123 @@ def _replace_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+def _save_keras(model, path: Path) -> Path:
+    """model.save via a temporary file: a kill while saving never leaves half a model."""
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+class RunDirectory:
+    """The files of one training run, behind one object (layout in the module docstring).
+
+    The trainer writes through it (meta, history, checkpoints, the final and the best model); the
+    readers (`load_model_run`, calibration, reports) find the same files by the same names.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    # paths ------------------------------------------------------------------------------------
+    @property
+    def meta_path(self) -> Path:
+        return self.path / META_FILE
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def best_model_path(self) -> Path:
+        return self.path / BEST_MODEL_FILE
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    @property
+    def plot_path(self) -> Path:
+        return self.path / PLOT_FILE
+
+    def create(self) -> RunDirectory:
+        (self.path / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+        return self
+
+    # meta and history ---------------------------------------------------------------------------
+    def read_meta(self) -> dict:
+        if not self.meta_path.is_file():
+            raise UserError(f"{self.path}: not a training run directory (no {META_FILE})")
+        return read_json(self.meta_path, "run meta")
+
+    def write_meta(self, meta: dict) -> None:
+        _replace_json(self.meta_path, meta)
+
+    def start(self, meta: dict, must_match: tuple[str, ...]) -> None:
+        """Write meta.json for a (re)started run; refuse a run directory made with other `must_match` values.
+
+        A restarted run keeps its creation time and drops an older calibration (fitted to older weights).
+        """
+        if self.meta_path.exists():
+            old = self.read_meta()
+            InputSpec.from_meta(old, self.meta_path)  # a run without an input spec: the one-line error names the file
+            for key in must_match:
+                if old.get(key) != meta[key]:
+                    raise UserError(
+                        f"{self.meta_path}: this run was trained with a different {key} ({old.get(key)!r}); "
+                        f"choose another training.output_dir or remove the run"
+                    )
+            meta = {**meta, "created": old.get("created", meta.get("created"))}
+        self.write_meta(meta)
+
+    def read_history(self) -> list[dict]:
+        path = self.path / HISTORY_FILE
+        return read_json(path, "training history") if path.exists() else []
+
+    def write_history(self, history: list[dict]) -> None:
+        _replace_json(self.path / HISTORY_FILE, history)
+
+    # checkpoints and models ---------------------------------------------------------------------
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints (model file and state file both present), oldest first."""
+        folder = self.path / CHECKPOINT_DIR
+        if not folder.is_dir():
+            return []
+        found = [p for p in folder.glob("step_*.keras") if not p.name.endswith(".tmp.keras") and p.with_suffix(".json").exists()]
+        return sorted(found, key=lambda p: int(p.stem.split("_")[1]))
+
+    def latest_checkpoint(self) -> Optional[Path]:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def save_checkpoint(self, model, step: int, epochs_logged: int) -> Path:
+        """Model + optimizer state at `step`; older ones beyond the last KEEP_CHECKPOINTS are removed."""
+        path = _save_keras(model, self.path / CHECKPOINT_DIR / f"step_{step:09d}.keras")
+        _replace_json(path.with_suffix(".json"), {"step": step, "epochs_logged": epochs_logged, "time": time.time()})
+        for old in self.checkpoints()[:-KEEP_CHECKPOINTS]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
+        return path
+
+    def save_model(self, model) -> Path:
+        """model.keras: the run directory is complete."""
+        return _save_keras(model, self.model_path)
+
+    def save_best_model(self, model) -> Path:
+        """best.keras: the model of the best held-out top-1 so far (its step: the best entry of history.json)."""
+        return _save_keras(model, self.best_model_path)
+
+
 def read_meta(run_dir: Path | str) -> dict:
-    path = Path(run_dir) / META_FILE
-    if not path.is_file():
-        raise UserError(f"{run_dir}: not a training run directory (no {META_FILE})")
-    return read_json(path, "run meta")
-
-
-def write_meta(run_dir: Path | str, meta: dict) -> None:
-    _replace_json(Path(run_dir) / META_FILE, meta)
+    return RunDirectory(run_dir).read_meta()
 
 
 def write_calibration(run_dir: Path | str, calibration: dict) -> None:
     """Store a fitted temperature (with how it was fitted) in meta.json, the rest of it unchanged."""
-    meta = read_meta(run_dir)
+    run = RunDirectory(run_dir)
+    meta = run.read_meta()
     meta[CALIBRATION_KEY] = calibration
-    write_meta(run_dir, meta)
+    run.write_meta(meta)
 
 
 def temperature_of(meta: dict, path: Path) -> tuple[float, str]:
@@ -168,54 +271,6 @@ def overrides_of(sets: Optional[list[str]], seed: Optional[int]) -> dict:
     if seed is not None:
         overrides["seed"] = seed
     return overrides
-
-
-def read_history(run_dir: Path | str) -> list[dict]:
-    path = Path(run_dir) / HISTORY_FILE
-    return read_json(path, "training history") if path.exists() else []
-
-
-def write_history(run_dir: Path | str, history: list[dict]) -> None:
-    _replace_json(Path(run_dir) / HISTORY_FILE, history)
-
-
-# ----------------------------------------------------------------------------------- checkpoints
-def checkpoints(run_dir: Path | str) -> list[Path]:
-    """Complete checkpoints (model file and state file both present), oldest first."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.glob("step_*.keras") if not p.name.endswith(".tmp.keras") and p.with_suffix(".json").exists()]
-    return sorted(found, key=lambda p: int(p.stem.split("_")[1]))
-
-
-def latest_checkpoint(run_dir: Path | str) -> Optional[Path]:
-    found = checkpoints(run_dir)
-    return found[-1] if found else None
-
-
-def save_checkpoint(model, run_dir: Path | str, step: int, epochs_logged: int) -> Path:
-    """Model + optimizer state at `step`; older ones beyond the last KEEP_CHECKPOINTS are removed."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step_{step:09d}.keras"
-    tmp = folder / f"step_{step:09d}.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
-    _replace_json(path.with_suffix(".json"), {"step": step, "epochs_logged": epochs_logged, "time": time.time()})
-    for old in checkpoints(run_dir)[:-KEEP_CHECKPOINTS]:
-        old.unlink(missing_ok=True)
-        old.with_suffix(".json").unlink(missing_ok=True)
-    return path
-
-
-def save_model(model, run_dir: Path | str) -> Path:
-    """model.keras, replaced atomically: the run directory is complete."""
-    run_dir = Path(run_dir)
-    tmp = run_dir / "model.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, run_dir / MODEL_FILE)
-    return run_dir / MODEL_FILE
 
 
 # --------------------------------------------------------------------------------- trained model
@@ -284,7 +339,7 @@ def load_model_run(run_dir: Path | str) -> TrainedModel:
     spacegroups = [int(sg) for sg in meta["spacegroups"]]
     path = run_dir / MODEL_FILE
     if not path.exists():
-        path = latest_checkpoint(run_dir)
+        path = RunDirectory(run_dir).latest_checkpoint()
         if path is None:
             raise UserError(f"{run_dir}: no {MODEL_FILE} and no checkpoint yet")
     import keras  # lazy, after the cheap checks: TensorFlow's start-up only to really load a model (module docstring)
