@@ -4,7 +4,7 @@ A background thread pulls generator batches from the Ray queue (one blocking `ge
 else is already there with `get_nowait_batch`), cuts them into training batches of exactly
 `batch_size` patterns (generator and training batch sizes are independent), and keeps up to
 `prefetch_batches` of them in a local bounded buffer. The trainer's step therefore never waits on a
-single remote `get`; `tf.data`'s own prefetch sits on top (`as_dataset`).
+single remote `get`; the Trainer's `tf.data` prefetch sits on top (`Trainer.input_pipeline`).
 
 `stalls` records every wait of the trainer for a batch longer than `STALL_S`: the reliability test
 reads it to show that killing a generator does not stop training.
@@ -106,16 +106,6 @@ class QueueFeed:
                 yield self.next_batch()
             except StopIteration:
                 return
-
-    def as_dataset(self, n_points: int):
-        """The feed as a `tf.data.Dataset` with prefetch (the trainer's input pipeline)."""
-        import tensorflow as tf  # only in the trainer's process: the job's driver imports this module too
-
-        spec = (
-            tf.TensorSpec((self.batch_size, n_points), tf.float32),
-            tf.TensorSpec((self.batch_size,), tf.int32),
-        )
-        return tf.data.Dataset.from_generator(self.__iter__, output_signature=spec).prefetch(tf.data.AUTOTUNE)
 
     def close(self) -> None:
         self._stop.set()

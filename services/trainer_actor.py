@@ -1,9 +1,9 @@
 """Trainer actor: the local `xrdgen.training.trainer.Trainer`, fed from the Ray queue, on the GPU node.
 
 A thin shell: the optimisation, checkpoints, TensorBoard and history belong to the Trainer (which
-distributes with `MirroredStrategy` over the visible GPUs); this actor adds the input pipeline
-(queue -> `QueueFeed` background thread -> `tf.data` prefetch) and the dashboard metrics (steps/s,
-latest test top-1/top-5).
+splits every global batch across the GPUs with a `MirroredStrategy` when it has several); this actor
+adds the queue end of the input pipeline (queue -> `QueueFeed` background thread -> the Trainer's
+`tf.data` prefetch) and the dashboard metrics (steps/s, latest test top-1/top-5).
 
 Kill-and-resume: the actor does not restart itself. The job that owns it is resubmitted; the new
 Trainer finds the last checkpoint in the run directory and continues at the same global step, in the
@@ -67,16 +67,13 @@ class _TrainerActor:
     def fit(
         self, epochs: Optional[int] = None, batches_per_epoch: Optional[int] = None, max_minutes: Optional[float] = None
     ) -> dict:
-        training = self._trainer.training
-        self._feed = QueueFeed(self._queue, training.batch_size, self._config.cluster.prefetch_batches)
+        # Global batches (batch_size per replica x replicas): the Trainer's input pipeline splits them.
+        self._feed = QueueFeed(self._queue, self._trainer.global_batch_size, self._config.cluster.prefetch_batches)
         self._done.clear()
         exporter = threading.Thread(target=self._export_rate, name="trainer-metrics", daemon=True)
         exporter.start()
         try:
-            dataset = self._feed.as_dataset(self._config.grid.n_points)
-            history = self._trainer.fit(
-                iter(dataset), epochs=epochs, batches_per_epoch=batches_per_epoch, max_minutes=max_minutes
-            )
+            history = self._trainer.fit(self._feed, epochs=epochs, batches_per_epoch=batches_per_epoch, max_minutes=max_minutes)
         finally:
             self._done.set()
             self._feed.close()

@@ -80,8 +80,6 @@ def train(
 ) -> None:
     """Train a space-group classifier locally; held-out top-1/top-5 after every epoch."""
     # Lazy: TensorFlow, Numba and pymatgen load only when training runs, not for --help.
-    import numpy as np
-
     from xrdgen.statistics.model import Statistics
     from xrdgen.training.calibrate import calibrate_run
     from xrdgen.training.rundir import TENSORBOARD_DIR
@@ -115,21 +113,22 @@ def train(
         typer.echo(f"test set: {len(patterns)} patterns; skipped {patterns.skipped_summary() or 'none'}")
         test_set = (patterns.x, patterns.class_indices(spacegroups))
 
+    trainer = Trainer(config, spacegroups, run_dir=training.output_dir, test_set=test_set)
+    batch = trainer.global_batch_size  # batch_size per replica x replicas
     batches_per_epoch = None
     if training.baseline:
         fixed = _simulated(
             train_source, spacegroups, config, config.seed + 2, patterns_per_crystal=training.baseline_patterns_per_structure
         )
-        if len(fixed) == 0:
-            raise UserError(f"{train_source}: no structure of the statistics' class list to train on")
+        if len(fixed) < batch:
+            raise UserError(f"{train_source}: {len(fixed)} patterns of the statistics' class list, fewer than one batch of {batch}")
         typer.echo(f"baseline training set: {len(fixed)} patterns; skipped {fixed.skipped_summary() or 'none'}")
-        batches = epoch_batches(fixed.x, fixed.class_indices(spacegroups), training.batch_size, seed=config.seed)
-        batches_per_epoch = int(np.ceil(len(fixed) / training.batch_size))
+        batches = epoch_batches(fixed.x, fixed.class_indices(spacegroups), batch, seed=config.seed)
+        batches_per_epoch = len(fixed) // batch
     else:
         stream = PatternStream(statistics, config, seed=config.seed)
-        batches = iter(lambda: stream.next_batch(training.batch_size), None)
+        batches = iter(lambda: stream.next_batch(batch), None)
 
-    trainer = Trainer(config, spacegroups, run_dir=training.output_dir, test_set=test_set)
     history = trainer.fit(batches, batches_per_epoch=batches_per_epoch)
     last = history[-1] if history else {}
     typer.echo(f"run directory: {trainer.run_dir} (step {trainer.step})")

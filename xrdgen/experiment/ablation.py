@@ -138,7 +138,7 @@ def train_variant(
     test = (inside.x, inside.class_indices(classes)) if inside is not None and len(inside) else None
     trainer = Trainer(cfg, classes, run_dir=run_dir, test_set=test, resume=False, log=log)
     stream = PatternStream(statistics, cfg, seed=cfg.seed)
-    batch, spec = cfg.training.batch_size, cfg.ablation
+    batch, spec = trainer.global_batch_size, cfg.ablation
     start = time.monotonic()
     history = trainer.fit(
         iter(lambda: stream.next_batch(batch), None),

@@ -76,11 +76,11 @@ def train_arm(
     if run_dir.exists():
         shutil.rmtree(run_dir)  # unfinished: a stream's position cannot be restored, so start over
     cfg = arm_config(config, arm)
-    batch_size = cfg.training.resolved().batch_size
     curve = data.curve_set
     trainer = Trainer(
         cfg, data.classes, run_dir=run_dir, test_set=(curve.x, curve.class_indices(data.classes)), resume=False, log=log
     )
+    batch_size = trainer.global_batch_size
 
     with contextlib.ExitStack() as stack:
         counters = None
@@ -98,7 +98,7 @@ def train_arm(
 def _train(trainer: Trainer, batches, arm: str, seed: int, data: ExperimentData, config: Config, run_dir: Path, log) -> dict:
     """The equal budget, the plateau run where asked, and the evaluations: the run's result."""
     spec = config.experiment
-    batch_size = trainer.training.batch_size
+    batch_size = trainer.global_batch_size
     log(f"--- {data.split} split, arm {ARMS[arm]}, seed {seed}: {spec.steps} steps of {batch_size} patterns")
     start = time.monotonic()
     history = trainer.fit(
