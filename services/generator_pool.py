@@ -134,6 +134,8 @@ class GeneratorPool:
         self._id = uuid.uuid4().hex[:8]
         self.replacements = 0
         self.errors: list[str] = []
+        self.counter_failures = 0  # members that gave no counters when asked (`counters`)
+        self.metric_failures = 0  # supervision rounds whose queue metrics could not be exported
         self.target = self._target()
         self._stopping = threading.Event()
         with self._lock:
@@ -179,6 +181,7 @@ class GeneratorPool:
         """Replace members whose `run` ended, follow the target size; export pool metrics."""
         depth, alive = metrics.queue_depth(), metrics.pool_size()
         last_resize = time.monotonic()
+        failed_in_a_row = 0
         while not self._stopping.is_set():
             with self._lock:
                 refs = list(self._members)
@@ -193,8 +196,15 @@ class GeneratorPool:
             try:
                 depth.set(self.queue.qsize())
                 alive.set(self.size)
-            except Exception:  # noqa: BLE001 - metrics are best effort; the queue may be restarting
-                pass
+            except Exception as exc:  # noqa: BLE001 - the queue may be restarting: counted, training goes on
+                self.metric_failures += 1
+                failed_in_a_row += 1
+                if failed_in_a_row == 1:
+                    log.warning("generator pool: queue metrics not exported (%s: %s); retrying", type(exc).__name__, exc)
+            else:
+                if failed_in_a_row:
+                    log.warning("generator pool: queue metrics exported again after %d failed tries", failed_in_a_row)
+                failed_in_a_row = 0
 
     def _trim(self) -> None:
         """Down to the target after a node loss: members that Ray is restarting or cannot place (they
@@ -254,15 +264,26 @@ class GeneratorPool:
         return index
 
     def counters(self, timeout: float = 10.0) -> list[dict]:
-        """Counters of every live member (members that do not answer in time are left out)."""
+        """Counters of every member that answers within `timeout`; the others are left out, counted
+        in `counter_failures` and logged (a member that died since the last supervision, or a busy one)."""
         refs = [actor.counters.remote() for actor in self.actors]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
-        out = []
+        ready, late = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        out, failed = [], []
         for ref in ready:
             try:
                 out.append(ray.get(ref))
-            except (RayActorError, RayTaskError):
-                pass
+            except (RayActorError, RayTaskError) as exc:
+                failed.append(type(exc).__name__)
+        if failed or late:
+            self.counter_failures += len(failed) + len(late)
+            log.warning(
+                "generator pool: %d of %d members gave no counters (%d not within %.0f s, failed: %s)",
+                len(failed) + len(late),
+                len(refs),
+                len(late),
+                timeout,
+                ", ".join(failed) or "none",
+            )
         return out
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -273,8 +294,8 @@ class GeneratorPool:
         for actor in actors:
             try:
                 actor.stop.remote()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as exc:  # noqa: BLE001 - it is killed below either way
+                log.warning("generator pool: cannot ask a member to stop (%s); killing it", exc)
         with self._lock:
             refs = list(self._members)
             self._members.clear()
