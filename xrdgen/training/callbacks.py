@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import keras
 import numpy as np
-
-if TYPE_CHECKING:
-    from xrdgen.training.trainer import Trainer
 
 
 def _hms(seconds: float) -> str:
@@ -57,7 +54,7 @@ class ProgressLog(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, trainer: Trainer, total_steps: int, every_s: float, deadline: Optional[float]):
+    def __init__(self, trainer, total_steps: int, every_s: float, deadline: Optional[float]):
         super().__init__()
         self.trainer = trainer
         self.total_steps = total_steps
@@ -92,7 +89,7 @@ class ProgressLog(keras.callbacks.Callback):
 class EpochRecord(keras.callbacks.Callback):
     """History entry, held-out evaluation, checkpoint and best model at the end of every epoch."""
 
-    def __init__(self, trainer: Trainer):
+    def __init__(self, trainer):
         super().__init__()
         self.trainer = trainer
         self.epoch_start = time.monotonic()
