@@ -53,7 +53,7 @@ STALL_BOUND_S = 5.0  # the bound of tests/test_services.py for a killed generato
 WARM_UP_S = 10.0  # training before the kill: the generators' first batches compile Numba kernels
 SMALL = {  # everything else is the default configuration
     "grid": {"two_theta_min": 10.0, "two_theta_max": 50.0, "step": 0.05},
-    "generation": {"max_atoms_asymmetric_unit": 12},
+    "statistics": {"max_atoms_asymmetric_unit": 12},
     "training": {"model": "park_medium", "batch_size": 8, "batches_per_epoch": 4, "learning_rate": 1e-3},
     "cluster": {
         "n_generators": "auto",

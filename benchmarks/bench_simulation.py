@@ -245,7 +245,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     base = PatternSimulator(SimulationConfig(), grid)
     pure, other = base.simulate(crystals[0], rng), base.simulate(crystals[1], rng)
-    stage = AugmentationConfig()  # background, noise and impurity on, as the measured preset
+    stage = AugmentationConfig(background=True, additive_noise=True, multiplicative_noise=True, impurity=True)
     ours = timed(lambda: augment(pure, stage, rng, grid, impurity=other), 200)
     theirs = timed(lambda: reference_pattern_stage(pure, other, stage, grid_x, rng), 20)
     row("imperfections, pattern stage", 1, ours, theirs)

@@ -17,7 +17,7 @@ from conftest import SHARED_DATA, shared_data
 from typer.testing import CliRunner
 
 from xrdgen.cli import app
-from xrdgen.config import _SAMPLE_EFFECTS, ABLATION_GROUPS, ABLATION_VARIANTS
+from xrdgen.config import ABLATION_GROUPS, ABLATION_VARIANTS, SAMPLE_EFFECTS
 
 ROOT = Path(__file__).resolve().parents[1]
 RRUFF_DEV = SHARED_DATA / "rruff_dev"
@@ -47,7 +47,7 @@ def quick_run(tmp_path_factory):
 
 def test_groups_cover_every_effect_once():
     flags = [flag for group in ABLATION_GROUPS.values() for flag in group]
-    assert sorted(flags) == sorted(_SAMPLE_EFFECTS) and len(ABLATION_VARIANTS) == 9
+    assert sorted(flags) == sorted(SAMPLE_EFFECTS) and len(ABLATION_VARIANTS) == 9
 
 
 def test_each_variant_differs_from_none_in_exactly_its_effects(quick_run):
@@ -55,9 +55,9 @@ def test_each_variant_differs_from_none_in_exactly_its_effects(quick_run):
     configs = {v: _flat(json.loads((out / "runs" / v / "meta.json").read_text())["config"]) for v in VARIANTS}
     for variant in VARIANTS:
         differing = {key for key, value in configs[variant].items() if configs["none"][key] != value}
-        expected = set(_SAMPLE_EFFECTS) if variant == "all" else set(ABLATION_GROUPS.get(variant, ()))
+        expected = set(SAMPLE_EFFECTS) if variant == "all" else set(ABLATION_GROUPS.get(variant, ()))
         assert differing == {f"augmentation.{flag}" for flag in expected}, variant
-    assert not any(configs["none"][f"augmentation.{flag}"] for flag in _SAMPLE_EFFECTS)
+    assert not any(configs["none"][f"augmentation.{flag}"] for flag in SAMPLE_EFFECTS)
     assert all(configs["none"][f"augmentation.{name}"] for name in ("background", "additive_noise", "impurity"))
 
 
@@ -121,7 +121,7 @@ def test_every_variant_starts_from_the_one_shared_pure_start(quick_run):
     start = json.loads((out / "runs" / "pure_start" / "meta.json").read_text())
     assert start["preset"] == "pure"
     flat = _flat(start["config"])
-    assert not any(flat[f"augmentation.{flag}"] for flag in _SAMPLE_EFFECTS) and flat["simulation.profile"] == "gaussian"
+    assert not any(flat[f"augmentation.{flag}"] for flag in SAMPLE_EFFECTS) and flat["simulation.profile"] == "gaussian"
     for variant in VARIANTS:
         facts = json.loads((out / "runs" / variant / "ablation_variant.json").read_text())
         assert facts["key"]["pure_start_steps"] == 2 and facts["steps"] == 4  # the equal budget after the shared start

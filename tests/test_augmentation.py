@@ -13,6 +13,7 @@ from xrdgen.simulation.imperfections import Imperfections, apply_imperfections, 
 GRID = GridConfig()
 X = GRID.two_theta()
 P_MIN = 1e-3  # seeded draws: a KS p-value below this would be a real mismatch
+IMPERFECT = AugmentationConfig(background=True, additive_noise=True, multiplicative_noise=True, impurity=True)
 
 
 def _pure(centres=(20.0, 31.5, 47.0, 70.2), widths=0.1, heights=(1.0, 0.4, 0.7, 0.2)):
@@ -25,12 +26,12 @@ def _pure(centres=(20.0, 31.5, 47.0, 70.2), widths=0.1, heights=(1.0, 0.4, 0.7, 
 @pytest.fixture(scope="module")
 def many_draws():
     rng = np.random.default_rng(2024)
-    config = AugmentationConfig()
+    config = IMPERFECT
     return [draw_imperfections(config, rng) for _ in range(4000)]
 
 
 def test_drawn_parameters_follow_their_distributions(many_draws):
-    config = AugmentationConfig()
+    config = IMPERFECT
     field = lambda name: np.array([getattr(d, name) for d in many_draws])  # noqa: E731
     checks = {
         "background_length_scale": stats.uniform(7.0, 33.0),
@@ -50,7 +51,7 @@ def test_drawn_parameters_follow_their_distributions(many_draws):
 
 def test_switches_turn_imperfections_off():
     rng = np.random.default_rng(0)
-    off = AugmentationConfig(background=False, additive_noise=False, multiplicative_noise=False, impurity=False)
+    off = AugmentationConfig()  # the default: every imperfection off, as in the pure preset
     assert draw_imperfections(off, rng) == Imperfections()
     pure = _pure()
     out = augment(pure, off, rng, GRID, impurity=_pure(centres=(25, 60, 80, 85)))
@@ -126,7 +127,7 @@ def test_impurity_mixing():
 
 def test_augment_output_is_reproducible_float32_max_one_and_sqrt_scaled():
     pure, other = _pure(), _pure(centres=(22, 40, 60, 88))
-    config = AugmentationConfig()
+    config = IMPERFECT
     a = augment(pure, config, np.random.default_rng(42), GRID, impurity=other)
     b = augment(pure, config, np.random.default_rng(42), GRID, impurity=other)
     assert a.dtype == np.float32 and a.shape == X.shape
@@ -140,9 +141,9 @@ def test_augment_output_is_reproducible_float32_max_one_and_sqrt_scaled():
 
 def test_augment_refuses_mismatched_input():
     with pytest.raises(ValueError, match="8501"):
-        augment(np.ones(100), AugmentationConfig(), np.random.default_rng(0), GRID)
+        augment(np.ones(100), IMPERFECT, np.random.default_rng(0), GRID)
     with pytest.raises(ValueError, match="rng"):
-        augment(_pure(), AugmentationConfig(), None, GRID)
+        augment(_pure(), IMPERFECT, None, GRID)
     small = GridConfig(two_theta_min=10, two_theta_max=50, step=0.02)
-    out = augment(np.exp(-((small.two_theta() - 30) ** 2)), AugmentationConfig(), np.random.default_rng(1), small)
+    out = augment(np.exp(-((small.two_theta() - 30) ** 2)), IMPERFECT, np.random.default_rng(1), small)
     assert out.shape == (small.n_points,)

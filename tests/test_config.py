@@ -1,13 +1,27 @@
 """The typed config: defaults match the method, bad values fail with one line naming the field."""
 
 import inspect
+from pathlib import Path
 
 import pytest
 import yaml
 
 from services.batch_feed import QueueFeed
-from xrdgen.config import Config, load_config, parse_overrides
+from xrdgen.config import (
+    ABLATION_GROUPS,
+    IMPERFECTIONS,
+    PATTERN_PRESETS,
+    SAMPLE_EFFECTS,
+    AugmentationConfig,
+    Config,
+    SimulationConfig,
+    config_from_dict,
+    load_config,
+    parse_overrides,
+)
 from xrdgen.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_default_grid_is_the_methods_8501_points():
@@ -64,17 +78,84 @@ def test_overrides_are_parsed_as_yaml_scalars():
         parse_overrides(["training.epochs"])
 
 
-def test_max_volume_has_one_source_the_statistics_section():
-    assert Config().generation.max_volume == Config().statistics.max_volume
-    config = load_config(overrides={"statistics.max_volume": 1500.0})
-    assert config.generation.max_volume == 1500.0
-    assert load_config(overrides={"statistics.max_volume": 900.0, "generation.max_volume": 900.0}).generation.max_volume == 900.0
+@pytest.mark.parametrize("name, value", [("max_volume", 1500.0), ("max_atoms_asymmetric_unit", 12)])
+def test_generator_limits_have_one_source_the_statistics_section(name, value):
+    assert getattr(Config().generation, name) == getattr(Config().statistics, name)
+    config = load_config(overrides={f"statistics.{name}": value})
+    assert getattr(config.generation, name) == value
+    both = load_config(overrides={f"statistics.{name}": value, f"generation.{name}": value})
+    assert getattr(both.generation, name) == value
     with pytest.raises(UserError) as info:
-        load_config(overrides={"generation.max_volume": 1500.0})
-    assert "generation.max_volume=1500.0 differs from statistics.max_volume=7000.0" in str(info.value)
+        load_config(overrides={f"generation.{name}": value})
+    assert f"generation.{name}={value} differs from statistics.{name}={getattr(Config().statistics, name)}" in str(info.value)
     assert "\n" not in str(info.value)
     again = Config(**yaml.safe_load(config.to_yaml()))
-    assert again == config and again.generation.max_volume == 1500.0
+    assert again == config and getattr(again.generation, name) == value
+
+
+def test_section_defaults_are_the_default_preset():
+    """A section made on its own (tests, tools) behaves as inside the default config: the pure preset."""
+    config = Config()
+    assert config.preset == "pure"
+    assert config.simulation == SimulationConfig() and config.augmentation == AugmentationConfig()
+    for section, values in PATTERN_PRESETS["pure"].items():
+        default = {"simulation": SimulationConfig(), "augmentation": AugmentationConfig()}[section]
+        assert {key: getattr(default, key) for key in values} == values, section
+
+
+def test_every_effect_switch_is_in_one_effect_list_and_one_ablation_group():
+    switches = [name for name, field in AugmentationConfig.model_fields.items() if field.annotation is bool]
+    assert sorted(IMPERFECTIONS + SAMPLE_EFFECTS + ("sqrt_scale",)) == sorted(switches)
+    assert sorted(effect for group in ABLATION_GROUPS.values() for effect in group) == sorted(SAMPLE_EFFECTS)
+    assert ABLATION_GROUPS["peak_shift"] == ("zero_shift", "sample_displacement")
+    measured = Config(preset="measured").augmentation
+    assert all(getattr(measured, name) for name in IMPERFECTIONS + SAMPLE_EFFECTS) and not measured.sqrt_scale
+
+
+def test_a_stored_config_with_old_field_names_reads_as_the_new_ones():
+    """A run's meta.json written before fields were renamed or folded loads, with the same values."""
+    stored = Config().model_dump(mode="json")
+    stored["statistics"]["max_wyckoff_sites"] = stored["statistics"].pop("max_atoms_asymmetric_unit")
+    stored["statistics"]["max_wyckoff_sites"] = stored["generation"]["max_atoms_asymmetric_unit"] = 40
+    stored["augmentation"]["crystallite_size_nm"] = stored["augmentation"].pop("small_crystallite_size_nm")
+    stored["augmentation"]["crystallite_size_nm"] = [5.0, 50.0]
+    stored["simulation"].update(debye_waller=False, debye_waller_b=1.0)  # off: it had no effect
+    stored["experiment"]["dedupe_ids"] = False
+    config = config_from_dict(stored, source="run/meta.json")
+    assert config.statistics.max_atoms_asymmetric_unit == config.generation.max_atoms_asymmetric_unit == 40
+    assert config.augmentation.small_crystallite_size_nm == (5.0, 50.0)
+    assert config_from_dict(stored, {"statistics.max_atoms_asymmetric_unit": 12}).generation.max_atoms_asymmetric_unit == 12
+    assert config_from_dict({}, {"statistics.max_wyckoff_sites": 12}).statistics.max_atoms_asymmetric_unit == 12
+
+
+@pytest.mark.parametrize(
+    "stored, fragment",
+    [
+        (
+            {"simulation": {"debye_waller": True, "debye_waller_b": 2.0}},
+            "simulation.debye_waller was removed; use augmentation.debye_waller: true with augmentation.debye_waller_b: [B, B]",
+        ),
+        ({"experiment": {"dedupe_ids": True}}, "experiment.dedupe_ids was removed; use collection.id_column: material_id"),
+        (
+            {"statistics": {"max_wyckoff_sites": 50, "max_atoms_asymmetric_unit": 60}},
+            "statistics.max_wyckoff_sites is the old name of statistics.max_atoms_asymmetric_unit",
+        ),
+    ],
+)
+def test_an_old_field_that_cannot_be_mapped_fails_with_one_line_saying_what_to_use(stored, fragment):
+    with pytest.raises(UserError) as info:
+        config_from_dict(stored, source="run/meta.json")
+    assert str(info.value).startswith(f"run/meta.json: {fragment}") and "\n" not in str(info.value)
+
+
+def test_shipped_configs_read_and_stored_result_configs_read_or_say_what_changed():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        load_config(path)
+    for path in sorted((ROOT / "docs" / "results").glob("*_config.yaml")):
+        try:
+            load_config(path)
+        except UserError as exc:
+            assert "was removed; use " in str(exc) and "\n" not in str(exc), str(exc)
 
 
 def test_experiment_steps_must_be_whole_evaluation_periods():

@@ -32,13 +32,12 @@ from xrdgen.experiment.testsets import (
     LABEL_FROM_SPGLIB,
     TOO_LARGE,
     TOO_MANY_ATOMS,
-    asymmetric_unit_size,
     label_of,
     randomized_sets,
     select,
     simulate,
 )
-from xrdgen.statistics.build import build_statistics
+from xrdgen.statistics.build import asymmetric_unit_size, build_statistics
 from xrdgen.training.rundir import InputSpec
 from xrdgen.training.stream import PatternStream
 
@@ -76,7 +75,7 @@ def test_test_sets_keep_only_structures_the_generator_can_make_and_count_the_res
         {
             "experiment.measured": None,
             "statistics.max_volume": max_volume,
-            "generation.max_atoms_asymmetric_unit": max_atoms,
+            "statistics.max_atoms_asymmetric_unit": max_atoms,
         },
     )
     classes = sorted({label_of(e)[0] for e in mp40_entries})

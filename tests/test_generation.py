@@ -25,13 +25,14 @@ from typer.testing import CliRunner
 
 from tests._collection_cache import mp40_split
 from xrdgen.cli import app, main
+from xrdgen.collection.entries import entry_from_structure
 from xrdgen.config import CollectionConfig, GenerationConfig, StatisticsConfig
 from xrdgen.crystal import Crystal
 from xrdgen.generation.attempts import ACCEPTED, TOO_MANY_SITES
 from xrdgen.generation.generator import Generator
 from xrdgen.generation.randomize import ordered_reference, randomize
 from xrdgen.generation.wyckoff import wyckoff_table
-from xrdgen.statistics.build import build_statistics
+from xrdgen.statistics.build import asymmetric_unit_size, build_statistics
 from xrdgen.statistics.model import SpaceGroupStatistics, Statistics
 
 N_CHI2 = 2000
@@ -263,6 +264,11 @@ def test_limits_of_the_config_hold(mp40_stats):
     accepted = [a for a in generator.attempts if a.outcome == ACCEPTED]
     assert all(len(a.wyckoffs) <= 4 for a in accepted)
     assert generator.outcomes[TOO_MANY_SITES] > 0
+    # One limit, one count: the generator's drawn sites are the asymmetric unit the statistics filter
+    # counts (`asymmetric_unit_size`) on the same crystal read back as a collection entry.
+    reading = CollectionConfig(symprec=1e-5, max_volume_per_atom=1000.0)
+    entries = [entry_from_structure(c.to_structure(), "generated", reading) for c in crystals]
+    assert [asymmetric_unit_size(e) for e in entries] == [len(a.wyckoffs) for a in accepted]
 
 
 def test_retry_rule_redraws_the_number_of_elements_after_the_set_failures(mp40_stats):

@@ -47,7 +47,7 @@ def small_config(run_dir: Path, **overrides):
         "grid.two_theta_max": 50.0,
         "grid.step": 0.05,  # 801 points
         "statistics.min_count_per_spacegroup": 8,
-        "generation.max_atoms_asymmetric_unit": 12,
+        "statistics.max_atoms_asymmetric_unit": 12,
         "statistics.max_volume": 1500.0,
         "training.model": "park_medium",
         "training.batch_size": 8,

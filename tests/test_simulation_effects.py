@@ -62,7 +62,9 @@ def test_drawn_effects_follow_their_distributions():
         "microstrain": stats.uniform(0.0, c.microstrain_max),
         "asymmetry": stats.uniform(0.0, c.axial_asymmetry_max),
         "debye_waller_b": stats.uniform(c.debye_waller_b[0], c.debye_waller_b[1] - c.debye_waller_b[0]),
-        "crystallite_size_nm": stats.uniform(c.crystallite_size_nm[0], c.crystallite_size_nm[1] - c.crystallite_size_nm[0]),
+        "crystallite_size_nm": stats.uniform(
+            c.small_crystallite_size_nm[0], c.small_crystallite_size_nm[1] - c.small_crystallite_size_nm[0]
+        ),
     }
     for name, law in laws.items():
         assert stats.kstest(field(name), law.cdf).pvalue > P_MIN, name

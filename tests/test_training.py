@@ -305,7 +305,7 @@ def test_cli_train_ends_with_a_calibrated_model(mp40_dir, tmp_path):
     sets = {
         **SHORT_GRID,
         "statistics.min_count_per_spacegroup": 8,
-        "generation.max_atoms_asymmetric_unit": 12,
+        "statistics.max_atoms_asymmetric_unit": 12,
         "statistics.max_volume": 1500.0,
         "training.model": "park_medium",
         "training.batch_size": 8,

@@ -9,7 +9,7 @@ Defaults follow the original work (Schopmans et al., ML4pXRDs) unless a descript
 
 One module per job: `pattern` (grid, simulation, augmentation), `crystals` (collection, statistics,
 generation), `training` (training, cluster), `experiment` (experiment, evaluation, ablation) hold
-the sections; `presets` the training and pattern presets and the effect lists; `constants` the anode
+the sections; `presets` the training and pattern presets and the ablation's effect groups; `constants` the anode
 wavelengths; `root` the whole `Config`; `loading` YAML files and `--set` overrides. Import from
 here: `from xrdgen.config import Config, load_config`.
 """
@@ -18,15 +18,8 @@ from xrdgen.config.constants import ANODE_KALPHA2, ANODE_WAVELENGTHS, WAVELENGTH
 from xrdgen.config.crystals import CollectionConfig, GenerationConfig, StatisticsConfig
 from xrdgen.config.experiment import AblationConfig, EvaluationConfig, ExperimentConfig
 from xrdgen.config.loading import config_from_dict, load_config, parse_overrides
-from xrdgen.config.pattern import AugmentationConfig, GridConfig, SimulationConfig
-from xrdgen.config.presets import (
-    _IMPERFECTIONS,
-    _SAMPLE_EFFECTS,
-    ABLATION_GROUPS,
-    ABLATION_VARIANTS,
-    PATTERN_PRESETS,
-    TRAINING_PRESETS,
-)
+from xrdgen.config.pattern import IMPERFECTIONS, SAMPLE_EFFECTS, AugmentationConfig, GridConfig, SimulationConfig
+from xrdgen.config.presets import ABLATION_GROUPS, ABLATION_VARIANTS, PATTERN_PRESETS, TRAINING_PRESETS
 from xrdgen.config.root import Config
 from xrdgen.config.training import ClusterConfig, ModelName, TrainingConfig
 
@@ -35,11 +28,11 @@ __all__ = [
     "ABLATION_VARIANTS",
     "ANODE_KALPHA2",
     "ANODE_WAVELENGTHS",
+    "IMPERFECTIONS",
     "PATTERN_PRESETS",
+    "SAMPLE_EFFECTS",
     "TRAINING_PRESETS",
     "WAVELENGTH_RANGE",
-    "_IMPERFECTIONS",
-    "_SAMPLE_EFFECTS",
     "AblationConfig",
     "AugmentationConfig",
     "ClusterConfig",

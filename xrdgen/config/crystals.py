@@ -25,8 +25,12 @@ class CollectionConfig(_Section):
 class StatisticsConfig(_Section):
     """Structure-type split and the per-space-group statistics (space-group prior, Wyckoff occupation, lattice and volume KDEs).
 
-    `max_volume` is also the generator's limit (`GenerationConfig.max_volume` follows it): generated
-    cells above it are rejected, so the generator never leaves the range the statistics describe.
+    `max_volume` and `max_atoms_asymmetric_unit` are also the generator's limits (the fields of the
+    same name in `GenerationConfig` follow them): generated crystals beyond either are rejected, so
+    the generator never leaves the range the statistics describe. Both sides count the asymmetric
+    unit alike: one atom per occupied Wyckoff site, each species of a mixed site once
+    (`xrdgen.statistics.build.asymmetric_unit_size`; a generated crystal is ordered and has one
+    atom per drawn site). Older configs called this limit `max_wyckoff_sites`.
     """
 
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
@@ -35,7 +39,11 @@ class StatisticsConfig(_Section):
     max_volume: float = Field(
         7000.0, gt=0.0, description="Å³, conventional cell; larger ones stay out of the statistics (original)"
     )
-    max_wyckoff_sites: int = Field(100, gt=0, description="occupied Wyckoff sites (asymmetric unit); more stay out (original)")
+    max_atoms_asymmetric_unit: int = Field(
+        100,
+        gt=0,
+        description="atoms in the asymmetric unit; more stay out of the statistics and the generator makes none (original)",
+    )
     min_structures_per_class: int = Field(
         10,
         ge=1,
@@ -51,11 +59,11 @@ class StatisticsConfig(_Section):
 class GenerationConfig(_Section):
     """Synthetic crystal generation (space group, Wyckoff occupation, coordinates, lattice and volume draws, retry rule).
 
-    `max_volume` is not set here: inside a `Config` it is `statistics.max_volume` (one source of
-    truth); a standalone section (tests, tools) may set it directly.
+    The limits `max_volume` and `max_atoms_asymmetric_unit` are not set here: inside a `Config` they
+    are the statistics' (one source of truth); a standalone section (tests, tools) may set them.
     """
 
-    max_atoms_asymmetric_unit: int = Field(100, gt=0)
+    max_atoms_asymmetric_unit: int = Field(100, gt=0, description="in a Config: statistics.max_atoms_asymmetric_unit")
     max_volume: float = Field(7000.0, gt=0.0, description="Å³, conventional cell; in a Config: statistics.max_volume")
     tries_per_n_elements: int = Field(20, gt=0)
     max_collisions: int = Field(

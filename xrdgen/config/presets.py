@@ -1,4 +1,10 @@
-"""Presets: the training presets of the original work, the pattern presets and the effect lists they switch."""
+"""Presets: the training presets of the original work, the pattern presets and the ablation's effect groups.
+
+The effects themselves are the switches of `AugmentationConfig` (pattern.py); everything here is
+read from them.
+"""
+
+from xrdgen.config.pattern import IMPERFECTIONS, SAMPLE_EFFECTS, ablation_group
 
 # Presets of the original work (the method's training section): parkCNN 1,000 epochs, the ResNets
 # 2,000; any field left None in TrainingConfig takes the preset's value.
@@ -8,45 +14,34 @@ TRAINING_PRESETS = {
 }
 
 
-# The ablation of the sample and instrument effects: the groups of `augmentation` flags that
-# one variant switches on alone. "none" has all of them off, "all" all of them on.
-ABLATION_GROUPS = {
-    "preferred_orientation": ("preferred_orientation",),
-    "peak_shift": ("zero_shift", "sample_displacement"),
-    "lattice_strain": ("lattice_strain",),
-    "microstrain": ("microstrain",),
-    "axial_asymmetry": ("axial_asymmetry",),
-    "debye_waller": ("debye_waller",),
-    "small_crystallites": ("small_crystallites",),
-}
+# The ablation of the sample and instrument effects: the groups of `augmentation` switches that one
+# variant turns on alone (each effect its own group, except those its field puts together).
+# "none" has all of them off, "all" all of them on.
+def _ablation_groups() -> dict[str, tuple[str, ...]]:
+    groups: dict[str, list[str]] = {}
+    for effect in SAMPLE_EFFECTS:
+        groups.setdefault(ablation_group(effect), []).append(effect)
+    return {group: tuple(effects) for group, effects in groups.items()}
+
+
+ABLATION_GROUPS = _ablation_groups()
 ABLATION_VARIANTS = ("none", *ABLATION_GROUPS, "all")
 
 # The two pattern presets: the `simulation:` and `augmentation:` values that `preset:` sets,
 # except where the config sets a field itself. `pure` is the classification of pure patterns (the
 # method's S2/S3, the original's simulated ICSD patterns); `measured` the measured-data experiments
-# (S4.2 and the sample and instrument effects), applied to the training stream, the baseline's training set and
-# every simulated test set alike. xrdgen/simulation/imperfections.py has every formula and range.
+# (S4.2 and the sample and instrument effects), applied to the training stream, the baseline's
+# training set and every simulated test set alike. xrdgen/simulation/imperfections.py has every formula and range.
 # `measured` keeps all eight sample effects on: in the ablation on rruff_dev (README, docs/results/
 # ablation_rruff.md) none of them was distinguishable from off, and with three times the budget all
 # on led none on the crystal system (49.6 vs 40.7 %, p = 0.06); nothing argued for switching one off.
-_IMPERFECTIONS = ("background", "additive_noise", "multiplicative_noise", "impurity")
-_SAMPLE_EFFECTS = (
-    "preferred_orientation",
-    "zero_shift",
-    "sample_displacement",
-    "lattice_strain",
-    "microstrain",
-    "axial_asymmetry",
-    "debye_waller",
-    "small_crystallites",
-)
 PATTERN_PRESETS = {
-    "pure": {
+    "pure": {  # the sections' own defaults
         "simulation": {"profile": "gaussian", "crystallite_size_nm": (20.0, 100.0), "kalpha2": False},
-        "augmentation": {name: False for name in _IMPERFECTIONS + _SAMPLE_EFFECTS},
+        "augmentation": {name: False for name in IMPERFECTIONS + SAMPLE_EFFECTS},
     },
     "measured": {
         "simulation": {"profile": "pseudo_voigt", "kalpha2": True},
-        "augmentation": {name: True for name in _IMPERFECTIONS + _SAMPLE_EFFECTS},
+        "augmentation": {name: True for name in IMPERFECTIONS + SAMPLE_EFFECTS},
     },
 }

@@ -15,6 +15,9 @@ from xrdgen.config.pattern import AugmentationConfig, GridConfig, SimulationConf
 from xrdgen.config.presets import PATTERN_PRESETS
 from xrdgen.config.training import ClusterConfig, TrainingConfig
 
+# Limits the generator takes from the statistics section (fields of the same name in both).
+GENERATOR_LIMITS = ("max_volume", "max_atoms_asymmetric_unit")
+
 
 class Config(_Section):
     """The whole pipeline. `seed` makes every run reproducible together with this config."""
@@ -52,16 +55,19 @@ class Config(_Section):
         return data
 
     @model_validator(mode="after")
-    def _one_max_volume(self):
-        """generation.max_volume is statistics.max_volume; an explicit different value is an error."""
-        generation, limit = self.generation, self.statistics.max_volume
-        if "max_volume" in generation.model_fields_set and generation.max_volume != limit:
-            raise ValueError(
-                f"generation.max_volume={generation.max_volume} differs from statistics.max_volume={limit}; "
-                "the generator uses the statistics' limit, set statistics.max_volume only"
-            )
-        if generation.max_volume != limit:
-            generation.max_volume = limit
+    def _generator_limits_are_the_statistics(self):
+        """generation.max_volume and generation.max_atoms_asymmetric_unit are the statistics' limits;
+        an explicit different value is an error."""
+        generation = self.generation
+        for name in GENERATOR_LIMITS:
+            limit = getattr(self.statistics, name)
+            if name in generation.model_fields_set and getattr(generation, name) != limit:
+                raise ValueError(
+                    f"generation.{name}={getattr(generation, name)} differs from statistics.{name}={limit}; "
+                    f"the generator uses the statistics' limit, set statistics.{name} only"
+                )
+            if getattr(generation, name) != limit:
+                setattr(generation, name, limit)
         return self
 
     def to_yaml(self) -> str:

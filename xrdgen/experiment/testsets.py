@@ -31,7 +31,7 @@ from xrdgen.collection.entries import CollectionEntry
 from xrdgen.config import Config
 from xrdgen.crystal import Crystal
 from xrdgen.generation.randomize import ordered_reference, randomize
-from xrdgen.statistics.build import asymmetric_unit_atoms
+from xrdgen.statistics.build import asymmetric_unit_size
 from xrdgen.training.datasets import LabelledSet, simulate_set
 from xrdgen.training.rundir import InputSpec
 
@@ -52,14 +52,6 @@ def label_of(entry: CollectionEntry) -> tuple[int, str]:
     if entry.spacegroup_file is not None:
         return int(entry.spacegroup_file), LABEL_FROM_COLLECTION
     return int(entry.spacegroup), LABEL_FROM_SPGLIB
-
-
-def asymmetric_unit_size(entry: CollectionEntry) -> int:
-    """Atoms in the asymmetric unit: one per Wyckoff orbit of an ordered entry, the species of each
-    orbit's site summed for a partially occupied one (as the statistics count them)."""
-    if entry.ordered and entry.wyckoff_sites:
-        return len(entry.wyckoff_sites)
-    return asymmetric_unit_atoms(entry.crystal)
 
 
 def limit_violations(entry: CollectionEntry, config: Config) -> list[str]:

@@ -55,7 +55,7 @@ from typing import Optional
 import numpy as np
 from numba import njit
 
-from xrdgen.config import AugmentationConfig, GridConfig
+from xrdgen.config import SAMPLE_EFFECTS, AugmentationConfig, GridConfig
 from xrdgen.simulation.background import background
 
 # Plane normals for preferred orientation: (h, k, l) in {-1, 0, 1}³ without 0, one of each ± pair.
@@ -63,6 +63,7 @@ LOW_INDEX_PLANES = tuple(hkl for hkl in itertools.product((-1, 0, 1), repeat=3) 
 SPECIAL_ANGLES = np.radians([60.0, 90.0, 120.0])  # kept by the lattice strain
 LENGTH_TOL = 1e-4  # relative: lengths this close are equal by symmetry
 ANGLE_TOL = 1e-3  # radians
+UNIFORMS_PER_EFFECT = {"preferred_orientation": 2, "lattice_strain": 6}  # the others draw one
 
 
 @dataclass(frozen=True)
@@ -87,21 +88,13 @@ def draw_sample_effects(config: AugmentationConfig, rng: np.random.Generator) ->
     """Draw one pattern's sample and instrument effects from their stated distributions.
 
     One call to the generator for all of them (a uniform u per drawn value, in the order of the
-    fields; the plane is LOW_INDEX_PLANES[⌊13 u⌋]); nothing is drawn for switched-off effects.
+    switches in `AugmentationConfig`; the plane is LOW_INDEX_PLANES[⌊13 u⌋]); nothing is drawn for
+    switched-off effects.
     """
-    switches = (
-        config.preferred_orientation,
-        config.zero_shift,
-        config.sample_displacement,
-        config.lattice_strain,
-        config.microstrain,
-        config.axial_asymmetry,
-        config.debye_waller,
-        config.small_crystallites,
-    )
-    if not any(switches):
+    switched_on = [name for name in SAMPLE_EFFECTS if getattr(config, name)]
+    if not switched_on:
         return NO_EFFECTS
-    u = iter(rng.random(sum(n for on, n in zip(switches, (2, 1, 1, 6, 1, 1, 1, 1)) if on)).tolist())
+    u = iter(rng.random(sum(UNIFORMS_PER_EFFECT.get(name, 1) for name in switched_on)).tolist())
 
     def uniform(lo: float, hi: float) -> float:
         return lo + (hi - lo) * next(u)
@@ -124,7 +117,7 @@ def draw_sample_effects(config: AugmentationConfig, rng: np.random.Generator) ->
     if config.debye_waller:
         values["debye_waller_b"] = uniform(*config.debye_waller_b)
     if config.small_crystallites:
-        values["crystallite_size_nm"] = uniform(*config.crystallite_size_nm)
+        values["crystallite_size_nm"] = uniform(*config.small_crystallite_size_nm)
     return SampleEffects(**values)
 
 

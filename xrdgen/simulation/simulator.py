@@ -38,7 +38,6 @@ class PatternSimulator:
         self._step = (grid.two_theta_max - grid.two_theta_min) / (self.n_points - 1)
         self.wavelength = simulation.wavelength_kalpha1
         self._kalpha2 = simulation.wavelength_kalpha2 if simulation.kalpha2 else None
-        self._dw_b = simulation.debye_waller_b if simulation.debye_waller else 0.0
 
     def peaks(self, crystal, margin_deg: float = 0.0, effects: SampleEffects = NO_EFFECTS) -> tuple[np.ndarray, np.ndarray]:
         """Merged Kα1 peaks inside the grid's range widened by `margin_deg` (2θ in degrees, max 1).
@@ -60,7 +59,7 @@ class PatternSimulator:
             crystal.numbers,
             crystal.occupancies,
             COEFFICIENTS,
-            self._dw_b + effects.debye_waller_b,
+            effects.debye_waller_b,
             self.wavelength,
             lo,
             hi,

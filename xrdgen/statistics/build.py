@@ -107,9 +107,19 @@ def asymmetric_unit_atoms(crystal) -> int:
     return int(sum(sizes[int(i)] for i in np.unique(dataset.crystallographic_orbits)))
 
 
+def asymmetric_unit_size(entry) -> int:
+    """Atoms in the asymmetric unit of a collection entry, the count `max_atoms_asymmetric_unit`
+    limits: one per Wyckoff orbit of an ordered entry, the species of each orbit's site summed for a
+    partially occupied one. The generator counts its drawn sites, the same number for the ordered
+    crystal it builds."""
+    if entry.ordered and entry.wyckoff_sites:
+        return len(entry.wyckoff_sites)
+    return asymmetric_unit_atoms(entry.crystal)
+
+
 def _tally(entries: Iterable, config: StatisticsConfig) -> _Tally:
     """Per structure: the limits (conventional cell ≤ `max_volume` Å³, asymmetric unit ≤
-    `max_wyckoff_sites` atoms), then the prior count; ordered structures only (a partially
+    `max_atoms_asymmetric_unit` atoms), then the prior count; ordered structures only (a partially
     occupied site has no single element; the original lost them the same way, through pyxtal):
     1. unique elements E, |E| -> n_elements; each e in E once -> elements;
     2. number of Wyckoff sites occupied by each e in E -> repetitions; every occupied Wyckoff
@@ -126,8 +136,8 @@ def _tally(entries: Iterable, config: StatisticsConfig) -> _Tally:
         if entry.ordered and not sites:
             tally.excluded["no Wyckoff sites"] += 1
             continue
-        if (len(sites) if entry.ordered else asymmetric_unit_atoms(crystal)) > config.max_wyckoff_sites:
-            tally.excluded["more Wyckoff sites than max_wyckoff_sites"] += 1
+        if asymmetric_unit_size(entry) > config.max_atoms_asymmetric_unit:
+            tally.excluded["asymmetric unit above max_atoms_asymmetric_unit"] += 1
             continue
         sg = int(entry.spacegroup)
         tally.count[sg] += 1
