@@ -16,14 +16,13 @@ import sys
 import typing
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import yaml
 
-keras = pytest.importorskip("keras")
-
-from models import MODEL_NAMES, build_model, model_family  # noqa: E402
-from xrdgen.config import TRAINING_PRESETS, ModelName, TrainingConfig  # noqa: E402
+from models import MODEL_NAMES, build_model, model_family
+from xrdgen.config import TRAINING_PRESETS, ModelName, TrainingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
