@@ -121,7 +121,9 @@ def train(
             train_source, spacegroups, config, config.seed + 2, patterns_per_crystal=training.baseline_patterns_per_structure
         )
         if len(fixed) < batch:
-            raise UserError(f"{train_source}: {len(fixed)} patterns of the statistics' class list, fewer than one batch of {batch}")
+            raise UserError(
+                f"{train_source}: {len(fixed)} patterns of the statistics' class list, fewer than one batch of {batch}"
+            )
         typer.echo(f"baseline training set: {len(fixed)} patterns; skipped {fixed.skipped_summary() or 'none'}")
         batches = epoch_batches(fixed.x, fixed.class_indices(spacegroups), batch, seed=config.seed)
         batches_per_epoch = len(fixed) // batch

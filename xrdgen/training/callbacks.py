@@ -99,6 +99,7 @@ class EpochRecord(keras.callbacks.Callback):
         self.trainer._epoch = epoch
         self.epoch_start = time.monotonic()
         self.epoch_start_step = self.trainer.step
+        self.learning_rate = self.trainer.learning_rate  # the rate this epoch trains with
 
     def on_epoch_end(self, epoch, logs=None):
         trainer = self.trainer
@@ -110,7 +111,7 @@ class EpochRecord(keras.callbacks.Callback):
         entry = {
             "epoch": epoch + 1,
             "step": step,
-            "learning_rate": trainer.learning_rate,
+            "learning_rate": self.learning_rate,
             "train_loss": float(logs["loss"]),
             "train_accuracy": float(logs["accuracy"]),
             "patterns": patterns,

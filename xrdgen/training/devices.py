@@ -63,7 +63,9 @@ class DevicePlan:
         return tf.distribute.MirroredStrategy(list(self.devices))
 
     def describe(self, batch_size: int) -> str:
-        replicas = f"{self.replicas} replicas ({', '.join(self.devices)})" if self.replicas > 1 else f"one device ({self.devices[0]})"
+        replicas = (
+            f"{self.replicas} replicas ({', '.join(self.devices)})" if self.replicas > 1 else f"one device ({self.devices[0]})"
+        )
         return (
             f"devices: {self.backend} on {replicas}; global batch {batch_size * self.replicas} "
             f"({batch_size} per replica); precision {self.precision}; XLA {'on' if self.jit_compile else 'off'}; "

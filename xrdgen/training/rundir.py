@@ -141,27 +141,11 @@ class RunDirectory:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-
-    # paths ------------------------------------------------------------------------------------
-    @property
-    def meta_path(self) -> Path:
-        return self.path / META_FILE
-
-    @property
-    def model_path(self) -> Path:
-        return self.path / MODEL_FILE
-
-    @property
-    def best_model_path(self) -> Path:
-        return self.path / BEST_MODEL_FILE
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        return self.path / TENSORBOARD_DIR
-
-    @property
-    def plot_path(self) -> Path:
-        return self.path / PLOT_FILE
+        self.meta_path = self.path / META_FILE
+        self.model_path = self.path / MODEL_FILE
+        self.best_model_path = self.path / BEST_MODEL_FILE
+        self.tensorboard_dir = self.path / TENSORBOARD_DIR
+        self.plot_path = self.path / PLOT_FILE
 
     def create(self) -> RunDirectory:
         (self.path / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,9 @@ learning rate is halved every `lr_halving_epochs` epochs,
              = lr0 * 0.5 ** (epoch // lr_halving_epochs),   epoch = step // batches_per_epoch (from 0)
 
 (Keras' `ExponentialDecay` with staircase; the original's `floor((1 + epoch) / N)` halves one epoch early).
+The schedule counts the method's epochs of `training.batches_per_epoch` batches; `fit`'s own
+`batches_per_epoch` (the experiment's evaluation period) sets when the run is evaluated and
+checkpointed, not the learning rate.
 
 Batches: `training.batch_size` is per replica; the stream must yield global batches of
 `trainer.global_batch_size` = batch_size x replicas patterns (equal to batch_size on one device).
@@ -323,7 +326,9 @@ class Trainer:
             self._step_offset = done
             before = self.step
             last = epoch + 1 if done else self.epochs
-            self.model.fit(data, initial_epoch=epoch, epochs=last, steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False)
+            self.model.fit(
+                data, initial_epoch=epoch, epochs=last, steps_per_epoch=steps, callbacks=callbacks, verbose=0, shuffle=False
+            )
             if self.step == before or (self.step % per_epoch and not budget.reached):
                 self.log("the batch stream ended")
                 break
