@@ -2,9 +2,9 @@
 
 Shape (style of ray/util/queue.py: a public class wrapping a plain private actor class):
   * `_GeneratorActor` is a thin shell around `PatternStream`: `run` fetches the statistics from the
-    statistics server, builds the stream once, then loops forever: next_batch -> queue.put (blocks
-    while the queue is full: backpressure, so memory stays bounded by queue_max_items + one batch in
-    hand per producer, whatever the trainer's speed).
+    statistics server, builds the stream once, then loops forever: next_batch -> `hand_over` (waits
+    while the queue is full: backpressure, so memory stays bounded by queue_max_items + one batch
+    per producer, whatever the trainer's speed).
   * `GeneratorPool` starts the actors and supervises them from a background thread: an actor whose
     process dies is restarted by Ray (`max_restarts`, and its `run` retried); an actor that is gone
     for good (killed, restarts used up, its node lost) is replaced by a new one while the pool is
@@ -21,6 +21,15 @@ ObjectRef or an actor handle among them must outlive everything (Ray warns about
 ray-project/ray#53727). `run` is retried after a restart with its own arguments, and the restarted
 generator then asks the server for the statistics again.
 
+Hand-over: a batch travels to the queue actor once. The put waits on the actor's side for room
+(`ray.util.queue`'s actor awaits `asyncio.Queue.put`), and the producer only polls that call's
+completion every PUT_TIMEOUT_S to see whether it should stop. A timed put retried in a loop instead
+sends the whole batch again each second a producer is blocked (8.7 MB per 256 patterns of 8501
+points). A waiting batch sits in the queue actor, on the driver's node, so that node holds up to
+queue_max_items + one batch per producer; the queue holds values, not references, so a lost worker
+node takes none of them with it (with `ray.put` references the trainer waited 14 s on a dead
+producer's objects until Ray declared them lost). benchmarks/bench_pipeline.py measures both.
+
 Seeds: member i of the pool streams with seed SeedSequence([config.seed, i]); a replacement takes
 the next unused i, and a Ray-restarted actor mixes in fresh entropy, so no member ever replays
 patterns another already produced.
@@ -34,12 +43,13 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from typing import Optional
 
 import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayTaskError
-from ray.util.queue import Full, Queue
+from ray.util.queue import Queue
 from ray.util.state import list_actors
 
 from services import metrics
@@ -66,6 +76,21 @@ def member_seed(seed: int, index: int, restarted: bool = False) -> int:
     """Seed of pool member `index`; fresh entropy after a Ray restart (no replayed patterns)."""
     entropy = [seed, index] + ([int(time.time_ns())] if restarted else [])
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def hand_over(queue: Queue, batch, stop: threading.Event, on_wait: Callable[[], None] = lambda: None) -> None:
+    """Put `batch` into `queue`, sending it once; `on_wait()` after each PUT_TIMEOUT_S spent waiting.
+
+    The put blocks on the queue actor until there is room; this thread polls it so that `stop`
+    still ends a blocked producer (the pending put is then cancelled and the batch dropped).
+    """
+    pending = queue.actor.put.remote(batch)  # no timeout: the actor awaits room for it
+    while not ray.wait([pending], timeout=PUT_TIMEOUT_S)[0]:
+        if stop.is_set():
+            ray.cancel(pending)
+            return
+        on_wait()
+    ray.get(pending)
 
 
 class _GeneratorActor:
@@ -100,13 +125,11 @@ class _GeneratorActor:
             rate.set(batch_size / max(seconds, 1e-9), tags=self._tags)
             if self._stream.counters.skipped > skipped_before:
                 skipped.inc(self._stream.counters.skipped - skipped_before, tags=self._tags)
-            while not self._stop.is_set():
-                try:
-                    queue.put(batch, block=True, timeout=PUT_TIMEOUT_S)
-                    break
-                except Full:
-                    self._full_waits += 1  # one more PUT_TIMEOUT_S spent blocked on a full queue
+            hand_over(queue, batch, self._stop, on_wait=self._count_full_wait)
         return self.counters()
+
+    def _count_full_wait(self) -> None:
+        self._full_waits += 1  # one more PUT_TIMEOUT_S spent blocked on a full queue
 
     def stop(self) -> None:
         self._stop.set()
