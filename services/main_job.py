@@ -46,6 +46,8 @@ def summary_markdown(run_dir: Path) -> str:
         f"- held-out test structures (structure-type split of the shipped default, mp26k): "
         f"top-1 {_pct(summary['test_top1'])}, top-5 {_pct(summary['test_top5'])}",
         f"- generator actors replaced during the run: {summary['generator_replacements']}",
+        f"- trainer actor started again after it died: {summary.get('trainer_restarts', 0)} time(s)"
+        + (f", last resumed at step {summary['resumed_at_step']}" if summary.get("trainer_restarts") else ""),
         "",
         "![accuracy](accuracy.png)",
         "",

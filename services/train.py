@@ -37,6 +37,7 @@ from xrdgen.training.datasets import read_structures, simulate_set
 from xrdgen.training.rundir import InputSpec
 
 STATUS_EVERY_S = 30.0
+MIN_MINUTES = 0.01  # a trainer recreated after the budget is spent still writes model.keras
 
 
 def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -99,6 +100,46 @@ def build_test_set(test_path: Optional[Path], spacegroups: list, config):
     return patterns.x, patterns.class_indices(spacegroups)
 
 
+def train_to_the_end(trainer: TrainerActor, pool: GeneratorPool, config) -> dict:
+    """The trainer's final status; the pool's state every STATUS_EVERY_S meanwhile.
+
+    A trainer actor that dies (its process or node, not an error of its own code) is started again
+    up to `cluster.trainer_restarts` times; the new one resumes from the last checkpoint, within what
+    is left of the job's `training.max_minutes`.
+    """
+    budget = config.training.max_minutes
+    done = trainer.fit()
+    started = last_status = time.monotonic()
+    while True:
+        if ray.wait([done], timeout=1.0)[0]:
+            try:
+                return ray.get(done)
+            except ray.exceptions.RayActorError as exc:
+                if exc.actor_init_failed or trainer.restarts >= config.cluster.trainer_restarts:
+                    raise
+                print(
+                    f"[cluster] the trainer actor died ({type(exc).__name__}: {str(exc).splitlines()[0]}); starting it "
+                    f"again ({trainer.restarts + 1} of at most {config.cluster.trainer_restarts}), from the last checkpoint",
+                    flush=True,
+                )
+                trainer.recreate()
+                left = budget - (time.monotonic() - started) / 60 if budget else None
+                done = trainer.fit(max_minutes=max(left, MIN_MINUTES)) if budget else trainer.fit()
+                continue
+        if pool.gave_up:  # the trainer would wait for batches forever
+            raise RuntimeError(f"the generator pool gave up after {len(pool.errors)} failures; last: {pool.errors[-1]}")
+        if time.monotonic() - last_status >= STATUS_EVERY_S:
+            last_status = time.monotonic()
+            counters = pool.counters(timeout=5)
+            produced = sum(c["patterns"] for c in counters)
+            print(
+                f"[cluster] generators {pool.size} (replaced {pool.replacements}), queue {pool.queue.qsize()}/"
+                f"{config.cluster.queue_max_items}, {produced} patterns made by the {len(counters)} "
+                f"generators that answered",
+                flush=True,
+            )
+
+
 def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict:
     """Everything between "the cluster is up" and "the run directory is complete"; returns the summary."""
     run_dir = resolve_output_dir(config.training.output_dir)
@@ -131,23 +172,8 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         trainer = TrainerActor(
             config, statistics.spacegroups, pool.queue, run_dir=run_dir, test_set=test_set, reservation=reservation
         )
-        cleanup.callback(trainer.kill)
-        done = trainer.fit()
-        last_status = time.monotonic()
-        while not ray.wait([done], timeout=1.0)[0]:
-            if pool.gave_up:  # the trainer would wait for batches forever
-                raise RuntimeError(f"the generator pool gave up after {len(pool.errors)} failures; last: {pool.errors[-1]}")
-            if time.monotonic() - last_status >= STATUS_EVERY_S:
-                last_status = time.monotonic()
-                counters = pool.counters(timeout=5)
-                produced = sum(c["patterns"] for c in counters)
-                print(
-                    f"[cluster] generators {pool.size} (replaced {pool.replacements}), queue {pool.queue.qsize()}/"
-                    f"{config.cluster.queue_max_items}, {produced} patterns made by the {len(counters)} "
-                    f"generators that answered",
-                    flush=True,
-                )
-        result = ray.get(done)
+        cleanup.callback(trainer.kill)  # the current actor, also after a recreate
+        result = train_to_the_end(trainer, pool, config)
     # Calibrated probabilities, as `xrdgen train` ends: fresh stream patterns, here on the driver.
     calibration = calibrate_run(run_dir, statistics, config, statistics_path, log=lambda line: print(line, flush=True))
     history = result.pop("history")
@@ -156,7 +182,9 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         run_dir=str(run_dir),
         model=config.training.model,
         classes=len(statistics.spacegroups),
-        start_step=result["start_step"],
+        start_step=trainer.first_start_step() if trainer.restarts else result["start_step"],
+        trainer_restarts=trainer.restarts,
+        resumed_at_step=result["start_step"] if trainer.restarts else None,
         step=result["step"],
         epochs=len(history),
         minutes=(time.monotonic() - started) / 60,

@@ -5,13 +5,18 @@ splits every global batch across the GPUs with a `MirroredStrategy` when it has 
 adds the queue end of the input pipeline (queue -> `QueueFeed` background thread -> the Trainer's
 `tf.data` prefetch) and the dashboard metrics (steps/s, latest test top-1/top-5).
 
-Kill-and-resume: the actor does not restart itself. The job that owns it is resubmitted; the new
-Trainer finds the last checkpoint in the run directory and continues at the same global step, in the
-same epoch of the learning-rate schedule.
+Kill-and-resume: a trainer actor whose process dies (killed, out of memory, its node lost) is started
+again by the job (`TrainerActor.recreate`, up to `cluster.trainer_restarts` times, services/train.py);
+the new Trainer finds the last checkpoint in the run directory and continues at the same global step,
+in the same epoch of the learning-rate schedule. A resubmitted job resumes the same way. The job
+recreates the actor rather than letting Ray restart it: Ray would replay the constructor's arguments
+(the queue handle, the test set) from the object store (ray-project/ray#53727), and the job's
+wall-time budget (`training.max_minutes`) must count the time before the death.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -82,6 +87,7 @@ class _TrainerActor:
     def status(self) -> dict:
         feed = self._feed
         return dict(
+            pid=os.getpid(),
             start_step=self.start_step,
             step=self._trainer.step,
             learning_rate=self._trainer.learning_rate,
@@ -111,6 +117,8 @@ class TrainerActor:
     """Public handle; `fit(...)` returns an ObjectRef to the final status (with `history`).
 
     `reservation`: the placement group of `reserve_trainer`, which the actor then runs in.
+    `recreate()` starts a new actor with the same arguments in place of a dead one (its Trainer
+    resumes from the last checkpoint); `restarts` counts them.
     """
 
     def __init__(
@@ -123,10 +131,32 @@ class TrainerActor:
         reservation: Optional[PlacementGroup] = None,
     ):
         run_dir = str(run_dir if run_dir is not None else config.training.output_dir)
-        options = trainer_options(config.cluster)
+        self._options = trainer_options(config.cluster)
         if reservation is not None:
-            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(reservation, placement_group_bundle_index=0)
-        self.actor = ray.remote(_TrainerActor).options(**options).remote(config, list(spacegroups), run_dir, queue, test_set)
+            self._options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(reservation, placement_group_bundle_index=0)
+        test_set = ray.put(test_set) if test_set is not None else None  # serialised once, also for a recreated actor
+        self._arguments = (config, list(spacegroups), run_dir, queue, test_set)
+        self._first_status: Optional[ray.ObjectRef] = None
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        self.actor = ray.remote(_TrainerActor).options(**self._options).remote(*self._arguments)
+        if self._first_status is None:
+            self._first_status = self.actor.status.remote()  # answered once its Trainer is built
+
+    def recreate(self) -> None:
+        """A new trainer actor in place of the dead one; its Trainer resumes from the last checkpoint."""
+        ray.kill(self.actor, no_restart=True)
+        self.restarts += 1
+        self._start()
+
+    def first_start_step(self, timeout: float = 5.0) -> Optional[int]:
+        """The step the first actor started at (None if it died before it could say)."""
+        try:
+            return ray.get(self._first_status, timeout=timeout)["start_step"]
+        except ray.exceptions.RayError:  # died, or still not answering
+            return None
 
     def fit(self, **kwargs) -> ray.ObjectRef:
         return self.actor.fit.remote(**kwargs)

@@ -9,7 +9,7 @@ within its time budget. What is checked:
   * killing a generator mid-training: the pool restores its size, training continues, and the
     trainer never waits long for a batch;
   * killing the trainer: the resubmitted job resumes from the last checkpoint, same step, same
-    learning-rate schedule.
+    learning-rate schedule; killed during a job, the job starts it again and it resumes there.
 """
 
 from __future__ import annotations
@@ -169,21 +169,21 @@ def test_killed_trainer_resumes_from_last_checkpoint(ray_local, pool, statistics
 
     from services.train import run
     from services.trainer_actor import TrainerActor
-    from xrdgen.training.rundir import latest_checkpoint
-    from xrdgen.training.trainer import learning_rate_at
+    from xrdgen.training.rundir import RunDirectory
 
     run_dir = Path(pool.config.training.output_dir).parent / "kill_trainer"
+    latest_checkpoint = RunDirectory(run_dir).latest_checkpoint
     # lr halves every epoch so that "same schedule" is visible in the numbers
     config = pool.config.model_copy(deep=True)
     config.training.output_dir = run_dir
     config.training.lr_halving_epochs = 1
     trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir)
     done = trainer.fit(epochs=1000, max_minutes=5)
-    _wait_for(lambda: (c := latest_checkpoint(run_dir)) is not None and c.with_suffix(".json").exists(), timeout=120, every=0.5)
+    _wait_for(lambda: latest_checkpoint() is not None, timeout=120, every=0.5)
     trainer.kill()
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(done, timeout=30)
-    checkpoint = latest_checkpoint(run_dir)  # the last one written before the kill
+    checkpoint = latest_checkpoint()  # the last one written before the kill
     saved_step = json.loads(checkpoint.with_suffix(".json").read_text())["step"]
     per_epoch = config.training.batches_per_epoch
     assert saved_step > 0 and saved_step % per_epoch == 0
@@ -197,10 +197,62 @@ def test_killed_trainer_resumes_from_last_checkpoint(ray_local, pool, statistics
     history = json.loads((run_dir / "history.json").read_text())
     last = history[-1]
     assert last["step"] == summary["step"]
-    assert last["learning_rate"] == pytest.approx(learning_rate_at(saved_step // per_epoch, 1e-3, 1))
+    assert last["learning_rate"] == pytest.approx(1e-3 * 0.5 ** (saved_step // per_epoch))  # halved once per epoch
     assert (run_dir / "model.keras").exists() and (run_dir / "summary.json").exists()
     meta = json.loads((run_dir / "meta.json").read_text())  # the job ends with a calibrated model, as `xrdgen train`
     assert meta["calibration"]["temperature"] == pytest.approx(summary["temperature"]) and summary["temperature"] > 0
+
+
+def trainer_process(pid_of_test: int):
+    """The live trainer actor's process among this test process's descendants (its own Ray cluster)."""
+    import psutil
+
+    for process in psutil.Process(pid_of_test).children(recursive=True):
+        try:
+            if process.cmdline()[:1] and process.cmdline()[0].startswith("ray::_TrainerActor"):
+                return process
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def test_trainer_killed_mid_job_is_started_again_and_resumes(ray_local, pool, statistics_file):
+    """SIGKILL the trainer's process during a job: the job starts a new trainer, which resumes from the
+    last checkpoint, and the job ends with every step trained once."""
+    import os
+    import signal
+    import threading
+
+    from services.train import run
+    from xrdgen.training.rundir import RunDirectory
+
+    run_dir = Path(pool.config.training.output_dir).parent / "kill_trainer_mid_job"
+    config = pool.config.model_copy(deep=True)
+    config.training.output_dir = run_dir
+    config.training.epochs = 30  # long enough to be killed in the middle
+    config.cluster.n_generators = 1  # the module's pool still holds its CPUs
+    per_epoch = config.training.batches_per_epoch
+    outcome: dict = {}
+    job = threading.Thread(target=lambda: outcome.update(summary=run(config, statistics_file)), daemon=True)
+    job.start()
+
+    checkpoints = RunDirectory(run_dir)
+    _wait_for(lambda: checkpoints.latest_checkpoint() is not None, timeout=300, every=0.2)
+    victim = _wait_for(lambda: trainer_process(os.getpid()), timeout=30, every=0.2)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    saved = checkpoints.latest_checkpoint()  # what the new trainer must resume from
+    saved_step = json.loads(saved.with_suffix(".json").read_text())["step"]
+
+    job.join(timeout=600)
+    assert not job.is_alive(), "the job did not end after the trainer was killed"
+    summary = outcome["summary"]
+    assert summary["trainer_restarts"] == 1
+    assert summary["start_step"] == 0 and summary["resumed_at_step"] == saved_step
+    assert summary["step"] == config.training.epochs * per_epoch
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [h["step"] for h in history] == [per_epoch * (i + 1) for i in range(config.training.epochs)]  # each epoch once
+    assert (run_dir / "model.keras").exists()
 
 
 def test_job_entrypoint_reports_bad_input_in_one_line(ray_local, tmp_path, capsys):

@@ -102,6 +102,9 @@ class ClusterConfig(_Section):
     trainer_gpus: float = Field(0.0, ge=0.0)
     trainer_cpus: float = Field(1.0, ge=0.0)
     max_restarts: int = Field(-1, ge=-1)
+    trainer_restarts: int = Field(
+        3, ge=0, description="times a trainer actor that died is started again; it resumes from the run's last checkpoint"
+    )
     prefetch_batches: int = Field(4, ge=0)
 
     _n_generators = field_validator("n_generators", mode="before")(_positive_int_or_auto)
