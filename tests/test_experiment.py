@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from xrdgen.cli import app, main
 from xrdgen.collection.reading import read_collection
 from xrdgen.config import TrainingConfig, load_config
-from xrdgen.experiment.data import RANDOM, STRUCTURE_TYPE, TEST_SET, UNFILTERED_SET, VALIDATION_SET
+from xrdgen.experiment.arms import run_key, smoothed
+from xrdgen.experiment.prepared import RANDOM, STRUCTURE_TYPE, TEST_SET, UNFILTERED_SET, VALIDATION_SET
 from xrdgen.experiment.run import QUICK
 from xrdgen.experiment.testsets import (
     LABEL_FROM_COLLECTION,
@@ -271,11 +272,7 @@ def test_both_arms_train_the_same_budget_and_learn_above_chance(quick_run):
     for run in results["runs"]:
         facts = results["facts"][run["split"]]
         assert run["steps"] == steps and run["batch_size"] == batch
-        # arm A: full batches; arm B: passes over its fixed set, whose last batch of a pass is short
-        n = facts["baseline_patterns"]
-        per_pass = -(-n // batch)
-        expected = steps * batch if run["arm"] == "synthetic" else (steps // per_pass) * n + (steps % per_pass) * batch
-        assert run["patterns_seen"] == expected, run["arm"]
+        assert run["patterns_seen"] == steps * batch, run["arm"]  # every batch full, arm B's passes too
         assert [p["step"] for p in run["curve"]] == list(range(every, steps + 1, every))
         assert {name: s["n"] for name, s in run["sets"].items()} == facts["sets"]
         if run["split"] != STRUCTURE_TYPE:
@@ -292,10 +289,15 @@ def test_random_split_control_is_reported_beside_the_structure_type_split(quick_
     text = (out / "results.md").read_text()
     control = text.split("## Random-split control", 1)[1].split("##", 1)[0]
     rows = [line for line in control.splitlines() if line.startswith("| ") and "split" in line and "n test" not in line]
-    assert [r.split("|")[1].strip() for r in rows] == ["structure-type split (unseen structure types)", "random split (control)"]
-    for row, split in zip(rows, (STRUCTURE_TYPE, RANDOM)):
-        top1 = results["summary"][split]["synthetic"][TEST_SET]["top1"]["mean"]
-        assert f"{100 * top1:.1f} ±" in row and "–" not in row
+    assert [r.split("|")[1].strip() for r in rows] == 2 * ["structure-type split (unseen structure types)"] + 2 * [
+        "random split (control)"
+    ]
+    for row in rows:
+        split = STRUCTURE_TYPE if "structure-type" in row else RANDOM
+        arm = "synthetic" if "synthetic" in row else "structures"
+        top1 = results["summary"][split]["arms"][arm][TEST_SET]["top1"]["mean"]
+        lo, hi = results["summary"][split]["arms"][arm][TEST_SET]["top1_interval"]
+        assert f"{100 * top1:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" in row and lo <= top1 <= hi
 
 
 def test_repeating_the_command_reuses_data_and_finished_runs(quick_run, mp40_dir, lab17_dir):
@@ -341,7 +343,7 @@ def test_validation_set_holds_other_structure_types_than_the_test_set(plateau_po
     assert facts["validation_part"] + facts["test_part"] > facts["validation_part"] > 0
 
 
-def test_plateau_rule_reads_the_validation_curve_and_scores_the_last_model(plateau_pool_run):
+def test_plateau_rule_reads_the_smoothed_validation_curve(plateau_pool_run):
     out, results = plateau_pool_run
     spec = results["config"]["experiment"]
     for run in results["runs"]:
@@ -349,13 +351,48 @@ def test_plateau_rule_reads_the_validation_curve_and_scores_the_last_model(plate
         assert run["curve_set"] == VALIDATION_SET
         assert spec["steps"] < plateau["steps"] <= spec["max_steps"]
         assert len(run["curve"]) == plateau["steps"] // spec["eval_every"]
-        scores = [p["test_top1"] for p in run["curve"]]
+        scores = smoothed([p["test_top1"] for p in run["curve"]], spec["smoothing"])
         best = int(np.argmax(scores))
-        assert plateau["best_step"] == run["curve"][best]["step"]
+        assert plateau["best_smoothed_step"] == run["curve"][best]["step"]
         if plateau["steps"] < spec["max_steps"]:  # stopped early: exactly `patience` evaluations without a better one
             assert plateau["stopped"] == "plateau" and len(scores) - 1 - best == spec["patience"]
         assert set(plateau["sets"]) == set(run["sets"])  # every set scored at the equal budget and at the end
-    assert "until its validation top-1 stops improving" in (out / "results.md").read_text()
+    assert "until its smoothed validation top-1 stops improving" in (out / "results.md").read_text()
+
+
+def test_the_best_validation_checkpoint_is_scored_and_the_last_model_reported_beside_it(plateau_pool_run):
+    _, results = plateau_pool_run
+    for run in results["runs"]:
+        for scored in (run, run["plateau"]):  # at the equal budget and at the plateau
+            curve = [p for p in run["curve"] if p["step"] <= (scored.get("steps") or run["steps"])]
+            best = max(curve, key=lambda p: p["test_top1"])
+            assert scored["scored"] == "best" and scored["best_step"] == best["step"]
+            # the scored model is best.keras: its validation top-1 is the curve's best; the last model's is the curve's last
+            assert scored["sets"][VALIDATION_SET]["top1"] == pytest.approx(best["test_top1"], abs=1e-9)
+            assert scored["last"][VALIDATION_SET]["top1"] == pytest.approx(curve[-1]["test_top1"], abs=1e-9)
+
+
+def test_a_finished_run_is_reused_only_with_the_same_effective_settings():
+    from types import SimpleNamespace
+
+    config = load_config(ROOT_CONFIG)
+    data = SimpleNamespace(key="data-1", classes=[14, 62])
+    key = run_key("synthetic", 0, data, config)
+    changed = {
+        "training.learning_rate": 0.002,
+        "training.batch_size": 16,
+        "training.model": "park_big",
+        "preset": "measured",
+        "experiment.steps": 2 * config.experiment.steps,
+    }
+    for name, value in changed.items():
+        assert run_key("synthetic", 0, data, load_config(ROOT_CONFIG, {name: value})) != key, name
+    assert run_key("synthetic", 0, SimpleNamespace(key="data-2", classes=[14, 62]), config) != key  # other data
+    assert run_key("structures", 0, data, config) != key and run_key("synthetic", 1, data, config) != key
+    # what belongs to other runs or to the report does not retrain
+    same = {"experiment.seeds": [0, 1, 2, 3], "experiment.bootstrap": 500, "cluster.n_generators": 4}
+    for name, value in same.items():
+        assert run_key("synthetic", 0, data, load_config(ROOT_CONFIG, {name: value})) == key, name
 
 
 def test_arm_a_from_the_generator_pool_trains_on_pool_patterns(plateau_pool_run):

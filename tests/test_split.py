@@ -120,3 +120,23 @@ def test_lattice_precheck_never_rejects_a_match(mp40_dir, ray_local):
                 fits += fit
                 rejected += not compatible
     assert fits >= 50 and rejected >= 5  # both outcomes were exercised
+
+
+def test_large_groups_land_on_either_side_at_the_expected_rate():
+    """No size bias: a group of 300 structures is held out about as often as the test fraction says,
+    like the singletons, over many split seeds (the old rule never held out a group that overshot)."""
+    sizes = [300, 120, 60] + [1] * 1500 + [5] * 100  # a few big prototypes among many small ones
+    keys = [f"g{g}" for g, size in enumerate(sizes) for _ in range(size)]
+    entries = list(range(len(keys)))
+    held_out = defaultdict(int)
+    seeds = 400
+    fractions = []
+    for seed in range(seeds):
+        _, test = split_by_structure_type(entries, 0.3, seed, keys=keys)
+        test = set(test)
+        fractions.append(len(test) / len(entries))
+        for g, start in enumerate(np.cumsum([0] + sizes[:-1])[:3]):
+            held_out[g] += int(start in test)
+    assert min(fractions) >= 0.3 and max(fractions) < 0.3 + 300 / len(entries) + 1e-9
+    for g in range(3):  # binomial(400, ~0.3): 3 standard deviations are about 0.07
+        assert abs(held_out[g] / seeds - 0.3) < 0.08, (sizes[g], held_out[g] / seeds)

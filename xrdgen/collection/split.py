@@ -17,8 +17,15 @@ than generalisation. Here no group is on both sides.
      or the Ray mapper of `services.collection_reader` (buckets as Ray tasks; Ray stays out of
      `xrdgen/`). Either gives the same groups: each bucket's components depend only on its members
      in their order.
-2. Groups are shuffled with `numpy.random.default_rng(seed)` and taken into the test part until it
-   holds `test_fraction` of the *structures* (the original's GroupShuffleSplit counted groups).
+2. Groups are shuffled with `numpy.random.default_rng(seed)` and taken whole, in that order, into
+   the test part while it holds less than `test_fraction` of the *structures* (the original's
+   GroupShuffleSplit counted groups); the last group taken may overshoot the target.
+
+What the split guarantees: no group on both sides; the test part holds at least `test_fraction` of
+the structures and overshoots by less than one group; and no size bias: whether a group lands in
+the test part depends only on the sizes of the groups shuffled before it, not on its own size, so a
+large prototype (Fm-3m's rock salt, say) is held out with the same probability, about
+`test_fraction`, as a singleton (tests/test_split.py counts this over many seeds).
 """
 
 from __future__ import annotations
@@ -185,9 +192,7 @@ def split_by_structure_type(
     for key in order:
         if len(test_ids) >= target:
             break
-        if len(test_ids) + len(members[key]) > target and test_ids and len(members[key]) > 1:
-            continue  # a big group that would overshoot: leave it on the statistics side
-        test_ids.update(members[key])
+        test_ids.update(members[key])  # whole groups, whatever their size (module docstring)
     stats = [e for i, e in enumerate(entries) if i not in test_ids]
     test = [e for i, e in enumerate(entries) if i in test_ids]
     return stats, test

@@ -18,8 +18,17 @@ class ExperimentConfig(_Section):
     max_structures: Optional[int] = Field(
         None, gt=0, description="a seeded random subset of the records, one per id (collection.id_column) (quick runs)"
     )
+    arms: list[Literal["synthetic", "structures", "synthetic_icsd"]] = Field(
+        ["synthetic", "structures"],
+        min_length=1,
+        description="synthetic (A): the stream from the statistics part alone, as the method draws every statistic from "
+        "one collection; structures (B): the statistics-part structures; synthetic_icsd (A'): the stream with the "
+        "space-group prior and element statistics of experiment.metadata, on the same class list",
+    )
     metadata: Optional[str] = Field(
-        None, description="database metadata (the ICSD's) for the space-group prior, element statistics and class list"
+        None,
+        description="database metadata (the ICSD's) for the synthetic_icsd arm's space-group prior and element statistics; "
+        "the class list and the other arms never use it",
     )
     entries_cache: Optional[str] = Field(
         None,
@@ -41,6 +50,16 @@ class ExperimentConfig(_Section):
         description="structure-type split: after the equal budget, go on until the validation top-1 stops improving, at most this many steps (the random-split control stays at the equal budget)",
     )
     patience: int = Field(3, gt=0, description="evaluations without a better validation top-1 that end the run (with max_steps)")
+    smoothing: int = Field(
+        3, gt=0, description="the plateau rule and the gain over the last doubling read the running mean of this many evaluations"
+    )
+    bootstrap: int = Field(2000, ge=100, description="bootstrap resamples of the test set's prototype groups (95 % intervals)")
+    min_gain_per_doubling: float = Field(
+        0.01,
+        ge=0.0,
+        description="decision rule: refuted at this scale when B >= A and A's smoothed validation top-1 gained less than "
+        "this over its last doubling of patterns (docs/results.md states the whole rule)",
+    )
     randomizations: list[Literal["coordinates", "lattice", "both"]] = ["coordinates", "lattice", "both"]
     splits: list[Literal["structure_type", "random"]] = Field(
         ["structure_type", "random"],
@@ -66,6 +85,13 @@ class ExperimentConfig(_Section):
                 raise ValueError(
                     "experiment.max_steps needs experiment.validation_fraction > 0: the plateau is judged on validation data, never on the test set"
                 )
+        if len(set(self.arms)) != len(self.arms):
+            raise ValueError(f"experiment.arms={self.arms}: name each arm once")
+        if ("synthetic_icsd" in self.arms) != (self.metadata is not None):
+            raise ValueError(
+                "experiment.metadata feeds the synthetic_icsd arm only: give both or neither "
+                f"(arms {self.arms}, metadata {self.metadata})"
+            )
         if self.entries_cache is not None and self.max_structures is not None:
             raise ValueError("experiment.entries_cache reads the whole collection; it cannot go with experiment.max_structures")
         return self

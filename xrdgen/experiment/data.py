@@ -11,9 +11,14 @@ data settings saved in OUT/data/<split>/ (`data_key`), or builds it (`build_spli
    Table S2: every structure its own group, so near-copies of a structure type land on both sides);
    with `experiment.validation_fraction`, a share of the test part's groups becomes the validation
    set (learning curves, plateau rule), so the test set is never used to decide anything;
-3. statistics of the statistics part (`xrdgen.pipeline`, calibrated by `experiment.metadata` when
-   given), the class list = the statistics' classes (`statistics.min_count_per_spacegroup`
-   structures, or ICSD entries with metadata);
+3. statistics of the statistics part alone (`xrdgen.pipeline`), as the method draws every statistic
+   from one collection: space-group prior, number of elements and element probabilities count every
+   statistics-part structure within the limits (partially occupied ones included, as the method's
+   prior counts every ICSD entry; mp26k's are all ordered), Wyckoff tables the ordered ones; the
+   class list = the space groups with `statistics.min_count_per_spacegroup` such structures. With
+   the synthetic_icsd arm, a second file: the same split with `experiment.metadata`'s prior and
+   element statistics (fractional ICSD formulas counted, as every ICSD entry), restricted to that
+   class list;
 4. the labelled sets (`xrdgen.experiment.testsets` labels and filters), every one simulated in the
    run's pattern preset: the test set (test part within the generator's limits), the unfiltered
    test set (the same plus those outside the limits), on the structure-type split the reference
@@ -24,10 +29,7 @@ data settings saved in OUT/data/<split>/ (`data_key`), or builds it (`build_spli
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -39,36 +41,23 @@ from xrdgen.collection.records import RawRecord, deduplicate
 from xrdgen.collection.split import split_by_structure_type
 from xrdgen.config import Config
 from xrdgen.errors import UserError
+from xrdgen.experiment.prepared import (
+    MEASURED_SET,
+    RANDOM,
+    STRUCTURE_TYPE,
+    TEST_SET,
+    UNFILTERED_SET,
+    VALIDATION_SET,
+    ExperimentData,
+    data_key,
+    load_data,
+    save_data,
+)
 from xrdgen.experiment.testsets import randomized_sets, select, simulate
-from xrdgen.jsonio import read_json, write_json
 from xrdgen.pipeline import read_for_build, split_and_build
 from xrdgen.statistics.metadata import Metadata, read_metadata
-from xrdgen.statistics.model import Statistics
 from xrdgen.training.datasets import LabelledSet, load_measured_set
 from xrdgen.training.rundir import InputSpec
-
-TEST_SET = "test"  # the test part of the class list within the generator's limits
-UNFILTERED_SET = "test unfiltered"  # the same plus the test structures outside the limits
-MEASURED_SET = "measured"
-VALIDATION_SET = "validation"  # held-out structure types for the curves and the plateau rule, never reported as test
-STRUCTURE_TYPE, RANDOM = "structure_type", "random"
-CACHE_FORMAT = 4  # 4: validation set, metadata, entries cache
-
-
-@dataclass
-class ExperimentData:
-    split: str
-    statistics: Statistics
-    classes: list[int]
-    baseline: LabelledSet  # arm B's training set
-    sets: list[LabelledSet]  # evaluation sets, TEST_SET first
-    facts: dict  # counts for the report
-    statistics_path: Path  # the statistics file (a Ray generator pool loads it)
-
-    @property
-    def curve_set(self) -> LabelledSet:
-        """The set of the learning curves and the plateau rule: the validation set, else the test set."""
-        return next((s for s in self.sets if s.name == VALIDATION_SET), self.sets[0])
 
 
 def prepare_data(
@@ -80,7 +69,7 @@ def prepare_data(
     report = keys = measured = metadata = None
     for split in config.experiment.splits:
         folder, key = out / "data" / split, data_key(config, split)
-        cached = load_data(folder, key, split)
+        cached = load_data(folder, key, split, log)
         if cached is not None:
             log(f"data ({split} split): reusing {folder} (same data settings, key {key})")
             result[split] = cached
@@ -134,7 +123,7 @@ def build_split(
     if split == RANDOM:
         keys = [f"entry:{i}" for i in range(len(report.entries))]
     provenance = {"split_seed": spec.split_seed, "split": split}
-    built = split_and_build(report, config, spec.split_seed, provenance, keys=keys, metadata=metadata)
+    built = split_and_build(report, config, spec.split_seed, provenance, keys=keys)  # one source: the statistics part
     statistics = built.statistics
     classes = [int(sg) for sg in statistics.spacegroups]
     if len(classes) < 2:
@@ -143,6 +132,13 @@ def build_split(
             f"space group(s) reach it in the statistics part of the {split} split; lower it"
         )
     statistics.save(data_dir / "statistics.json.gz")
+    icsd_path = None
+    if metadata is not None:  # the synthetic_icsd arm: the metadata's prior and elements, restricted to the classes
+        icsd_path = data_dir / "statistics_icsd.json.gz"
+        every_class = config.model_copy(deep=True)
+        every_class.statistics.min_count_per_spacegroup = every_class.statistics.min_structures_per_class = 1
+        icsd = split_and_build(report, every_class, spec.split_seed, provenance, keys=built.keys, metadata=metadata)
+        icsd.statistics.restricted(classes).save(icsd_path)
     log(
         f"{split} split (seed {spec.split_seed}): {len(built.statistics_part)} statistics, {len(built.test_part)} test, "
         f"{built.n_structure_types} groups; {len(classes)} classes (>= {config.statistics.min_count_per_spacegroup})"
@@ -230,12 +226,13 @@ def build_split(
         "baseline_skipped": baseline.skipped_summary(),
         "sets": {s.name: len(s) for s in sets},
         "set_skipped": {s.name: len(s.skipped) for s in sets},
-        "chance": {s.name: chance_levels(s.spacegroups, classes, stats_counts) for s in sets},
+        "chance": {s.name: chance_levels(s.spacegroups, classes, statistics.prior, baseline.spacegroups) for s in sets},
+        "row_groups": groups_of_rows(built, [s for s in sets if s.name in (TEST_SET, VALIDATION_SET)]),
         **randomized_facts,
         **validation_facts,
         **measured_facts,
     }
-    return ExperimentData(split, statistics, classes, baseline, sets, facts, data_dir / "statistics.json.gz")
+    return ExperimentData(split, statistics, classes, baseline, sets, facts, data_dir / "statistics.json.gz", "", icsd_path)
 
 
 def concatenated(name: str, parts: list[LabelledSet]) -> LabelledSet:
@@ -273,69 +270,30 @@ def validation_split(built, fraction: float, split_seed: int) -> tuple[list, lis
     return split_by_structure_type(built.test_part, fraction, split_seed + 1, keys=keys)
 
 
-def chance_levels(labels: np.ndarray, classes: list[int], class_counts: dict[int, int]) -> dict:
-    """What guessing achieves: uniformly random classes, and always the most frequent training classes."""
-    n_classes = len(classes)
-    by_frequency = sorted(classes, key=lambda sg: -class_counts[sg])
+def chance_levels(labels: np.ndarray, classes: list[int], prior: dict[int, float], training_labels: np.ndarray) -> dict:
+    """What a model that ignores the pattern achieves on `labels` (top-1; top-5 for the uniform guess):
+
+    - uniform: a random class, 1/K;
+    - prior_mode: always arm A's most probable class (the statistics' space-group prior);
+    - training_mode: always arm B's most frequent training class;
+    - test_majority: always this set's own most frequent class (the best any constant answer can do).
+    """
     labels = np.asarray(labels)
-
-    def share(chosen: list[int]) -> float:
-        return float(np.mean(np.isin(labels, chosen))) if len(labels) else float("nan")
-
+    if len(labels) == 0:
+        return {"uniform_top1": 1.0 / len(classes), "uniform_top5": min(5, len(classes)) / len(classes)}
+    share = lambda sg: float(np.mean(labels == sg))  # noqa: E731
+    values, counts = np.unique(np.asarray(training_labels), return_counts=True)
     return {
-        "uniform_top1": 1.0 / n_classes,
-        "uniform_top5": min(5, n_classes) / n_classes,
-        "majority_top1": share(by_frequency[:1]),
-        "majority_top5": share(by_frequency[:5]),
+        "uniform_top1": 1.0 / len(classes),
+        "uniform_top5": min(5, len(classes)) / len(classes),
+        "prior_mode": share(max(classes, key=lambda sg: prior[sg])),
+        "training_mode": share(int(values[np.argmax(counts)])) if len(values) else float("nan"),
+        "test_majority": float(np.max(np.unique(labels, return_counts=True)[1]) / len(labels)),
     }
 
 
-# ------------------------------------------------------------------------------------ cache in data/
-def data_key(config: Config, split: str) -> str:
-    """Hash of every setting one split's data depend on: training seeds, steps and the optimiser are
-    left out, so a rerun with more seeds or steps reuses the prepared data."""
-    dump = config.model_dump(mode="json")
-    spec = {
-        k: v
-        for k, v in dump["experiment"].items()
-        if k not in ("seeds", "steps", "eval_every", "splits", "max_steps", "patience")
-    }
-    parts = {k: v for k, v in dump.items() if k not in ("experiment", "training", "cluster", "evaluation", "ablation")}
-    parts.update(
-        experiment=spec,
-        split=split,
-        baseline_patterns=dump["training"]["baseline_patterns_per_structure"],
-        cache_format=CACHE_FORMAT,
-    )
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def save_data(data: ExperimentData, folder: Path, key: str) -> None:
-    """prepared.npz (patterns, space groups) + prepared.json (names, skipped, details, facts); the
-    statistics are in statistics.json.gz already."""
-    every = [data.baseline] + data.sets
-    arrays = {}
-    for i, s in enumerate(every):
-        arrays[f"x{i}"], arrays[f"y{i}"] = s.x, s.spacegroups
-    np.savez(folder / "prepared.npz", **arrays)
-    sets = [{"name": s.name, "names": s.names, "skipped": s.skipped, "details": s.details} for s in every]
-    write_json(
-        folder / "prepared.json", {"key": key, "split": data.split, "classes": data.classes, "sets": sets, "facts": data.facts}
-    )
-
-
-def load_data(folder: Path, key: str, split: str) -> Optional[ExperimentData]:
-    """The data a previous run with the same `data_key` prepared, or None."""
-    try:
-        meta = read_json(folder / "prepared.json", "prepared data")
-        if meta["key"] != key:
-            return None
-        arrays = np.load(folder / "prepared.npz")
-        statistics = Statistics.load(folder / "statistics.json.gz")
-        every = [
-            LabelledSet(m["name"], arrays[f"x{i}"], arrays[f"y{i}"], m["names"], m["skipped"], m["details"])
-            for i, m in enumerate(meta["sets"])
-        ]
-    except (UserError, FileNotFoundError, KeyError, ValueError):
-        return None
-    return ExperimentData(split, statistics, meta["classes"], every[0], every[1:], meta["facts"], folder / "statistics.json.gz")
+def groups_of_rows(built, sets: list[LabelledSet]) -> dict[str, str]:
+    """{structure name: its prototype group} for the rows of `sets`: the unit of the bootstrap (structures of
+    one prototype are not independent evidence)."""
+    key_of = {str(e.source_id): k for e, k in zip(built.report.entries, built.keys)}
+    return {name: key_of.get(name, f"alone:{name}") for s in sets for name in s.names}

@@ -1,22 +1,29 @@
-"""The report of the experiment: spread over seeds, the Markdown tables and the two figures.
+"""The report of the experiment: intervals, the decision, the Markdown tables and the figures.
 
-Every number is a mean over training seeds with its sample standard deviation (ddof 1), beside the
-chance levels of the same set (uniform guessing, and always answering the most frequent classes).
-The random-split control is a table of its own: the same two arms on the test set of each split,
-side by side, so what unseen structure types cost each arm is the difference between the rows.
+Every accuracy is the mean over training seeds (± the seeds' standard deviation when there are
+several) with a 95 % interval from the bootstrap over prototype groups (`inference`), beside the
+chance levels of the same set: uniform guessing, always arm A's most probable class (its prior's
+mode), always arm B's most frequent training class, and always the set's own most frequent class.
+Balanced accuracy (the mean per-class recall) is given beside top-1, because a class-imbalanced test
+set rewards a model that favours the frequent classes. The paired A − B difference, the power-law
+fits of the validation curves and the decision rule's verdict head the report.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from xrdgen.config import Config
-from xrdgen.experiment.arms import ARMS
-from xrdgen.experiment.data import MEASURED_SET, RANDOM, STRUCTURE_TYPE, TEST_SET, UNFILTERED_SET, ExperimentData
+from xrdgen.evaluation.metrics import SYSTEM_NAMES
+from xrdgen.experiment.arms import ARMS, smoothed
+from xrdgen.experiment.figures import SPLIT_TITLES
+from xrdgen.experiment.inference import crossing, gain_over_last_doubling, group_bootstrap, interval, power_law, verdict
+from xrdgen.experiment.prepared import MEASURED_SET, STRUCTURE_TYPE, TEST_SET, UNFILTERED_SET, VALIDATION_SET, ExperimentData
 from xrdgen.experiment.testsets import REFERENCE_SET, TOO_LARGE, TOO_MANY_ATOMS
-from xrdgen.plotting import pyplot, save_figure
+from xrdgen.geometry import crystal_system
 
 SET_TITLES = {
     TEST_SET: "test part within the generator's limits",
@@ -26,39 +33,10 @@ SET_TITLES = {
     "randomized lattice": "reference, lattice re-drawn",
     "randomized both": "reference, both re-drawn",
     MEASURED_SET: "measured patterns in the class list",
-    "validation": "validation (other held-out structure types; curves and plateau rule only)",
+    VALIDATION_SET: "validation (other held-out structure types; curves and model choice only)",
 }
-SPLIT_TITLES = {STRUCTURE_TYPE: "structure-type split (unseen structure types)", RANDOM: "random split (control)"}
-COLOURS = {"synthetic": "tab:blue", "structures": "tab:orange"}
-MAX_BARS = 30  # more space groups than this: recall of A against B as a scatter, not bars
-
-
-def summarize(runs: list[dict], data: dict[str, ExperimentData]) -> dict:
-    """{split: {arm: {set: {metric: spread}}, "seconds": spread}}: mean, std (ddof 1), min, max over seeds."""
-    table: dict = {}
-    for split, split_data in data.items():
-        for arm in ARMS:
-            arm_runs = [r for r in runs if r["arm"] == arm and r["split"] == split]
-            if not arm_runs:
-                continue
-            cell = table.setdefault(split, {}).setdefault(arm, {})
-            for s in split_data.sets:
-                for metric in ("top1", "top5"):
-                    values = [r["sets"][s.name][metric] for r in arm_runs if s.name in r["sets"]]
-                    if values:
-                        cell.setdefault(s.name, {})[metric] = _spread(values)
-            cell["seconds"] = _spread([r["seconds"] for r in arm_runs])
-            plateaus = [r["plateau"] for r in arm_runs if r.get("plateau")]
-            if plateaus:
-                cell["plateau"] = {
-                    s.name: {m: _spread([p["sets"][s.name][m] for p in plateaus]) for m in ("top1", "top5")}
-                    for s in split_data.sets
-                    if all(s.name in p["sets"] for p in plateaus)
-                }
-                for key in ("steps", "best_step", "patterns_seen", "seconds"):
-                    cell["plateau"][key] = _spread([p[key] for p in plateaus])
-                cell["plateau"]["stopped"] = [p["stopped"] for p in plateaus]
-    return table
+SHORT = {"synthetic": "A", "structures": "B", "synthetic_icsd": "A'"}
+PAIRS = (("synthetic", "structures"), ("synthetic_icsd", "structures"), ("synthetic", "synthetic_icsd"))
 
 
 def _spread(values: list[float]) -> dict:
@@ -72,111 +50,277 @@ def _spread(values: list[float]) -> dict:
     }
 
 
-def _cell(value: dict | None) -> str:
-    return f"{100 * value['mean']:.1f} ± {100 * value['std']:.1f}" if value else "–"
+def _correct(runs: list[dict], set_name: str, labels: np.ndarray, key: str = "sets") -> np.ndarray:
+    """Per row, the share of the runs (seeds) whose top-1 answer is right."""
+    return np.mean([np.asarray(r[key][set_name]["predicted"]) == labels for r in runs], axis=0)
+
+
+def summarize(runs: list[dict], data: dict[str, ExperimentData], config: Config) -> dict:
+    """{split: {"arms": {arm: {set: metrics}}, "paired": {...}, "fits": {...}, "decision": {...}}} (module docstring)."""
+    spec = config.experiment
+    table: dict = {}
+    for split, split_data in data.items():
+        by_arm = {arm: [r for r in runs if r["arm"] == arm and r["split"] == split] for arm in spec.arms}
+        by_arm = {arm: arm_runs for arm, arm_runs in by_arm.items() if arm_runs}
+        groups_of = split_data.facts.get("row_groups", {})
+        cell: dict = {"arms": {}, "paired": {}, "fits": {}, "gain_last_doubling": {}}
+        for s in split_data.sets:
+            groups = [groups_of.get(name, f"alone:{name}") for name in s.names]
+            correct = {
+                arm: _correct(arm_runs, s.name, s.spacegroups)
+                for arm, arm_runs in by_arm.items()
+                if s.name in arm_runs[0]["sets"]
+            }
+            if not correct:
+                continue
+            boot = group_bootstrap(correct, groups, spec.bootstrap, seed=config.seed)
+            for arm, arm_runs in by_arm.items():
+                if arm not in correct:
+                    continue
+                metrics = {m: _spread([r["sets"][s.name][m] for r in arm_runs]) for m in ("top1", "top5", "balanced")}
+                metrics["last_top1"] = _spread([r["last"][s.name]["top1"] for r in arm_runs if "last" in r])
+                metrics["top1_interval"] = interval(boot[arm])
+                metrics["per_spacegroup_mean"] = {
+                    sg: {
+                        "count": v["count"],
+                        "correct": float(np.mean([r["sets"][s.name]["per_spacegroup"][sg]["correct"] for r in arm_runs])),
+                    }
+                    for sg, v in arm_runs[0]["sets"][s.name]["per_spacegroup"].items()
+                }
+                cell["arms"].setdefault(arm, {})[s.name] = metrics
+            for a, b in PAIRS:
+                if a in correct and b in correct:
+                    cell["paired"].setdefault(f"{a}-{b}", {})[s.name] = {
+                        "difference": float(np.mean(correct[a]) - np.mean(correct[b])),
+                        "interval": interval(boot[a] - boot[b]),
+                    }
+        for arm, arm_runs in by_arm.items():
+            cell["arms"][arm]["seconds"] = _spread([r["seconds"] for r in arm_runs])
+            cell["arms"][arm]["patterns_seen"] = _spread([r["curve"][-1]["patterns"] for r in arm_runs])
+            cell["arms"][arm]["scored"] = sorted({r.get("scored", "last") for r in arm_runs})
+            curve = _mean_curve(arm_runs)
+            cell["fits"][arm] = power_law(curve["patterns"], curve["top1"])
+            cell["gain_last_doubling"][arm] = gain_over_last_doubling(curve["patterns"], smoothed(curve["top1"], spec.smoothing))
+            plateaus = [r["plateau"] for r in arm_runs if r.get("plateau")]
+            if plateaus:
+                cell["arms"][arm]["plateau"] = {
+                    "stopped": [p["stopped"] for p in plateaus],
+                    **{k: _spread([p[k] for p in plateaus]) for k in ("steps", "patterns_seen", "seconds")},
+                    "test_top1": _spread([p["sets"][TEST_SET]["top1"] for p in plateaus if TEST_SET in p["sets"]]),
+                }
+        if "synthetic" in by_arm and "structures" in by_arm and TEST_SET in cell["arms"]["synthetic"]:
+            a, b = cell["arms"]["synthetic"][TEST_SET]["top1"]["mean"], cell["arms"]["structures"][TEST_SET]["top1"]["mean"]
+            paired = cell["paired"]["synthetic-structures"][TEST_SET]
+            gain = cell["gain_last_doubling"]["synthetic"]
+            cell["decision"] = {
+                "a_top1": a,
+                "b_top1": b,
+                "difference": paired["difference"],
+                "interval": paired["interval"],
+                "a_gain_last_doubling": gain,
+                "min_gain_per_doubling": spec.min_gain_per_doubling,
+                "crossing_patterns": crossing(cell["fits"]["synthetic"], cell["fits"]["structures"]),
+                "verdict": verdict(paired["interval"], a, b, gain, spec.min_gain_per_doubling),
+            }
+        table[split] = cell
+    return table
+
+
+def _mean_curve(arm_runs: list[dict]) -> dict:
+    """The curve-set top-1 against patterns, mean over seeds on the points all seeds reached."""
+    length = min(len(r["curve"]) for r in arm_runs)
+    return {
+        "patterns": [arm_runs[0]["curve"][i]["patterns"] for i in range(length)],
+        "top1": [float(np.mean([r["curve"][i]["test_top1"] or 0.0 for r in arm_runs])) for i in range(length)],
+    }
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _with_interval(metrics: dict) -> str:
+    lo, hi = metrics["top1_interval"]
+    spread = f" ± {_pct(metrics['top1']['std'])}" if len(metrics["top1"]["values"]) > 1 else ""
+    return f"{_pct(metrics['top1']['mean'])}{spread} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def decision_text(decision: dict, fits: dict) -> list[str]:
+    """The verdict paragraph of the structure-type split."""
+    lo, hi = decision["interval"]
+    gain = decision["a_gain_last_doubling"]
+    cross = decision["crossing_patterns"]
+    fit_line = "; ".join(f"{SHORT[arm]}: err = {f['a']:.3g} · n^(−{f['b']:.3f})" for arm, f in fits.items() if f is not None)
+    return [
+        "Rule (fixed in the config before the run): *supported* when A beats B on the test set with the paired 95 % "
+        "interval of A − B (bootstrap over prototype groups) above 0; *refuted at this scale* when B ≥ A and A's smoothed "
+        f"validation top-1 gained less than {_pct(decision['min_gain_per_doubling'])} points over its last doubling of "
+        "patterns; *inconclusive* otherwise, with the predicted crossing of the fitted learning curves.",
+        "",
+        f"- test top-1: A {_pct(decision['a_top1'])} %, B {_pct(decision['b_top1'])} %; A − B "
+        f"{_pct(decision['difference'])} points, 95 % interval [{_pct(lo)}, {_pct(hi)}]",
+        "- A's gain over its last doubling of patterns (smoothed validation top-1): "
+        + ("curve too short" if gain is None else f"{_pct(gain)} points"),
+        f"- power laws of the validation error (second half of each curve): {fit_line or 'too few points'}; "
+        + (
+            f"predicted crossing at {cross:,.0f} patterns"
+            if cross
+            else "no crossing ahead (A's error does not fall faster than B's)"
+        ),
+        "",
+        f"**Verdict: {decision['verdict']}.**",
+    ]
 
 
 def markdown_report(summary: dict, data: dict[str, ExperimentData], config: Config, preset: str) -> str:
-    """The whole results text: set-up, one table per split, the random-split control, the counts."""
+    """The whole results text: the decision, one table per split, the chance levels, the random-split control, the counts."""
     spec = config.experiment
-    batch = config.training.resolved().batch_size
     lines = [
         f"Pattern preset: **{preset}** (synthetic stream, arm B's training set and every simulated test set alike). "
-        f"{spec.steps} gradient steps of {batch} patterns per arm; seeds {', '.join(map(str, spec.seeds))} "
-        f"(mean ± std over {len(spec.seeds)} seed{'s' if len(spec.seeds) > 1 else ''}, in %).",
+        f"{spec.steps} gradient steps per arm of {config.training.resolved().batch_size} patterns per replica; seeds "
+        f"{', '.join(map(str, spec.seeds))}. Accuracies in %, with 95 % intervals from {spec.bootstrap} bootstrap "
+        "resamples of the test set's prototype groups; the scored model is the checkpoint of the best validation top-1 "
+        "(the last model's top-1 beside it).",
         "",
     ]
+    main = summary.get(STRUCTURE_TYPE, {})
+    if "decision" in main:
+        lines += ["## Decision", ""] + decision_text(main["decision"], main["fits"]) + [""]
     for split, split_data in data.items():
+        cell = summary.get(split, {})
         lines += [
             f"## {SPLIT_TITLES[split]}",
             "",
-            split_table(summary.get(split, {}), split_data, spec.measured, config.statistics.min_structures_per_class),
+            split_table(cell, split_data, spec.measured),
+            "",
+            paired_table(cell, split_data),
             "",
         ]
-    if any("plateau" in arm for split in summary.values() for arm in split.values()):
+        lines += [chance_table(split_data), ""]
+        if split == STRUCTURE_TYPE:
+            lines += [system_table(cell, split_data), ""]
+    plateau = plateau_lines(summary)
+    if plateau:
         lines += [
-            f"## Each arm until its validation top-1 stops improving (patience {spec.patience} evaluations, "
-            f"at most {spec.max_steps} steps; the last model is scored)",
+            f"## Each arm until its smoothed validation top-1 stops improving (running mean of {spec.smoothing}, "
+            f"patience {spec.patience} evaluations, at most {spec.max_steps} steps)",
             "",
-            plateau_table(summary, data),
+            *plateau,
             "",
         ]
     if len(data) > 1:
         lines += ["## Random-split control", "", control_table(summary, data), ""]
     lines += ["## Counts", ""] + [line for split_data in data.values() for line in count_lines(split_data)]
     seconds = " ; ".join(
-        f"{split} {ARMS[arm]} {summary[split][arm]['seconds']['mean'] / 60:.1f} min"
-        for split in summary
-        for arm in ARMS
-        if arm in summary[split]
+        f"{split} {ARMS[arm]} {cell['arms'][arm]['seconds']['mean'] / 60:.1f} min, "
+        f"{cell['arms'][arm]['patterns_seen']['mean']:,.0f} patterns"
+        for split, cell in summary.items()
+        for arm in cell["arms"]
     )
-    lines += ["", f"Training wall time per run (mean over seeds, this machine): {seconds}."]
+    lines += ["", f"Training wall time per run (mean over seeds, 2 cores): {seconds}."]
     return "\n".join(lines) + "\n"
 
 
-def split_table(summary: dict, data: ExperimentData, measured: str | None = None, min_structures: int = 10) -> str:
-    """One row per evaluation set of one split: both arms' top-1 and top-5 beside chance."""
+def split_table(cell: dict, data: ExperimentData, measured: str | None = None) -> str:
+    """One row per evaluation set and arm: top-1 with its interval, balanced accuracy, top-5, the last model."""
     facts = data.facts
     titles = {**SET_TITLES, MEASURED_SET: f"measured ({Path(measured).name}, in the class list)"} if measured else SET_TITLES
     lines = [
-        f"{facts['n_classes']} classes (space groups with >= {facts['min_count_per_spacegroup']} "
-        + (
-            f"entries in {Path(facts['metadata']).name} and >= {min_structures} ordered statistics-part structures)."
-            if facts.get("metadata")
-            else "statistics-part structures)."
-        ),
+        f"{facts['n_classes']} classes (space groups with >= {facts['min_count_per_spacegroup']} statistics-part structures).",
         "",
-        "| evaluation set | n | A synthetic top-1 | B structures top-1 | A synthetic top-5 | B structures top-5 | chance top-1 (uniform / majority) | chance top-5 (uniform / majority) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| evaluation set | arm | n | top-1 [95 % interval] | balanced accuracy | top-5 | top-1, last model |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for s in data.sets:
-        chance = facts["chance"][s.name]
-        cells = [_cell(summary.get(arm, {}).get(s.name, {}).get(metric)) for metric in ("top1", "top5") for arm in ARMS]
-        lines.append(
-            f"| {titles.get(s.name, s.name)} | {len(s.spacegroups)} | "
-            + " | ".join(cells)
-            + f" | {100 * chance['uniform_top1']:.1f} / {100 * chance['majority_top1']:.1f}"
-            + f" | {100 * chance['uniform_top5']:.1f} / {100 * chance['majority_top5']:.1f} |"
-        )
-    return "\n".join(lines)
-
-
-def plateau_table(summary: dict, data: dict[str, ExperimentData]) -> str:
-    """Per split and arm: where the run stopped and its test-set accuracy there."""
-    lines = [
-        "| split | arm | stopped (per seed) | steps | best validation step | patterns seen | test top-1 | test top-5 |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for split in data:
-        for arm, title in ARMS.items():
-            p = summary.get(split, {}).get(arm, {}).get("plateau")
-            if not p:
+        for arm, sets in cell.get("arms", {}).items():
+            m = sets.get(s.name)
+            if m is None:
                 continue
             lines.append(
-                f"| {SPLIT_TITLES[split]} | {title} | {', '.join(p['stopped'])} | {p['steps']['mean']:.0f} | "
-                f"{p['best_step']['mean']:.0f} | {p['patterns_seen']['mean']:,.0f} | {_cell(p.get(TEST_SET, {}).get('top1'))} | "
-                f"{_cell(p.get(TEST_SET, {}).get('top5'))} |"
+                f"| {titles.get(s.name, s.name)} | {ARMS[arm]} | {len(s)} | {_with_interval(m)} | {_pct(m['balanced']['mean'])} | "
+                f"{_pct(m['top5']['mean'])} | {_pct(m['last_top1']['mean']) if m['last_top1']['values'] else '–'} |"
             )
     return "\n".join(lines)
 
 
-def control_table(summary: dict, data: dict[str, ExperimentData]) -> str:
-    """Test set of each split (within the limits), both arms side by side."""
+def paired_table(cell: dict, data: ExperimentData) -> str:
+    """Paired differences of top-1 on every set, with their intervals."""
+    lines = ["| evaluation set | difference | top-1 points [95 % interval] |", "|---|---|---:|"]
+    for pair, sets in cell.get("paired", {}).items():
+        a, b = pair.split("-")
+        for s in data.sets:
+            d = sets.get(s.name)
+            if d is not None:
+                lo, hi = d["interval"]
+                lines.append(
+                    f"| {SET_TITLES.get(s.name, s.name)} | {SHORT[a]} − {SHORT[b]} | {_pct(d['difference'])} [{_pct(lo)}, {_pct(hi)}] |"
+                )
+    return "\n".join(lines)
+
+
+def chance_table(data: ExperimentData) -> str:
     lines = [
-        "| split | n test | classes | A synthetic top-1 | B structures top-1 | A synthetic top-5 | B structures top-5 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "Chance levels (top-1, %): what an answer that ignores the pattern gets.",
+        "",
+        "| evaluation set | uniform | A's prior mode | B's most frequent training class | the set's own majority |",
+        "|---|---:|---:|---:|---:|",
     ]
+    for s in data.sets:
+        c = data.facts["chance"][s.name]
+        cells = [_pct(c[k]) if k in c else "–" for k in ("uniform_top1", "prior_mode", "training_mode", "test_majority")]
+        lines.append(f"| {SET_TITLES.get(s.name, s.name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def system_table(cell: dict, data: ExperimentData) -> str:
+    """Test top-1 per crystal system of the true space group: where an arm wins or loses."""
+    rows: dict = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
+    for arm, sets in cell.get("arms", {}).items():
+        for sg, v in sets.get(TEST_SET, {}).get("per_spacegroup_mean", {}).items():
+            system = crystal_system(int(sg))
+            rows[system][arm][0] += v["correct"]
+            rows[system][arm][1] += v["count"]
+    arms = list(cell.get("arms", {}))
+    lines = [
+        "Test top-1 per crystal system of the true space group (%):",
+        "",
+        "| crystal system | n | " + " | ".join(ARMS[a] for a in arms) + " |",
+        "|---|---:|" + "---:|" * len(arms),
+    ]
+    for system in SYSTEM_NAMES:
+        if system in rows:
+            n = next(iter(rows[system].values()))[1]
+            lines.append(
+                f"| {system} | {n} | " + " | ".join(_pct(rows[system][a][0] / max(rows[system][a][1], 1)) for a in arms) + " |"
+            )
+    return "\n".join(lines)
+
+
+def plateau_lines(summary: dict) -> list[str]:
+    """Where each arm stopped past the equal budget, and its test top-1 there."""
+    lines = []
+    for split, cell in summary.items():
+        for arm, sets in cell["arms"].items():
+            p = sets.get("plateau")
+            if p:
+                lines.append(
+                    f"- {SPLIT_TITLES[split]}, {ARMS[arm]}: stopped ({', '.join(p['stopped'])}) at step {p['steps']['mean']:.0f}, "
+                    f"{p['patterns_seen']['mean']:,.0f} patterns; test top-1 of the scored model {_pct(p['test_top1']['mean'])} %"
+                )
+    return lines
+
+
+def control_table(summary: dict, data: dict[str, ExperimentData]) -> str:
+    """The test set of each split, every arm: what unseen structure types cost each arm."""
+    lines = ["| split | arm | n test | classes | top-1 [95 % interval] | balanced accuracy |", "|---|---|---:|---:|---:|---:|"]
     for split, split_data in data.items():
-        cells = [
-            _cell(summary.get(split, {}).get(arm, {}).get(TEST_SET, {}).get(metric))
-            for metric in ("top1", "top5")
-            for arm in ARMS
-        ]
-        lines.append(
-            f"| {SPLIT_TITLES[split]} | {split_data.facts['sets'][TEST_SET]} | {split_data.facts['n_classes']} | "
-            + " | ".join(cells)
-            + " |"
-        )
+        for arm, sets in summary.get(split, {}).get("arms", {}).items():
+            m = sets.get(TEST_SET)
+            if m is not None:
+                lines.append(
+                    f"| {SPLIT_TITLES[split]} | {ARMS[arm]} | {split_data.facts['sets'][TEST_SET]} | {split_data.facts['n_classes']} | "
+                    f"{_with_interval(m)} | {_pct(m['balanced']['mean'])} |"
+                )
     return "\n".join(lines)
 
 
@@ -199,115 +343,3 @@ def count_lines(data: ExperimentData) -> list[str]:
             f"without a space group once ordered, {f['reference_label_changed']} whose label changed on ordering."
         )
     return lines
-
-
-def plot_learning_curves(runs: list[dict], data: ExperimentData, path: Path) -> Path:
-    """Held-out top-1 and top-5 against patterns seen (log axis, so the trend of A against B shows) on
-    one split, on the curve set (validation, else test): mean over seeds, band = min..max."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
-    curve_set = data.curve_set
-    chance = data.facts["chance"][curve_set.name]
-    runs = [r for r in runs if r["split"] == data.split]
-    for ax, metric, title in zip(axes, ("test_top1", "test_top5"), ("top-1", "top-5")):
-        for arm in ARMS:
-            curves = [r["curve"] for r in runs if r["arm"] == arm]
-            if not curves:
-                continue
-            length = min(len(c) for c in curves)  # seeds stopped at different plateaus: the common part
-            x = np.array([p["patterns"] for p in curves[0][:length]])
-            y = np.array([[p[metric] for p in c[:length]] for c in curves], dtype=np.float64) * 100
-            ax.plot(
-                x,
-                y.mean(axis=0),
-                marker="o",
-                ms=3,
-                color=COLOURS[arm],
-                label=f"{ARMS[arm]} ({len(curves)} seed{'s' if len(curves) > 1 else ''})",
-            )
-            if len(curves) > 1:
-                ax.fill_between(x, y.min(axis=0), y.max(axis=0), color=COLOURS[arm], alpha=0.2, lw=0)
-        key = "top1" if metric == "test_top1" else "top5"
-        ax.axhline(100 * chance[f"majority_{key}"], color="grey", ls="--", lw=1, label="always the most frequent classes")
-        ax.axhline(100 * chance[f"uniform_{key}"], color="grey", ls=":", lw=1, label="uniform guess")
-        ax.set_xscale("log")
-        ax.set_xlabel("training patterns seen (log)")
-        ax.set_ylabel(f"{title} accuracy on the {curve_set.name} set (%)")
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3, which="both")
-        ax.set_title(f"{title}: {len(curve_set.spacegroups)} {curve_set.name} structures, {SPLIT_TITLES[data.split]}", fontsize=9)
-    axes[0].legend(fontsize=7)
-    return save_figure(fig, path)
-
-
-def plot_recall(runs: list[dict], data: ExperimentData, path: Path, set_name: str = TEST_SET) -> Path:
-    """Per-space-group top-1 recall on one split's test set, both arms (mean over seeds, bar = min..max)."""
-    plt = pyplot()
-    runs = [r for r in runs if r["split"] == data.split]
-    counts = {}
-    for r in runs:
-        for sg, v in r["sets"].get(set_name, {}).get("per_spacegroup", {}).items():
-            counts[int(sg)] = v["count"]
-    groups = sorted(counts)
-    if len(groups) > MAX_BARS:
-        return plot_recall_scatter(runs, groups, counts, data, path, set_name)
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(groups) + 2), 4))
-    width = 0.4
-    for offset, arm in zip((-width / 2, width / 2), ARMS):
-        arm_runs = [r for r in runs if r["arm"] == arm]
-        if not arm_runs:
-            continue
-        recall = np.array([[r["sets"][set_name]["per_spacegroup"][str(sg)]["recall"] for sg in groups] for r in arm_runs]) * 100
-        mean = recall.mean(axis=0)
-        error = np.vstack([mean - recall.min(axis=0), recall.max(axis=0) - mean])
-        ax.bar(
-            np.arange(len(groups)) + offset,
-            mean,
-            width,
-            yerr=error if len(arm_runs) > 1 else None,
-            color=COLOURS[arm],
-            label=ARMS[arm],
-            capsize=2,
-        )
-    ax.set_xticks(np.arange(len(groups)), [f"{sg}\n(n={counts[sg]})" for sg in groups], fontsize=7)
-    ax.set_xlabel("space group (test structures)")
-    ax.set_ylabel("recall, top-1 (%)")
-    ax.set_ylim(0, 105)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"per-space-group recall on the {SET_TITLES.get(set_name, set_name)}, {SPLIT_TITLES[data.split]}", fontsize=9)
-    return save_figure(fig, path)
-
-
-def plot_recall_scatter(
-    runs: list[dict], groups: list[int], counts: dict, data: ExperimentData, path: Path, set_name: str
-) -> Path:
-    """Many classes: one point per space group, A's recall against B's (mean over seeds), area ~ test count."""
-    plt = pyplot()
-    recall = {}
-    for arm in ARMS:
-        arm_runs = [r for r in runs if r["arm"] == arm]
-        recall[arm] = (
-            np.array([[r["sets"][set_name]["per_spacegroup"][str(sg)]["recall"] for sg in groups] for r in arm_runs]).mean(axis=0)
-            * 100
-        )
-    a, b = recall["synthetic"], recall["structures"]
-    sizes = np.array([counts[sg] for sg in groups], dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(6, 6))
-    ax.scatter(b, a, s=10 + 190 * sizes / sizes.max(), alpha=0.5, color="tab:purple", lw=0)
-    for sg, x, y, n in zip(groups, b, a, sizes):
-        if n >= np.quantile(sizes, 0.85) or abs(x - y) >= 40:
-            ax.annotate(str(sg), (x, y), fontsize=6, alpha=0.8)
-    ax.plot([0, 100], [0, 100], color="grey", lw=1, ls="--")
-    ax.set_xlim(-2, 102)
-    ax.set_ylim(-2, 102)
-    ax.set_xlabel(f"recall, {ARMS['structures']} (%)")
-    ax.set_ylabel(f"recall, {ARMS['synthetic']} (%)")
-    above = int(np.sum(a > b))
-    ax.set_title(
-        f"per-space-group top-1 recall, {len(groups)} groups, {SPLIT_TITLES[data.split]}\n"
-        f"A better in {above}, B better in {int(np.sum(b > a))}; point area ~ test structures",
-        fontsize=9,
-    )
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)

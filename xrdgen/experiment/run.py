@@ -8,9 +8,10 @@ from pathlib import Path
 
 from xrdgen.config import Config
 from xrdgen.errors import UserError
-from xrdgen.experiment.arms import ARMS, StreamOpener, local_stream, train_arm
+from xrdgen.experiment.arms import StreamOpener, local_stream, train_arm
 from xrdgen.experiment.data import STRUCTURE_TYPE, prepare_data
-from xrdgen.experiment.report import markdown_report, plot_learning_curves, plot_recall, summarize
+from xrdgen.experiment.figures import plot_learning_curves, plot_recall
+from xrdgen.experiment.report import markdown_report, summarize
 from xrdgen.jsonio import write_json
 
 # `--quick`: the same pipeline on a short, coarse grid, a seeded random 700 of the records (8 classes
@@ -57,12 +58,13 @@ def run(
         train_arm(arm, seed, data[split], config, out, log=log, open_stream=open_stream)
         for split in spec.splits
         for seed in spec.seeds
-        for arm in ARMS
+        for arm in spec.arms
     ]
-    summary = summarize(runs, data)
+    summary = summarize(runs, data, config)
     main = data[STRUCTURE_TYPE] if STRUCTURE_TYPE in data else next(iter(data.values()))
+    fits = summary.get(main.split, {}).get("fits")
     figures = {
-        "learning_curves": str(plot_learning_curves(runs, main, out / "learning_curves.png")),
+        "learning_curves": str(plot_learning_curves(runs, main, out / "learning_curves.png", fits)),
         "recall_per_spacegroup": str(plot_recall(runs, main, out / "recall_per_spacegroup.png")),
     }
     results = {

@@ -37,7 +37,7 @@ group then uses the pooled volume KDE.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -123,6 +123,25 @@ class Statistics:
     def label_of(self, spacegroup: int) -> int:
         """Class index of a space group (ValueError when it is not a class)."""
         return self.spacegroups.index(int(spacegroup))
+
+    def restricted(self, classes: list[int]) -> Statistics:
+        """The same statistics over the class list `classes` (all of them classes here), prior renormalised.
+
+        For a comparison on one class list: statistics built by another rule (the ICSD metadata's)
+        draw only the classes of the experiment, each as often relative to the others as before.
+        """
+        missing = sorted(set(classes) - set(self.spacegroups))
+        if missing:
+            raise ValueError(f"space groups {missing} are not classes of these statistics")
+        keep = sorted(int(sg) for sg in classes)
+        total = sum(self.prior[sg] for sg in keep)
+        return replace(
+            self,
+            spacegroups=keep,
+            prior={sg: self.prior[sg] / total for sg in keep},
+            per_spacegroup={sg: self.per_spacegroup[sg] for sg in keep},
+            provenance={**self.provenance, "restricted_to": keep},
+        )
 
     def sample_spacegroup(self, rng: np.random.Generator) -> int:
         """A space group drawn from the prior."""
