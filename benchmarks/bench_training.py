@@ -1,35 +1,63 @@
-"""Training throughput (patterns/s) of every architecture on this machine, through the Trainer.
+"""Training throughput against the machine's float32 FLOP limit, for each model, batch, backend,
+XLA setting and thread setting, through the Trainer (Keras' fit on its input pipeline).
 
-Reference, measured in the same run on the same batches: a bare Keras `train_on_batch` loop (same
-model, same optimizer, no distribution strategy, no bookkeeping). The ratio Trainer / bare loop shows what
-our loop (MirroredStrategy on TensorFlow, per-step Python, progress) costs; patterns/s per core
-divides by the CPU cores this process may use.
+Ours: patterns/s trained by `xrdgen.training.trainer.Trainer` (the best of the timed epochs after
+a warm-up epoch), times the model's FLOPs per trained pattern counted from its layers
+(models/flops.py), gives the achieved GFLOP/s. Reference, measured in the same run: the float32
+matmul peak of the same backend with the same threads (2048 x 2048 products, best of several).
+Ratio: achieved / peak, each line ending in "P % of the measured matmul peak". Every
+configuration runs in its own Python process (backend and threads are fixed when a process starts).
 
-    .venv/bin/python benchmarks/bench_training.py                      # all models, 8501-point grid
-    .venv/bin/python benchmarks/bench_training.py --models park_medium resnet10 --batch 32 --steps 10
-    .venv/bin/python benchmarks/bench_training.py --models park_medium --batch 870 --generator-rate 565   # on a GPU
+    .venv/bin/python benchmarks/bench_training.py                                  # park_medium, the default matrix
+    .venv/bin/python benchmarks/bench_training.py --models park_medium resnet10 --batches 64 --steps 4
+    .venv/bin/python benchmarks/bench_training.py --backends tensorflow --xla off --threads default --set grid.step=0.02
+    .venv/bin/python benchmarks/bench_training.py --models park_medium --batches 870 --generator-rate 565   # on a GPU
 
 Cluster sizing: with `--generator-rate R` (patterns/s one generator core makes in the pattern preset
-the cluster trains with: bench_pipeline.py's "/s/core"), the last column is the number of generator
-cores that keep this trainer busy, ceil(trainer patterns/s / R): the CPUs to ask for beside one GPU.
+the cluster trains with: bench_pipeline.py's "/s/core"), each line also gives the number of
+generator cores that keep this trainer busy, ceil(trainer patterns/s / R).
 
-Patterns are real: MP-40 structures simulated with area B's simulator on the configured grid.
+Patterns are real: MP-40 structures simulated on the configured grid.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import json
 import os
-import tempfile
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np  # noqa: E402
-
 MP40_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "mp40" / "random_split_test.csv"
+THREADS = {"default": {}, "intra2-inter1": {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}}
+
+
+def matmul_peak(backend: str, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of float32 n x n matrix products on this backend (best of `repeats` batches of 4)."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    if backend == "jax":
+        import jax
+
+        f = jax.jit(lambda x: x @ x @ x @ x @ x)
+        x = jax.device_put(a)
+        run = lambda: f(x).block_until_ready()  # noqa: E731
+    else:
+        import tensorflow as tf
+
+        f = tf.function(lambda x: x @ x @ x @ x @ x)
+        x = tf.constant(a)
+        run = lambda: f(x).numpy()  # noqa: E731
+    run()
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
 
 
 def real_patterns(config, n: int, seed: int = 0):
@@ -47,73 +75,112 @@ def real_patterns(config, n: int, seed: int = 0):
     return patterns.x, patterns.class_indices(spacegroups)
 
 
-def main() -> None:
-    import keras
+def worker(job: dict) -> dict:
+    """One configuration in this process: the Trainer's patterns/s, the model's FLOPs, the peak."""
+    import itertools
+    import tempfile
 
-    from models import MODEL_NAMES, build_model
-    from xrdgen.config import load_config
+    import numpy as np
+
+    from models.flops import training_flops
+    from xrdgen.config import load_config, parse_overrides
     from xrdgen.training.trainer import Trainer
 
+    overrides = parse_overrides(job["sets"])
+    overrides.update(
+        {
+            "training.model": job["model"],
+            "training.batch_size": job["batch"],
+            "training.jit_compile": job["xla"],
+            "training.batches_per_epoch": job["steps"],
+        }
+    )
+    config = load_config(None, overrides)
+    x, y = real_patterns(config, 64)
+    y = (y % job["classes"]).astype(np.int32)
+    reps = int(np.ceil(job["batch"] / len(y)))
+    x, y = np.tile(x, (reps, 1))[: job["batch"]], np.tile(y, reps)[: job["batch"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config, list(range(1, job["classes"] + 1)), run_dir=tmp, log=lambda line: None)
+        # epoch 1 warms up (tracing, compilation, first allocations); the best later epoch counts.
+        trainer.fit(itertools.repeat((x, y)), epochs=job["repeats"] + 1, log_every_s=1e9)
+        rate = max(h["patterns_per_s"] for h in trainer.history[1:])
+        flops = training_flops(trainer.model)
+        params = trainer.model.count_params()
+    return {**job, "patterns_per_s": rate, "train_flops": flops, "params": params, "peak": matmul_peak(job["backend"])}
+
+
+def run_worker(job: dict) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": job["backend"], "TF_CPP_MIN_LOG_LEVEL": "3", **THREADS[job["threads"]]}
+    if job["backend"] == "jax":
+        env["JAX_PLATFORMS"] = env.get("JAX_PLATFORMS", "cpu")
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(job)], env=env, capture_output=True, text=True, timeout=3600
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        return {**job, "error": (done.stderr.strip().splitlines() or ["no output"])[-1][:160]}
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per model (after 2 warm-up steps)")
-    parser.add_argument("--classes", type=int, default=145)
-    parser.add_argument("--repeats", type=int, default=2, help="best of this many timings per method")
+    parser.add_argument("--models", nargs="+", default=["park_medium"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[128, 870])
+    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"], choices=["tensorflow", "jax"])
+    parser.add_argument("--xla", nargs="+", default=["off", "on"], choices=["off", "on"])
+    parser.add_argument("--threads", nargs="+", default=list(THREADS), choices=list(THREADS), help="TensorFlow thread settings")
+    parser.add_argument("--steps", type=int, default=6, help="steps per timed epoch")
+    parser.add_argument("--repeats", type=int, default=2, help="timed epochs (best counts)")
+    parser.add_argument("--classes", type=int, default=109)
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. grid.step=0.02")
-    parser.add_argument(
-        "--generator-rate",
-        type=float,
-        default=None,
-        help="patterns/s per generator core (bench_pipeline.py), for the sizing column",
-    )
+    parser.add_argument("--generator-rate", type=float, default=None, help="patterns/s per generator core, for sizing")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:
+        print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
+        return
 
-    from xrdgen.config import parse_overrides
+    import math
 
-    config = load_config(None, parse_overrides(args.sets))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    x, y = real_patterns(config, max(args.batch, 64))
-    y = (y % args.classes).astype(np.int32)
-    reps = int(np.ceil(args.batch * (args.steps + 2) / len(y)))
-    x_all, y_all = np.tile(x, (reps, 1))[: args.batch * (args.steps + 2)], np.tile(y, reps)[: args.batch * (args.steps + 2)]
-    print(
-        f"keras {keras.__version__} backend {keras.backend.backend()}, {cores} cores, grid {config.grid.n_points} points, "
-        f"batch {args.batch}, {args.steps} timed steps, {args.classes} classes"
-    )
-    sizing = f" {'generator cores':>15}" if args.generator_rate else ""
-    print(f"{'model':<12} {'params':>11} {'trainer p/s':>12} {'bare p/s':>9} {'ratio':>6} {'p/s/core':>9}{sizing}")
-    batches = [(x_all[i : i + args.batch], y_all[i : i + args.batch]) for i in range(0, len(y_all), args.batch)]
-    for name in args.models:
-        # Reference: plain Keras train_on_batch on the same batches (no strategy, no bookkeeping).
-        model = build_model(name, args.classes, config.grid.n_points)
-        model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        for xb, yb in batches[:2]:  # warm-up: tracing, first allocations
-            model.train_on_batch(xb, yb)
-        bare_rate = 0.0
-        for _ in range(args.repeats):  # best of a few: the machine is shared and noisy
-            t0 = time.perf_counter()
-            for xb, yb in itertools.islice(itertools.cycle(batches), args.steps):
-                model.train_on_batch(xb, yb)
-            bare_rate = max(bare_rate, args.steps * args.batch / (time.perf_counter() - t0))
-        params = model.count_params()
-        del model
-
-        # Ours: the Trainer with its strategy and bookkeeping; one epoch of `steps` batches per repeat,
-        # timed by the Trainer itself (the steps, not the checkpoint written after each epoch).
-        run_config = config.model_copy(
-            update={"training": config.training.model_copy(update={"model": name, "batch_size": args.batch})}
-        )
-        trainer_rate = 0.0
-        with tempfile.TemporaryDirectory() as tmp:
-            trainer = Trainer(run_config, list(range(1, args.classes + 1)), run_dir=tmp, log=lambda _: None)
-            # epoch 1 warms up (tracing, first allocations); the best later epoch counts.
-            trainer.fit(itertools.cycle(batches), epochs=args.repeats + 1, batches_per_epoch=args.steps, log_every_s=1e9)
-            trainer_rate = max(h["patterns_per_s"] for h in trainer.history[1:])
+    print(f"{cores} cores; grid overrides {args.sets or 'none'}; {args.steps} steps per epoch, best of {args.repeats}")
+    header = f"{'model':<12} {'batch':>5} {'backend':<10} {'XLA':<3} {'threads':<13} {'patterns/s':>10} {'MFLOP/pattern':>13} {'GFLOP/s':>8} {'peak':>6}"
+    print(header + (f" {'gen. cores':>10}" if args.generator_rate else ""))
+    results = []
+    for model in args.models:
+        for batch in args.batches:
+            for backend in args.backends:
+                for xla in args.xla:
+                    for threads in args.threads if backend == "tensorflow" else ["default"]:
+                        job = dict(model=model, batch=batch, backend=backend, xla=xla == "on", threads=threads)
+                        job.update(steps=args.steps, repeats=args.repeats, classes=args.classes, sets=args.sets)
+                        r = run_worker(job)
+                        results.append(r)
+                        where = f"{model:<12} {batch:>5} {backend:<10} {xla:<3} {threads:<13}"
+                        if "error" in r:
+                            print(f"{where} failed: {r['error']}", flush=True)
+                            continue
+                        gflops = r["patterns_per_s"] * r["train_flops"] / 1e9
+                        sizing = f" {math.ceil(r['patterns_per_s'] / args.generator_rate):>10}" if args.generator_rate else ""
+                        print(
+                            f"{where} {r['patterns_per_s']:>10.1f} {r['train_flops'] / 1e6:>13.1f} {gflops:>8.1f} {r['peak']:>6.1f}"
+                            f"{sizing}  {100 * gflops / r['peak']:.0f} % of the measured matmul peak",
+                            flush=True,
+                        )
+    done = [r for r in results if "error" not in r]
+    if done:
+        peak = max(r["peak"] for r in done)
+        best = max(done, key=lambda r: r["patterns_per_s"] * r["train_flops"])
+        achieved = best["patterns_per_s"] * best["train_flops"] / 1e9
         print(
-            f"{name:<12} {params:>11,} {trainer_rate:>12.1f} {bare_rate:>9.1f} {trainer_rate / bare_rate:>6.2f} {trainer_rate / cores:>9.1f}"
-            + (f" {int(np.ceil(trainer_rate / args.generator_rate)):>15}" if args.generator_rate else "")
+            f"machine peak (best matmul of the run): {peak:.1f} GFLOP/s; fastest: {best['model']} batch {best['batch']} "
+            f"{best['backend']} XLA {'on' if best['xla'] else 'off'} threads {best['threads']} "
+            f"({best['patterns_per_s']:.1f} patterns/s, {achieved:.1f} GFLOP/s, {100 * achieved / peak:.0f} % of the machine peak)"
         )
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
