@@ -118,8 +118,8 @@ def trained_run(lab17_dir, tmp_path_factory):
     return run, dict(zip([f.name for f in folders], labels)), classes
 
 
-def _invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+def _invoke(*args, env=None):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False, env=env)
 
 
 def test_predict_every_lab17_pattern_and_skip_a_bad_file(trained_run, lab17_dir, tmp_path):
@@ -257,7 +257,7 @@ def test_evaluate_simulated_and_randomized(trained_run, lab17_dir, tmp_path):
 def test_cli_errors_are_one_line(trained_run, tmp_path):
     """A bad model directory is one UserError line; through the real entry point, a batch of only bad files."""
     run, _, _ = trained_run
-    missing = CliRunner().invoke(app, ["predict", str(tmp_path / "nope"), "x.xy"])
+    missing = CliRunner().invoke(app, ["predict", "--model", str(tmp_path / "nope"), "x.xy"])
     assert isinstance(missing.exception, UserError)
     assert str(missing.exception) == f"{tmp_path / 'nope'}: no such model run directory"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -412,3 +412,80 @@ def test_evaluate_scores_all_113_rruff_patterns_in_one_command(trained_run, tmp_
     wavelengths = {s["name"]: s["wavelength"] for s in summary["samples"] if s["wavelength_source"] == "file"}
     assert len(wavelengths) == 113 and wavelengths.pop("R070497") == pytest.approx(0.7098)
     assert all(1.5405 <= w <= 1.5420 for w in wavelengths.values())
+
+
+# ------------------------------------------------------------------------------------ shipped model
+def _entry_point(*args, env=None):
+    """The real `xrdgen` entry point in a subprocess: exit status and stderr as a user sees them."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    exe = [sys.executable, "-c", "from xrdgen.cli import main; main()"]
+    return subprocess.run(exe + [str(a) for a in args], capture_output=True, text=True, env=env)
+
+
+def test_ship_a_run_and_predict_without_a_model(trained_run, calibrated_run, lab17_dir, tmp_path):
+    """`xrdgen model ship` copies a calibrated run without optimizer state; `predict FILE...` then answers
+    from it as `--model RUN` does (float32 storage: the same probabilities; float16: the same ranking)."""
+    run, _ = calibrated_run
+    files = sorted(lab17_dir.glob("*/pattern.csv"))
+    shipped, half = tmp_path / "pretrained", tmp_path / "pretrained16"
+    result = _invoke("model", "ship", run, "--to", shipped)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in shipped.iterdir()) == ["meta.json", "model.json", "weights.npz"]  # no model.keras, no optimizer
+    size = sum(p.stat().st_size for p in shipped.iterdir())
+    assert size < 25e6 and f"{size / 1e6:.2f} MB" in result.output
+    meta, run_meta = json.loads((shipped / "meta.json").read_text()), json.loads((run / "meta.json").read_text())
+    for key in ("spacegroups", "input", "model", "config", "calibration"):
+        assert meta[key] == run_meta[key]
+    import keras
+
+    parameters = keras.models.load_model(run / "model.keras", compile=False).count_params()
+    assert meta["shipped"]["parameters"] == parameters and meta["shipped"]["weights_dtype"] == "float32"
+    assert _invoke("model", "ship", run, "--to", half, "--float16").exit_code == 0
+    with np.load(half / "weights.npz") as stored:
+        assert {stored[name].dtype for name in stored.files} == {np.dtype(np.float16)}
+    assert (half / "weights.npz").stat().st_size < 0.6 * (shipped / "weights.npz").stat().st_size
+
+    by_run, by_shipped, by_half = tmp_path / "run.json", tmp_path / "shipped.json", tmp_path / "half.json"
+    assert _invoke("predict", "--model", run, *files, "--json", by_run, "-k", 3).exit_code == 0
+    result = _invoke("predict", *files, "--json", by_shipped, "-k", 3, env={"XRDGEN_PRETRAINED": str(shipped)})
+    assert result.exit_code == 0, result.output
+    assert f"model: shipped with xrdgen (tiny_cnn, {len(meta['spacegroups'])} space groups" in result.output
+    assert _invoke("predict", *files, "--json", by_half, "-k", 3, env={"XRDGEN_PRETRAINED": str(half)}).exit_code == 0
+    from_run, from_shipped, from_half = (json.loads(p.read_text()) for p in (by_run, by_shipped, by_half))
+    assert from_shipped["temperature"] == from_run["temperature"] == meta["calibration"]["temperature"]
+    for a, b, c in zip(from_run["predictions"], from_shipped["predictions"], from_half["predictions"]):
+        assert [r["spacegroup"] for r in a["top_k"]] == [r["spacegroup"] for r in b["top_k"]]
+        np.testing.assert_allclose([r["probability"] for r in b["top_k"]], [r["probability"] for r in a["top_k"]], rtol=1e-5)
+        assert c["top_k"][0]["spacegroup"] == a["top_k"][0]["spacegroup"]
+        np.testing.assert_allclose([r["probability"] for r in c["top_k"]], [r["probability"] for r in a["top_k"]], atol=0.02)
+    loaded = load_model_run(half)  # float16 storage, float32 model
+    assert {str(w.dtype) for w in loaded.model.weights} == {"float32"}
+
+    report = tmp_path / "report"
+    result = _invoke("evaluate", "default", lab17_dir, "--out", report, env={"XRDGEN_PRETRAINED": str(shipped)})
+    assert result.exit_code == 0, result.output
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["sets"][0]["n"] == 17 and summary["shipped"]["parameters"] == parameters
+
+
+def test_ship_refuses_runs_without_calibration_or_model_and_predict_without_a_shipped_model(
+    trained_run, calibrated_run, lab17_dir, tmp_path
+):
+    uncalibrated, _, _ = trained_run
+    done = _entry_point("model", "ship", uncalibrated, "--to", tmp_path / "a")
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {uncalibrated}: no calibration in meta.json; fit it first with `xrdgen calibrate {uncalibrated} STATS`"
+    )
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(calibrated_run[0] / "meta.json", unfinished / "meta.json")
+    done = _entry_point("model", "ship", unfinished, "--to", tmp_path / "b")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert f"{unfinished}: no model.keras (the run has not finished)" in done.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+    nothing = tmp_path / "nothing_shipped"
+    done = _entry_point("predict", lab17_dir / "PbSe" / "pattern.csv", env={"XRDGEN_PRETRAINED": str(nothing)})
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr
+    assert lines[0].startswith(f"error: no model is shipped in {nothing} yet: give a trained run directory with --model RUN_DIR")

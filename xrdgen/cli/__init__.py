@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from xrdgen.cli import ablation, experiment, generate, predict, run, simulate, stats, train
+from xrdgen.cli import ablation, experiment, generate, model, predict, run, simulate, stats, train
 from xrdgen.errors import UserError
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for command in (run, stats, simulate, generate, train, predict, experiment, ablation):  # the order of `xrdgen --help`
+for command in (run, stats, simulate, generate, train, predict, model, experiment, ablation):  # the order of `xrdgen --help`
     command.register(app)
 
 

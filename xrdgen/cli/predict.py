@@ -5,6 +5,10 @@ Probabilities are calibrated: softmax(z / T) with the temperature T stored in th
 probability is below `evaluation.confidence_threshold` is marked uncertain and its answer is the
 crystal system, whose probability is the sum of its space groups' (xrdgen/evaluation/metrics.py).
 
+Without a run directory (`--model RUN_DIR`, or a run directory before the patterns) `predict` uses
+the model shipped in the package (xrdgen/training/pretrained.py); `default` names that model where
+a run directory is asked for (`xrdgen evaluate default DATASET`).
+
 Batch rule: a bad pattern file is reported on stderr as one line and the others go on; the exit
 status is then 1 (0 when every file was read, 2 for a bad model directory or option).
 """
@@ -25,7 +29,9 @@ if TYPE_CHECKING:
     from xrdgen.config import Config
     from xrdgen.training.rundir import TrainedModel
 
-ModelArgument = typer.Argument(..., help="Model run directory (model.keras + meta.json), as `xrdgen train` writes it.")
+ModelArgument = typer.Argument(
+    ..., help="Model run directory (model.keras + meta.json), as `xrdgen train` writes it; 'default': the shipped model."
+)
 WavelengthOption = typer.Option(
     None, "--wavelength", "-w", help="Å; overrides the files' own. Without both, the model's wavelength is assumed."
 )
@@ -39,8 +45,16 @@ def _quiet_tensorflow() -> None:
 
 
 def predict(
-    model: Path = ModelArgument,
-    files: list[Path] = typer.Argument(..., help="Measured patterns: .xy/.txt/.csv (two columns), RRUFF .txt, .xrdml."),
+    files: list[Path] = typer.Argument(
+        ...,
+        help="Measured patterns: .xy/.txt/.csv (two columns), RRUFF .txt, .xrdml; a run directory before them is the model.",
+    ),
+    model: Optional[Path] = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Model run directory, as `xrdgen train` writes it (default: the model shipped in the package).",
+    ),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many space groups to list per pattern."),
     wavelength: Optional[float] = WavelengthOption,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the predictions as JSON here."),
@@ -66,15 +80,20 @@ def predict(
     from xrdgen.evaluation.plots import plot_model_input
     from xrdgen.measured.pattern import check_wavelength
     from xrdgen.measured.readers import read_pattern
-    from xrdgen.training.rundir import load_model_run
+    from xrdgen.training.pretrained import load_model
 
     if fill not in ("edge", "zero"):
         raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
     if wavelength is not None:
         check_wavelength("--wavelength", wavelength, "given")
-    trained = load_model_run(model)
+    if model is None and files and files[0].is_dir():  # `xrdgen predict RUN_DIR FILE...`: a pattern is never a folder
+        model, files = files[0], files[1:]
+    if not files:
+        raise UserError("no pattern file given: xrdgen predict [--model RUN_DIR] FILE...")
+    trained = load_model(model)
     threshold, threshold_source = _threshold(trained, threshold)
     k = min(top_k, len(trained.spacegroups))
+    typer.echo(_model_line(model, trained))
     typer.echo(
         f"probabilities: softmax(z / T), T = {trained.temperature:.4g} ({trained.temperature_source}); "
         f"uncertain below {threshold:g} ({threshold_source})"
@@ -125,7 +144,7 @@ def predict(
 
     if json_out is not None:
         payload = {
-            "model": str(model),
+            "model": str(model) if model is not None else f"shipped ({trained.run_dir})",
             "model_name": trained.name,
             "temperature": trained.temperature,
             "temperature_source": trained.temperature_source,
@@ -138,6 +157,15 @@ def predict(
     if failures:
         typer.echo(f"{len(failures)} of {len(files)} file(s) could not be used (see the lines above)", err=True)
         raise typer.Exit(1)
+
+
+def _model_line(model: Optional[Path], trained: TrainedModel) -> str:
+    """Which model answers: the run directory given, or the shipped one with its card's facts."""
+    what = f"{trained.name}, {len(trained.spacegroups)} space groups, preset {trained.meta.get('preset', 'unknown')}"
+    if model is not None:
+        return f"model: {model} ({what})"
+    facts = trained.meta.get("shipped", {})
+    return f"model: shipped with xrdgen ({what}; trained {facts.get('patterns_seen', 0):,} patterns) from {trained.run_dir}"
 
 
 def _threshold(trained: TrainedModel, option: Optional[float]) -> tuple[float, str]:
@@ -184,7 +212,12 @@ def evaluate(
         help="Labelled data: a folder of sample folders (pattern file + structure .cif, like lab17), "
         "or structures to simulate (a folder of CIFs, a CSV with a `cif` column, or saved test entries .json[.gz]).",
     ),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: MODEL/evaluation/<dataset name>)."),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Report folder (default: MODEL/evaluation/<dataset name>; runs/evaluation/default/<dataset name> for the shipped model).",
+    ),
     wavelength: Optional[float] = WavelengthOption,
     randomize: Optional[list[str]] = typer.Option(
         None,
@@ -205,7 +238,7 @@ def evaluate(
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,
 ) -> None:
-    """Top-k accuracy (k=1..10), per-space-group recall, crystal-system confusion: JSON + PNGs."""
+    """Top-k accuracy (k=1..10), per-space-group recall, crystal-system confusion: JSON + PNGs ('default': the shipped model)."""
     _quiet_tensorflow()
     # Lazy: TensorFlow, pymatgen and the readers load only when a set is evaluated, not for --help.
     from xrdgen.evaluation.calibration import calibration_summary, softmax
@@ -215,13 +248,13 @@ def evaluate(
     from xrdgen.measured.pattern import check_wavelength
     from xrdgen.statistics.model import Statistics
     from xrdgen.training.datasets import load_measured_set, simulate_sets
-    from xrdgen.training.rundir import load_model_run
+    from xrdgen.training.pretrained import DEFAULT_MODEL, load_model
 
     if fill not in ("edge", "zero"):
         raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
     if wavelength is not None:
         check_wavelength("--wavelength", wavelength, "given")
-    trained = load_model_run(model)
+    trained = load_model(model)
     if not dataset.exists():
         raise UserError(f"{dataset}: no such dataset")
     measured = (
@@ -255,7 +288,8 @@ def evaluate(
             named = s["name"] in s["reason"].split(": ")[0]  # the reason already starts with the file or folder
             typer.echo(f"skipped: {s['reason'] if named else s['name'] + ': ' + s['reason']}", err=True)
 
-    out = out or Path(model) / "evaluation" / dataset.stem
+    shipped = str(model) == DEFAULT_MODEL
+    out = out or (Path("runs") / "evaluation" / DEFAULT_MODEL if shipped else Path(model) / "evaluation") / dataset.stem
     extra = {
         "model": str(model),
         "model_name": trained.name,
@@ -263,6 +297,8 @@ def evaluate(
         "kind": "measured" if measured else "simulated",
     }
     extra["temperature"] = {"value": trained.temperature, "source": trained.temperature_source}
+    if shipped:
+        extra["shipped"] = trained.meta.get("shipped", {})  # the model card's facts (xrdgen/training/pretrained.py)
     if measured:
         extra["samples"] = labelled[0].details
         extra["patterns_scored"] = len(labelled[0])

@@ -48,6 +48,7 @@ from xrdgen.jsonio import read_json, write_json
 from xrdgen.measured.pattern import MeasuredPattern, check_wavelength
 from xrdgen.measured.preprocess import ModelInput, preprocess
 from xrdgen.simulation.imperfections import scale_input
+from xrdgen.training.weights import WEIGHTS_FILE, has_weights, load_weights
 
 META_FILE = "meta.json"
 MODEL_FILE = "model.keras"
@@ -307,7 +308,8 @@ def _ends_in_softmax(model) -> bool:
 
 
 def load_model_run(run_dir: Path | str) -> TrainedModel:
-    """The model of a run directory: model.keras, else its latest checkpoint, with its meta.json.
+    """The model of a run directory: model.keras, else weights without optimizer state (the shipped
+    model's form, xrdgen/training/weights.py), else its latest checkpoint, with its meta.json.
 
     The checkpoint fallback lets predictions use a run that is still training or was interrupted.
     """
@@ -323,13 +325,13 @@ def load_model_run(run_dir: Path | str) -> TrainedModel:
     spacegroups = [int(sg) for sg in meta["spacegroups"]]
     path = run_dir / MODEL_FILE
     if not path.exists():
-        path = RunDirectory(run_dir).latest_checkpoint()
+        path = run_dir / WEIGHTS_FILE if has_weights(run_dir) else RunDirectory(run_dir).latest_checkpoint()
         if path is None:
             raise UserError(f"{run_dir}: no {MODEL_FILE} and no checkpoint yet")
     import keras  # lazy, after the cheap checks: TensorFlow's start-up only to really load a model (module docstring)
 
     try:
-        model = keras.models.load_model(path, compile=False)
+        model = load_weights(run_dir) if path.name == WEIGHTS_FILE else keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - a damaged file is a user-facing problem
         raise UserError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
     if model.output_shape[-1] != len(spacegroups):
