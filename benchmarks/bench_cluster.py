@@ -1,14 +1,17 @@
 """The cluster layout run by Ray's autoscaler, end to end, on this machine (fake multinode provider).
 
     .venv/bin/python benchmarks/bench_cluster.py [--minutes 1.5] [--no-kill] [--no-replacement]
-                                                 [--no-test-set] [--json OUT.json]
+                                                 [--autoscale] [--no-test-set] [--json OUT.json]
 
 1. the default statistics (embedded structures) are built once into the run directory;
 2. `RAY_FAKE_CLUSTER=1 ray start --head --autoscaling-config=cluster/fake_multinode.yaml` (token
    authentication on, services/fake_cluster.py); the autoscaler brings up the two worker nodes;
-3. `ray job submit -- python -m services.train` with a small config and `n_generators: auto`;
-4. from Ray's state API: the trainer sits on the head (the only GPU), every generator on a worker,
-   the pool has its target size (the workers' CPUs), queue and statistics server on the head;
+3. `ray job submit -- python -m services.train` with a small config and `n_generators: auto`; with
+   --autoscale the layout's workers start at min_workers 0 and the job asks for 2 generators: the
+   pool's request to the autoscaler (`request_resources`) must appear and bring both workers up;
+4. from Ray's state API: the trainer sits on the head (a trainer without GPUs is reserved on the
+   driver's node; this machine has no GPU for the head's declared one), every generator on a
+   worker, the pool has its target size (the workers' CPUs), queue and statistics server on the head;
 5. the Prometheus endpoint of every node (`MetricsExportPort` of `ray.nodes()`) shows the
    ray_xrdgen_* series with values;
 6. unless --no-kill, after WARM_UP_S of training: the raylet of a worker that hosts a generator is
@@ -42,7 +45,7 @@ import ray  # noqa: E402
 import yaml  # noqa: E402
 from ray.util.state import list_actors  # noqa: E402
 
-from services.fake_cluster import fake_cluster, kill_node, wait_for_workers  # noqa: E402
+from services.fake_cluster import alive_nodes, fake_cluster, kill_node, wait_for_workers  # noqa: E402
 from services.metrics import PROMETHEUS_PREFIX  # noqa: E402
 from xrdgen.config import load_config  # noqa: E402
 from xrdgen.pipeline import resolve_statistics  # noqa: E402
@@ -59,7 +62,7 @@ SMALL = {  # everything else is the default configuration
         "n_generators": "auto",
         "cpus_per_generator": 1,
         "trainer_cpus": 1,
-        "trainer_gpus": 1,
+        "trainer_gpus": 0,  # the head's GPU is declared, not real: the trainer is reserved on the head by CPU
         "generator_batch_size": 4,
         "queue_max_items": 4,
         "prefetch_batches": 2,
@@ -110,16 +113,32 @@ def wait(condition, timeout_s: float, job, every_s: float = 2.0):
     return None
 
 
-def run(minutes: float, kill: bool, run_dir: Path, test_set: bool = True, replacement: bool = True) -> dict:
+def autoscaling_layout(run_dir: Path) -> Path:
+    """LAYOUT with its workers at min_workers 0: the autoscaler starts them only when asked."""
+    layout = yaml.safe_load(LAYOUT.read_text())
+    for name, node_type in layout["available_node_types"].items():
+        if name != layout["head_node_type"]:
+            node_type["min_workers"] = 0
+    path = run_dir / "fake_multinode_autoscaling.yaml"
+    path.write_text(yaml.safe_dump(layout, sort_keys=False))
+    return path
+
+
+def run(
+    minutes: float, kill: bool, run_dir: Path, test_set: bool = True, replacement: bool = True, autoscale: bool = False
+) -> dict:
     """Steps 1-7 of the module docstring; returns the report (figures and checks)."""
     started = time.monotonic()
     report: dict = {"checks": {}, "seconds": {}}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    layout = autoscaling_layout(run_dir) if autoscale else LAYOUT
+    generators = {"cluster.n_generators": max_worker_cpus(layout)} if autoscale else {}  # a number: asked for
     config = load_config(
         None,
         {f"{s}.{k}": v for s, fields in SMALL.items() for k, v in fields.items()}
-        | {"training.max_minutes": minutes, "training.output_dir": str(run_dir / "run")},
+        | {"training.max_minutes": minutes, "training.output_dir": str(run_dir / "run")}
+        | generators,
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(config.training.output_dir, ignore_errors=True)  # a fresh training, not a resumed one
     statistics, test_part = resolve_statistics("default")
     job_config = run_dir / "job_config.yaml"
@@ -128,13 +147,13 @@ def run(minutes: float, kill: bool, run_dir: Path, test_set: bool = True, replac
     entrypoint += ["--test", str(test_part)] if test_set else []
     report["seconds"]["statistics"] = time.monotonic() - started
 
-    with fake_cluster(LAYOUT, replace_dead_nodes=replacement) as cluster:
+    with fake_cluster(layout, replace_dead_nodes=replacement) as cluster:
         _log(f"head up: {cluster.dashboard_url}", started)
         report["seconds"]["head_up"] = time.monotonic() - started
         ray.init(address=cluster.gcs_address, logging_level="WARNING", log_to_driver=False)
         jobs: list = []
         try:
-            exercise(cluster, config, entrypoint, run_dir / "job.log", kill, replacement, report, started, jobs)
+            exercise(cluster, layout, config, entrypoint, run_dir / "job.log", kill, replacement, report, started, jobs)
         finally:
             for log in (cluster.temp_dir / "session_latest" / "logs").glob("monitor.*"):  # the autoscaler's
                 shutil.copy(log, run_dir / log.name)
@@ -151,21 +170,61 @@ def run(minutes: float, kill: bool, run_dir: Path, test_set: bool = True, replac
     return report
 
 
+def worker_types(layout: Path) -> list[dict]:
+    config = yaml.safe_load(Path(layout).read_text())
+    return [t for name, t in config["available_node_types"].items() if name != config["head_node_type"]]
+
+
+def max_worker_cpus(layout: Path) -> int:
+    return int(sum(t["max_workers"] * t["resources"].get("CPU", 0) for t in worker_types(layout)))
+
+
+def constraint_demand(gcs_address: str) -> list[str]:
+    """The autoscaler's cluster constraints (what `request_resources` asked for), as text."""
+    from ray.autoscaler.v2.sdk import get_cluster_status
+
+    return [str(d) for d in get_cluster_status(gcs_address).resource_demands.cluster_constraint_demand]
+
+
 def exercise(
-    cluster, config, entrypoint: list, job_log: Path, kill: bool, replacement: bool, report: dict, started: float, jobs: list
+    cluster,
+    layout: Path,
+    config,
+    entrypoint: list,
+    job_log: Path,
+    kill: bool,
+    replacement: bool,
+    report: dict,
+    started: float,
+    jobs: list,
 ) -> None:
     """Steps 2-6 on the running head (this process connected to it); the job's client goes into `jobs`."""
     checks, seconds = report["checks"], report["seconds"]
-    layout = yaml.safe_load(LAYOUT.read_text())
-    workers = wait_for_workers(sum(t.get("min_workers", 0) for t in layout["available_node_types"].values()), 180)
+    workers = wait_for_workers(sum(t.get("min_workers", 0) for t in worker_types(layout)), 180)
     seconds["workers_up"] = time.monotonic() - started
+    report["workers_before_the_job"] = len(workers)
     _log(f"autoscaler brought up {len(workers)} workers", started)
     head_id = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"])
-    expected = int(sum(n["Resources"].get("CPU", 0) for n in workers) // config.cluster.cpus_per_generator)
 
     job = cluster.submit_in_background(entrypoint, job_log)
     jobs.append(job)
     _log("job submitted: " + " ".join(entrypoint), started)
+    if config.cluster.n_generators != "auto":  # the pool asks the autoscaler for its generators' CPUs
+        asked: list = []
+        count = sum(t["max_workers"] for t in worker_types(layout))
+
+        def scaled_up():
+            asked.extend(demand for demand in constraint_demand(cluster.gcs_address) if demand not in asked)
+            up = [n for n in alive_nodes() if n["NodeID"] != head_id]
+            return len(up) >= count and up
+
+        workers = wait(scaled_up, 300, job) or []
+        seconds["workers_up_for_the_job"] = time.monotonic() - started
+        report["autoscaler_constraint"] = asked
+        checks["pool_asked_the_autoscaler"] = bool(asked)
+        checks["autoscaler_started_the_workers_the_job_asked_for"] = len(workers) == count
+        _log(f"the job asked for {asked}; {len(workers)} workers up", started)
+    expected = int(sum(n["Resources"].get("CPU", 0) for n in workers) // config.cluster.cpus_per_generator)
     placed = wait(lambda: (p := placement(cluster.dashboard_url))["trainer"] and len(p["generators"]) == expected and p, 300, job)
     seconds["placed"] = time.monotonic() - started
     report["placement"] = placed
@@ -221,7 +280,7 @@ def exercise(
     text = job_log.read_text()
     report["log_lines"] = {
         "constructor_args_in_object_store": text.count("has constructor arguments in the object store"),
-        "cuInit": text.count("cuInit"),  # the head's declared GPU: the trainer looks for CUDA and finds none
+        "cuInit": text.count("cuInit"),
     }
     checks["no_constructor_argument_warning"] = report["log_lines"]["constructor_args_in_object_store"] == 0
 
@@ -236,6 +295,11 @@ def main() -> int:
         action="store_false",
         help="autoscaler v1, which does not replace the killed node: the pool must shrink to the CPUs left",
     )
+    parser.add_argument(
+        "--autoscale",
+        action="store_true",
+        help="workers at min_workers 0 and a job that asks for 2 generators: the autoscaler must start the workers for it",
+    )
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "fake_cluster")
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
     parser.add_argument(
@@ -245,7 +309,7 @@ def main() -> int:
         help="train without the held-out test set (no test accuracy, a shorter job start)",
     )
     args = parser.parse_args()
-    report = run(args.minutes, args.kill, args.run_dir.resolve(), args.test_set, args.replacement)
+    report = run(args.minutes, args.kill, args.run_dir.resolve(), args.test_set, args.replacement, args.autoscale)
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.json:

@@ -14,6 +14,9 @@ Target size: `generator_count` (services/options.py): `cluster.n_generators`, or
 cluster's CPUs left by the trainer, re-read from Ray every RESIZE_EVERY_S, so the pool grows when
 the autoscaler adds a node; when a node is lost, its members (which Ray would restart once CPUs are
 free again) are dropped down to the new target, and the pool grows back with a replacement node.
+With a number, the pool asks the autoscaler for the CPUs of that many generators and the trainer
+(`request_resources`, withdrawn at shutdown), so an autoscaling layout starts its workers because
+the job needs them. A head that offers generators CPUs beside the trainer's is named in the log.
 
 Why the statistics server and the queue reach a generator as arguments of `run`, not of its
 constructor: Ray replays the constructor's arguments on every restart of a restartable actor, so an
@@ -48,12 +51,13 @@ from typing import Optional
 
 import numpy as np
 import ray
+from ray.autoscaler.sdk import request_resources
 from ray.exceptions import RayActorError, RayTaskError
 from ray.util.queue import Queue
 from ray.util.state import list_actors
 
 from services import metrics
-from services.options import generator_count, generator_options, queue_options
+from services.options import generator_count, generator_options, queue_options, wanted_bundles
 from services.statistics_server import StatisticsServer
 from xrdgen.config import Config
 from xrdgen.training.stream import PatternStream, StreamCounters
@@ -91,6 +95,21 @@ def hand_over(queue: Queue, batch, stop: threading.Event, on_wait: Callable[[], 
             return
         on_wait()
     ray.get(pending)
+
+
+def _warn_if_the_head_is_shared(cluster) -> None:
+    """Log when a cluster of several nodes offers generators CPUs on its head: they would run beside
+    the driver, the queue and the GCS (declare the head's CPUs as trainer_cpus, cluster/*.yaml)."""
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    heads = [node["Resources"] for node in nodes if "node:__internal_head__" in node["Resources"]]
+    if len(nodes) > 1 and heads and heads[0].get("CPU", 0.0) > cluster.trainer_cpus:
+        log.warning(
+            "generator pool: the head offers %g CPUs, the trainer takes %g: generators may run there too; "
+            "start the head with --num-cpus=%g to keep them on the workers",
+            heads[0]["CPU"],
+            cluster.trainer_cpus,
+            cluster.trainer_cpus,
+        )
 
 
 class _GeneratorActor:
@@ -160,6 +179,10 @@ class GeneratorPool:
         self.counter_failures = 0  # members that gave no counters when asked (`counters`)
         self.metric_failures = 0  # supervision rounds whose queue metrics could not be exported
         self.target = self._target()
+        self._wanted = wanted_bundles(cluster)
+        if self._wanted:
+            request_resources(bundles=self._wanted)
+        _warn_if_the_head_is_shared(cluster)
         self._stopping = threading.Event()
         with self._lock:
             for _ in range(self.target):
@@ -328,3 +351,5 @@ class GeneratorPool:
             ray.kill(actor, no_restart=True)
         if self._owns_queue:
             self.queue.shutdown(force=True)
+        if self._wanted:
+            request_resources(bundles=[])  # the autoscaler may let the workers go

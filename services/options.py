@@ -36,10 +36,28 @@ def generator_count(cluster: ClusterConfig, cluster_cpus: float) -> int:
     """Size of the generator pool: `n_generators`, or for "auto"
         max(1, floor((cluster_cpus - trainer_cpus) / cpus_per_generator)),
     every CPU of the cluster that the trainer does not hold (the queue and the statistics server ask
-    for none)."""
+    for none). On a cluster the head offers only the trainer's CPUs (cluster/*.yaml declare
+    trainer_cpus there), so this counts the workers' CPUs and no generator crowds the head, where
+    the driver, the queue, the GCS and the trainer's input pipeline run."""
     if cluster.n_generators != "auto":
         return cluster.n_generators
     return max(1, math.floor((cluster_cpus - cluster.trainer_cpus) / cluster.cpus_per_generator + 1e-9))
+
+
+def trainer_bundle(cluster: ClusterConfig) -> dict:
+    """The trainer's resources (those it asks for), e.g. {"CPU": 4, "GPU": 1}."""
+    return {k: v for k, v in {"CPU": cluster.trainer_cpus, "GPU": cluster.trainer_gpus}.items() if v > 0}
+
+
+def wanted_bundles(cluster: ClusterConfig) -> list[dict]:
+    """What the job asks the autoscaler for (`ray.autoscaler.sdk.request_resources`): the trainer's
+    bundle and one per generator when `n_generators` is a number; nothing for "auto", which takes the
+    CPUs the cluster has. On a layout with min_workers < max_workers the autoscaler then starts the
+    workers the pool needs at once, whatever its upscaling speed, and keeps them while the job runs."""
+    if cluster.n_generators == "auto":
+        return []
+    trainer = trainer_bundle(cluster)
+    return ([trainer] if trainer else []) + [{"CPU": cluster.cpus_per_generator}] * cluster.n_generators
 
 
 def queue_options(cluster: ClusterConfig, node_id: str) -> dict:
@@ -77,8 +95,8 @@ def generator_options(cluster: ClusterConfig) -> dict:
 def trainer_options(cluster: ClusterConfig) -> dict:
     """The trainer: lands on a GPU node when `trainer_gpus` > 0 (the head of cluster/*.yaml).
 
-    No automatic restart: a killed trainer is resumed by resubmitting the job, which continues from
-    the last checkpoint (the job, not the actor, owns the run).
+    No automatic restart by Ray: the job starts a dead trainer again itself (services/trainer_actor.py
+    says why), and it continues from the last checkpoint.
     """
     return dict(
         num_cpus=cluster.trainer_cpus,

@@ -29,12 +29,13 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from services import metrics
 from services.batch_feed import QueueFeed
-from services.options import trainer_options
+from services.options import trainer_bundle, trainer_options
 from xrdgen.config import ClusterConfig, Config
 from xrdgen.training.trainer import Trainer
 
 RATE_EVERY_S = 5.0
 RESERVE_NOTICE_S = 30.0  # how often a job waiting for the trainer's resources says so
+NODE_ID_LABEL = "ray.io/node-id"  # every Ray node carries its id under this label
 
 
 class _TrainerActor:
@@ -102,14 +103,18 @@ def reserve_trainer(cluster: ClusterConfig, echo=print) -> Optional[PlacementGro
 
     Why: the generators start first (they produce while the test set is simulated) and Ray fills the
     driver's node first, so on the head+two layout they could take the GPU head's CPUs and leave the
-    trainer unplaceable for good. Waits until the cluster (or its autoscaler) offers the resources.
+    trainer unplaceable for good. A trainer without GPUs is reserved on the driver's node (the head,
+    beside the queue that feeds it, whose CPUs the layouts offer to the trainer alone); one with GPUs
+    wherever they are. Waits until the cluster (or its autoscaler) offers the resources.
     """
-    bundle = {k: v for k, v in {"CPU": cluster.trainer_cpus, "GPU": cluster.trainer_gpus}.items() if v > 0}
+    bundle = trainer_bundle(cluster)
     if not bundle:
         return None
-    group = placement_group([bundle])
+    here = [{NODE_ID_LABEL: ray.get_runtime_context().get_node_id()}] if not cluster.trainer_gpus else None
+    group = placement_group([bundle], bundle_label_selector=here)
     while not ray.wait([group.ready()], timeout=RESERVE_NOTICE_S)[0]:
-        echo(f"waiting for the trainer's resources {bundle} (cluster offers {ray.cluster_resources()})")
+        where = " on the driver's node" if here else ""
+        echo(f"waiting for the trainer's resources {bundle}{where} (cluster offers {ray.cluster_resources()})")
     return group
 
 

@@ -99,6 +99,20 @@ def test_stream_is_reproducible_and_valid(statistics, tmp_path):
     assert not np.array_equal(a[0], c[0])
 
 
+# ------------------------------------------------------------------------- where things run
+def test_auto_counts_the_workers_and_a_number_is_asked_of_the_autoscaler(tmp_path):
+    """head+two: a head that offers only the trainer's 4 CPUs and two 16-CPU workers -> 32 generators;
+    a number of generators (and the trainer) is what the pool asks the autoscaler for, "auto" asks nothing."""
+    from services.options import generator_count, wanted_bundles
+
+    layout = {"cluster.cpus_per_generator": 1.0, "cluster.trainer_cpus": 4.0, "cluster.trainer_gpus": 1.0}
+    auto = small_config(tmp_path, **layout, **{"cluster.n_generators": "auto"})
+    assert generator_count(auto.cluster, cluster_cpus=4 + 2 * 16) == 32
+    assert wanted_bundles(auto.cluster) == []
+    fixed = small_config(tmp_path, **layout, **{"cluster.n_generators": 3})
+    assert wanted_bundles(fixed.cluster) == [{"CPU": 4.0, "GPU": 1.0}] + [{"CPU": 1.0}] * 3
+
+
 # ------------------------------------------------------------------------------ generator pool
 @pytest.fixture(scope="module")
 def pool(ray_local, statistics_file, tmp_path_factory):
