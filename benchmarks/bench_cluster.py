@@ -17,12 +17,14 @@
 6. unless --no-kill, after WARM_UP_S of training: the raylet of a worker that hosts a generator is
    killed, as if the machine died. The autoscaler (v2) replaces the node and the pool is back to
    its size on live workers; with --no-replacement (v1, which keeps the dead node) the pool shrinks
-   to the CPUs left. Either way the trainer's waits for a batch that began after the kill stay
-   below STALL_BOUND_S;
+   to the CPUs left. Either way the trainer keeps training after the pool is back (its step grows).
+   Figures, not checks: the trainer's longest wait for a batch that began after the kill, against
+   its longest wait before the kill in the same run (the load's own), and the seconds until the pool
+   was back;
 7. the job ends, the cluster is stopped and no process of it is left.
 
 Prints each step's time and writes the figures and the checks as JSON; exit status 1 when a check
-fails. The sizes are small (801-point grid, batches of 8) so that it runs on a 2-core laptop; the
+fails (no check is a timing). The sizes are small (801-point grid, batches of 8) so that it runs on a 2-core laptop; the
 point is the placement and the recovery, not the throughput. All "nodes" share this machine's
 cores: on a loaded machine the trainer also waits for reasons that have nothing to do with a node.
 """
@@ -52,7 +54,6 @@ from xrdgen.pipeline import resolve_statistics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = ROOT / "cluster" / "fake_multinode.yaml"
-STALL_BOUND_S = 5.0  # the bound of tests/test_services.py for a killed generator
 WARM_UP_S = 10.0  # training before the kill: the generators' first batches compile Numba kernels
 SMALL = {  # everything else is the default configuration
     "grid": {"two_theta_min": 10.0, "two_theta_max": 50.0, "step": 0.05},
@@ -264,6 +265,7 @@ def exercise(
         back = wait(restored, 240, job)
         seconds["pool_restored_after_kill"] = time.monotonic() - killed_at
         report["after_kill"] = {"generators": back, "timeline": timeline}
+        report["step_when_pool_restored"] = scrape(ray.nodes()).get(PROMETHEUS_PREFIX + "trainer_step", 0.0)
         checks["pool_back_to_size_after_node_loss" if replacement else "pool_shrinks_to_the_cpus_left"] = bool(back)
         _log(f"pool after the node loss: {back}; timeline {timeline}", started)
 
@@ -272,11 +274,20 @@ def exercise(
     checks["job_succeeded"] = status == 0
     summary_path = Path(config.training.output_dir) / "summary.json"
     report["summary"] = summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if kill:
-        # Waits that began after the kill (one that began before it, under load, is not the kill's).
-        waits = zip(summary.get("trainer_stalls_ended_at", []), summary.get("trainer_stalls_s", []))
-        report["waits_after_kill_s"] = after = [s for t, s in waits if t - s >= report["killed_at_unix"]]
-        checks["trainer_waits_bounded"] = max(after, default=0.0) < STALL_BOUND_S
+    if kill and "killed_at_unix" in report:
+        # The trainer went on after the pool was back: its last step lies beyond the one at that moment.
+        checks["trainer_kept_training_after_node_loss"] = summary.get("step", 0) > report["step_when_pool_restored"]
+        # Figures: waits that ended after the kill (also one under way when it happened) against those
+        # that ended before it (the load's own).
+        waits = list(zip(summary.get("trainer_stalls_ended_at", []), summary.get("trainer_stalls_s", [])))
+        report["waits_after_kill_s"] = after = [s for t, s in waits if t > report["killed_at_unix"]]
+        report["waits_before_kill_s"] = before = [s for t, s in waits if t <= report["killed_at_unix"]]
+        _log(
+            f"the trainer's longest wait for a batch after the node loss {max(after, default=0.0):.1f} s, "
+            f"before it in the same run {max(before, default=0.0):.1f} s; pool back after "
+            f"{seconds.get('pool_restored_after_kill', float('nan')):.0f} s",
+            started,
+        )
     text = job_log.read_text()
     report["log_lines"] = {
         "constructor_args_in_object_store": text.count("has constructor arguments in the object store"),

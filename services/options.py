@@ -32,6 +32,13 @@ def process_env(gpus: float) -> dict:
     return {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
+def driver_env(node_gpus: float) -> dict:
+    """The job driver's TensorFlow log level, set before it imports TensorFlow to calibrate the model
+    after training: process_env's level for a node with `node_gpus` GPUs (3 without: no `cuInit`
+    error line). CUDA stays visible, so on a GPU head the driver may use the GPU the trainer left."""
+    return {"TF_CPP_MIN_LOG_LEVEL": process_env(node_gpus)["TF_CPP_MIN_LOG_LEVEL"]}
+
+
 def generator_count(cluster: ClusterConfig, cluster_cpus: float) -> int:
     """Size of the generator pool: `n_generators`, or for "auto"
         max(1, floor((cluster_cpus - trainer_cpus) / cpus_per_generator)),

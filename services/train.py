@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import Optional
 import ray
 
 from services.generator_pool import GeneratorPool
+from services.options import driver_env
+from services.quiet_tensorflow import import_tensorflow
 from services.ray_runtime import ray_session
 from services.statistics_server import StatisticsServer
 from services.trainer_actor import TrainerActor, reserve_trainer
@@ -57,6 +60,12 @@ def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="override, e.g. training.epochs=3")
     parser.add_argument("--seed", type=int, default=None)
     return parser.parse_args(argv)
+
+
+def node_gpus() -> float:
+    """GPUs that Ray sees on this process's node."""
+    here = ray.get_runtime_context().get_node_id()
+    return next((node["Resources"].get("GPU", 0.0) for node in ray.nodes() if node["NodeID"] == here), 0.0)
 
 
 def resolve_output_dir(output_dir: Path) -> Path:
@@ -175,6 +184,7 @@ def run(config, statistics_path: Path, test_path: Optional[Path] = None) -> dict
         cleanup.callback(trainer.kill)  # the current actor, also after a recreate
         result = train_to_the_end(trainer, pool, config)
     # Calibrated probabilities, as `xrdgen train` ends: fresh stream patterns, here on the driver.
+    import_tensorflow()  # before the calibration does: no CUDA notices in the job's log
     calibration = calibrate_run(run_dir, statistics, config, statistics_path, log=lambda line: print(line, flush=True))
     history = result.pop("history")
     last = history[-1] if history else {}
@@ -222,6 +232,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(config.describe_changes(run_dir / "config.yaml"), flush=True)
     args.statistics, args.test = resolve_statistics(args.statistics, args.test)
     with ray_session(config.cluster.address):
+        for key, value in driver_env(node_gpus()).items():  # before the calibration imports TensorFlow
+            os.environ.setdefault(key, value)
         try:
             summary = run(config, args.statistics, args.test)
         except ray.exceptions.RayTaskError as exc:  # bad input found inside an actor: one line, no traceback

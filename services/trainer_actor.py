@@ -30,6 +30,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from services import metrics
 from services.batch_feed import QueueFeed
 from services.options import trainer_bundle, trainer_options
+from services.quiet_tensorflow import import_tensorflow
 from xrdgen.config import ClusterConfig, Config
 from xrdgen.training.trainer import Trainer
 
@@ -40,6 +41,7 @@ NODE_ID_LABEL = "ray.io/node-id"  # every Ray node carries its id under this lab
 
 class _TrainerActor:
     def __init__(self, config: Config, spacegroups: list, run_dir: str, queue: Queue, test_set=None):
+        import_tensorflow()  # before the Trainer does: no CUDA notices in the job's log
         self._config = config
         self._queue = queue
         self._feed: Optional[QueueFeed] = None
