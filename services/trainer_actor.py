@@ -32,6 +32,7 @@ from services.batch_feed import QueueFeed
 from services.options import trainer_bundle, trainer_options
 from services.quiet_tensorflow import import_tensorflow
 from xrdgen.config import ClusterConfig, Config
+from xrdgen.errors import UserError
 from xrdgen.training.trainer import Trainer
 
 RATE_EVERY_S = 5.0
@@ -45,17 +46,22 @@ class _TrainerActor:
         self._config = config
         self._queue = queue
         self._feed: Optional[QueueFeed] = None
-        self._trainer = Trainer(
-            config,
-            spacegroups,
-            run_dir=run_dir,
-            test_set=test_set,
-            resume=True,
-            log=lambda line: print(line, flush=True),
-            on_epoch_end=self._export_epoch,
-        )
-        self.start_step = self._trainer.step
         self._done = threading.Event()
+        self._setup_error: Optional[UserError] = None
+        try:
+            self._trainer = Trainer(
+                config,
+                spacegroups,
+                run_dir=run_dir,
+                test_set=test_set,
+                resume=True,
+                log=lambda line: print(line, flush=True),
+                on_epoch_end=self._export_epoch,
+            )
+        except UserError as exc:  # raised again by fit: a task error reaches the job as one line, a constructor's as a traceback
+            self._setup_error = exc
+            return
+        self.start_step = self._trainer.step
 
     def _export_epoch(self, entry: dict) -> None:
         if "test_top1" in entry:
@@ -75,6 +81,8 @@ class _TrainerActor:
     def fit(
         self, epochs: Optional[int] = None, batches_per_epoch: Optional[int] = None, max_minutes: Optional[float] = None
     ) -> dict:
+        if self._setup_error is not None:
+            raise self._setup_error
         # Global batches (batch_size per replica x replicas): the Trainer's input pipeline splits them.
         self._feed = QueueFeed(self._queue, self._trainer.global_batch_size, self._config.cluster.prefetch_batches)
         self._done.clear()

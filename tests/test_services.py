@@ -297,3 +297,25 @@ def test_job_prints_only_changed_values_and_writes_the_full_config(ray_local, tm
         f"  training.output_dir = {run_dir}",
     ]
     assert load_config(run_dir / "config.yaml") == load_config(None, {"training.epochs": 7, "training.output_dir": str(run_dir)})
+
+
+def test_trainer_actor_asked_for_gpus_that_tensorflow_does_not_see_fails_in_one_line(ray_local, statistics, tmp_path):
+    """A GPU node whose TensorFlow has no CUDA build: the actor's fit raises the Trainer's one-line error
+    (a task error, which the job prints as one line), never a silent CPU run."""
+    import ray
+    import tensorflow as tf
+
+    from services.trainer_actor import _TrainerActor
+    from xrdgen.errors import UserError
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    config = small_config(tmp_path, **{"cluster.trainer_gpus": 1})
+    queue = ray.util.queue.Queue(maxsize=1)
+    actor = ray.remote(_TrainerActor).options(num_cpus=0.5).remote(config, statistics.spacegroups, str(tmp_path / "run"), queue)
+    with pytest.raises(ray.exceptions.RayTaskError) as error:
+        ray.get(actor.fit.remote(), timeout=120)
+    assert isinstance(error.value.cause, UserError)
+    message = str(error.value.cause)
+    assert "\n" not in message and "cluster.trainer_gpus=1" in message and "sees no GPU" in message
+    ray.kill(actor)
