@@ -29,3 +29,23 @@ def build_model(name: str, n_classes: int, input_length: int, dropout: bool = Fa
     """The named architecture for `n_classes` classes and patterns of `input_length` points."""
     builder = build_park if model_family(name) == "park" else build_resnet
     return builder(MODEL_SPECS[name], n_classes, input_length, dropout=dropout, name=name)
+
+
+SYSTEM_HEAD = "crystal_system"  # the layer name of the optional crystal-system head
+N_CRYSTAL_SYSTEMS = 7
+
+
+def with_crystal_system_head(model):
+    """`model` with a second output: 7 crystal-system logits (float32) from the input of its `logits` layer."""
+    import keras  # lazy: see the module docstring
+
+    features = model.get_layer("logits").input
+    systems = keras.layers.Dense(N_CRYSTAL_SYSTEMS, dtype="float32", name=SYSTEM_HEAD)(features)
+    return keras.Model(model.input, [model.output, systems], name=model.name)
+
+
+def space_group_head(model):
+    """The space-group logits alone of a model with heads (shares its weights); a one-output model itself."""
+    import keras  # lazy: see the module docstring
+
+    return keras.Model(model.input, model.outputs[0], name=model.name) if len(model.outputs) > 1 else model

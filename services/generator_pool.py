@@ -19,23 +19,18 @@ With a number, the pool asks the autoscaler for the CPUs of that many generators
 the job needs them. A head that offers generators CPUs beside the trainer's is named in the log.
 
 Why the statistics server and the queue reach a generator as arguments of `run`, not of its
-constructor: Ray replays the constructor's arguments on every restart of a restartable actor, so an
-ObjectRef or an actor handle among them must outlive everything (Ray warns about each such actor,
-ray-project/ray#53727). `run` is retried after a restart with its own arguments, and the restarted
-generator then asks the server for the statistics again.
+constructor: Ray replays a restartable actor's constructor arguments on every restart, so handles
+among them must outlive everything (ray-project/ray#53727); `run` is retried with its own arguments.
 
-Hand-over: a batch travels to the queue actor once. The put waits on the actor's side for room
-(`ray.util.queue`'s actor awaits `asyncio.Queue.put`), and the producer only polls that call's
-completion every PUT_TIMEOUT_S to see whether it should stop. A timed put retried in a loop instead
-sends the whole batch again each second a producer is blocked (8.7 MB per 256 patterns of 8501
-points). A waiting batch sits in the queue actor, on the driver's node, so that node holds up to
-queue_max_items + one batch per producer; the queue holds values, not references, so a lost worker
-node takes none of them with it (with `ray.put` references the trainer waited 14 s on a dead
-producer's objects until Ray declared them lost). benchmarks/bench_pipeline.py measures both.
+Hand-over: a batch travels to the queue actor once: the put waits on the actor's side for room
+(`asyncio.Queue.put`), and the producer polls its completion every PUT_TIMEOUT_S to see whether to
+stop (a timed put retried in a loop sent the batch again each second a producer was blocked). A
+waiting batch sits in the queue actor on the driver's node (up to queue_max_items + one per
+producer); values, not references, so a lost worker node takes none with it (references made the
+trainer wait 14 s on a dead producer's objects). benchmarks/bench_pipeline.py measures both.
 
-Seeds: member i of the pool streams with seed SeedSequence([config.seed, i]); a replacement takes
-the next unused i, and a Ray-restarted actor mixes in fresh entropy, so no member ever replays
-patterns another already produced.
+Seeds: member i streams with SeedSequence([config.seed, i]); a replacement takes the next unused i,
+a Ray-restarted actor mixes in fresh entropy: no member replays another's patterns.
 """
 
 from __future__ import annotations

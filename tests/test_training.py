@@ -26,9 +26,9 @@ from xrdgen.collection.split import split_by_structure_type
 from xrdgen.config import load_config
 from xrdgen.errors import UserError
 from xrdgen.statistics.build import build_statistics
-from xrdgen.training.datasets import simulate_set
+from xrdgen.training.datasets import epoch_batches, simulate_set
 from xrdgen.training.rundir import InputSpec, load_model_run
-from xrdgen.training.trainer import Trainer, epoch_batches, learning_rate_schedule
+from xrdgen.training.trainer import Trainer, learning_rate_schedule
 
 N_CLASSES = 12
 SHORT_GRID = {"grid.two_theta_min": 10.0, "grid.two_theta_max": 70.0, "grid.step": 0.02}
@@ -340,3 +340,29 @@ def test_cli_train_ends_with_a_calibrated_model(mp40_dir, tmp_path):
     assert calibration["nll_after"] <= calibration["nll_before"]
     assert load_model_run(tmp_path / "run").temperature == calibration["temperature"]
     assert f"temperature T = {calibration['temperature']:.4g}" in result.output
+
+
+def test_crystal_system_head_trains_jointly_and_the_saved_model_has_one_output(mp40, tmp_path):
+    import keras
+
+    from xrdgen.geometry import CRYSTAL_SYSTEMS, crystal_system
+
+    weight = 0.5
+    config = make_config(**{"training.model": "park_medium", "training.batch_size": 16, "training.crystal_system_weight": weight})
+    run = tmp_path / "heads"
+    trainer = Trainer(config, mp40["spacegroups"], run_dir=run)
+    assert len(trainer.model.outputs) == 2 and trainer.model.get_layer("crystal_system").units == len(CRYSTAL_SYSTEMS)
+    trainer.fit(batches_of(mp40["train"], 16), epochs=1, batches_per_epoch=3)
+    # the loss is CE(space group) + w * CE(crystal system), the system label derived from the space group
+    x, y = mp40["train"].x[:32], mp40["train"].y[:32]
+    names = [name for name, _, _ in CRYSTAL_SYSTEMS]
+    systems = np.array([names.index(crystal_system(mp40["spacegroups"][i])) for i in y])
+    sg_logits, system_logits = trainer.model.predict(x, verbose=0)
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    expected = float(ce(y, sg_logits)) + weight * float(ce(systems, system_logits))
+    assert trainer.model.evaluate(x, (y, systems), verbose=0, return_dict=True)["loss"] == pytest.approx(expected, rel=1e-4)
+    saved = load_model_run(run)  # model.keras: the space-group head alone
+    assert saved.model.output_shape == (None, len(mp40["spacegroups"]))
+    np.testing.assert_allclose(saved.model.predict(x, verbose=0), sg_logits, atol=1e-5)
+    resumed = Trainer(config, mp40["spacegroups"], run_dir=run)  # checkpoints keep both heads
+    assert resumed.step == 3 and len(resumed.model.outputs) == 2

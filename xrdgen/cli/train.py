@@ -82,9 +82,10 @@ def train(
     # Lazy: TensorFlow, Numba and pymatgen load only when training runs, not for --help.
     from xrdgen.statistics.model import Statistics
     from xrdgen.training.calibrate import calibrate_run
+    from xrdgen.training.datasets import epoch_batches
     from xrdgen.training.rundir import TENSORBOARD_DIR
     from xrdgen.training.stream import PatternStream
-    from xrdgen.training.trainer import Trainer, epoch_batches
+    from xrdgen.training.trainer import Trainer
 
     config = start_run(config_path, seed, sets, quiet=True)
     training = config.training.resolved()

@@ -49,6 +49,12 @@ class TrainingConfig(_Section):
         "ignored when the run resumes from its own checkpoint",
     )
 
+    crystal_system_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="weight w of a crystal-system head trained jointly with the space-group head (loss = CE(space group) "
+        "+ w * CE(crystal system)); 0: none. Only the space-group head is saved as the run's model",
+    )
     # The hardware (xrdgen/training/devices.py decides "auto" once, when the trainer starts).
     replicas: Optional[int] = Field(
         None,

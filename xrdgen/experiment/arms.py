@@ -44,9 +44,10 @@ from xrdgen.evaluation.metrics import evaluate
 from xrdgen.experiment.prepared import STRUCTURE_TYPE, VALIDATION_SET, ExperimentData
 from xrdgen.jsonio import read_json, write_json
 from xrdgen.statistics.model import Statistics
+from xrdgen.training.datasets import epoch_batches
 from xrdgen.training.rundir import InputSpec, TrainedModel
 from xrdgen.training.stream import PatternStream
-from xrdgen.training.trainer import Trainer, epoch_batches
+from xrdgen.training.trainer import Trainer
 
 ARMS = {
     "synthetic": "A: synthetic stream",

@@ -81,7 +81,7 @@ class ProgressLog(keras.callbacks.Callback):
         logs = logs or {}
         self.trainer.log(
             f"epoch {epoch + 1}/{self.trainer.epochs} batch {in_epoch}/{per_epoch} step {step} "
-            f"loss {float(logs.get('loss', np.nan)):.4f} acc {float(logs.get('accuracy', np.nan)):.3f} | "
+            f"loss {float(logs.get('loss', np.nan)):.4f} acc {float(logs.get('accuracy', logs.get('logits_accuracy', np.nan))):.3f} | "
             f"{rate_steps * self.trainer.global_batch_size:.1f} patterns/s | ETA epoch {_hms(eta_epoch)}, run {_hms(eta_run)}"
         )
 
@@ -113,7 +113,7 @@ class EpochRecord(keras.callbacks.Callback):
             "step": step,
             "learning_rate": self.learning_rate,
             "train_loss": float(logs["loss"]),
-            "train_accuracy": float(logs["accuracy"]),
+            "train_accuracy": float(logs.get("accuracy", logs.get("logits_accuracy", np.nan))),
             "patterns": patterns,
             "seconds": seconds,
             "patterns_per_s": patterns / max(seconds, 1e-9),

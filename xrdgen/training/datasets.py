@@ -25,7 +25,7 @@ with a one-line reason; none is dropped silently.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -90,6 +90,23 @@ class LabelledSet:
     def skipped_summary(self) -> dict[str, int]:
         """How many items were skipped per reason (the exception type, or 'not in class list')."""
         return dict(Counter(s["reason"].split(":")[0] for s in self.skipped))
+
+
+def epoch_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless shuffled passes over a fixed set (baseline mode), every batch full.
+
+    A pass ends with the last full batch: the few patterns left over go to a later pass in another
+    order, and the step stays the unit of the equal budget (a short batch would weigh its patterns
+    more and would not split evenly across replicas).
+    """
+    rng = np.random.default_rng(seed)
+    if len(y) < batch_size:
+        raise ValueError(f"a fixed set of {len(y)} patterns cannot fill a batch of {batch_size}")
+    while True:
+        order = rng.permutation(len(y))
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            yield x[index], y[index]
 
 
 # ----------------------------------------------------------------------------- simulated sets

@@ -1,12 +1,11 @@
 """Training a space-group classifier from any stream of (patterns, labels) batches, with Keras' `fit`.
 
-The trainer does not know where its batches come from: a plain Python generator on one machine
-(`xrdgen train`), the Ray queue in a trainer actor (services/), or a fixed set of patterns in the
-baseline mode (`epoch_batches`). It turns the stream into the backend's input pipeline (a prefetched
-`tf.data.Dataset` on TensorFlow, which Keras splits across the replicas of a distribution strategy),
-picks the devices (`xrdgen.training.devices`), and hands the loop to `model.fit` with its callbacks:
-the run's own (`xrdgen.training.callbacks`: wall-time budget, progress, per-epoch record) and Keras'
-`TensorBoard`. The files it leaves behind belong to the run directory (`RunDirectory`).
+The trainer does not know where its batches come from (a Python generator, the Ray queue in a
+trainer actor, a fixed set in the baseline mode). It turns the stream into the backend's input
+pipeline (a prefetched `tf.data.Dataset` on TensorFlow, which Keras splits across the replicas of a
+distribution strategy), picks the devices (`devices`), and hands the loop to `model.fit` with the
+run's callbacks (`callbacks`: budget, progress, per-epoch record) and Keras' `TensorBoard`; the
+files it leaves behind belong to the run directory (`RunDirectory`).
 
 Optimisation follows the method (Schopmans et al., ML4pXRDs, "Training"): Adam (beta1 0.9, beta2 0.999),
 cross-entropy on logits, presets per architecture from `TrainingConfig.resolved()`; for ResNets the
@@ -15,10 +14,9 @@ learning rate is halved every `lr_halving_epochs` epochs,
     lr(step) = lr0 * 0.5 ** floor(step / (batches_per_epoch * lr_halving_epochs))
              = lr0 * 0.5 ** (epoch // lr_halving_epochs),   epoch = step // batches_per_epoch (from 0)
 
-(Keras' `ExponentialDecay` with staircase; the original's `floor((1 + epoch) / N)` halves one epoch early).
-The schedule counts the method's epochs of `training.batches_per_epoch` batches; `fit`'s own
-`batches_per_epoch` (the experiment's evaluation period) sets when the run is evaluated and
-checkpointed, not the learning rate.
+(Keras' `ExponentialDecay` with staircase; the original's `floor((1 + epoch) / N)` halves one epoch
+early), in the method's epochs of `training.batches_per_epoch`; `fit`'s own `batches_per_epoch`
+sets when the run is evaluated and checkpointed, not the learning rate.
 
 Batches: `training.batch_size` is per replica; the stream must yield global batches of
 `trainer.global_batch_size` = batch_size x replicas patterns (equal to batch_size on one device).
@@ -30,51 +28,40 @@ first, so epochs stay aligned to whole multiples of batches_per_epoch and a resu
 the step count and the schedule exactly. (Keras' `BackupAndRestore` restores whole epochs only and
 counts an epoch stopped by the budget as complete, so the step checkpoint stays the run's own.)
 
-Input scaling: batches are expected in the model's input scaling already (the stream's augmentation
-applies `config.augmentation.sqrt_scale` through `scale_input`, the fixed sets through
-`InputSpec.scale`); meta.json records the input spec so that prediction on measured patterns
-scales the same way.
+Crystal-system head (`training.crystal_system_weight` w > 0): a dense layer of 7 logits on the
+space-group head's input, trained jointly, loss = CE(space group) + w * CE(crystal system), the
+system label derived from the space group in the input pipeline. The training model (checkpoints,
+resume) has both heads; model.keras and best.keras hold the space-group head alone, so everything
+downstream (evaluation, calibration, prediction) reads one output.
 
-Keras and TensorFlow are imported inside the functions that need them, not at module top: the CLI
-and the experiment import this module, and TensorFlow's start-up takes seconds.
+Input scaling: batches come in the model's input scaling (`scale_input` in the stream,
+`InputSpec.scale` for fixed sets); meta.json records the input spec, so prediction scales alike.
+
+Keras and TensorFlow are imported inside the functions that need them: TensorFlow starts in seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from models import build_model, space_group_head, with_crystal_system_head  # importing them loads no Keras
 from xrdgen.config import Config
 from xrdgen.errors import UserError
 from xrdgen.evaluation.metrics import evaluate
+from xrdgen.geometry import CRYSTAL_SYSTEMS, crystal_system
 from xrdgen.training.devices import DevicePlan, dtype_policy, plan_devices, whole_executions
 from xrdgen.training.plots import plot_history
 from xrdgen.training.rundir import META_VERSION, InputSpec, RunDirectory, load_model_run
 
 PREFETCH_BATCHES = 2  # global batches the input pipeline holds ready beside the one in training
-
-
-def epoch_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless shuffled passes over a fixed set (baseline mode), every batch full.
-
-    A pass ends with the last full batch: the few patterns left over go to a later pass in another
-    order, and the step stays the unit of the equal budget (a short batch would weigh its patterns
-    more and would not split evenly across replicas).
-    """
-    rng = np.random.default_rng(seed)
-    if len(y) < batch_size:
-        raise ValueError(f"a fixed set of {len(y)} patterns cannot fill a batch of {batch_size}")
-    while True:
-        order = rng.permutation(len(y))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            index = order[start : start + batch_size]
-            yield x[index], y[index]
+SYSTEM_INDEX = {name: i for i, (name, _, _) in enumerate(CRYSTAL_SYSTEMS)}
 
 
 def learning_rate_schedule(initial: float, batches_per_epoch: int, halving_epochs: Optional[int]):
@@ -159,14 +146,20 @@ class Trainer:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def _build(self):
-        from models import build_model  # the architectures are Keras models
-
         dropout = self.training.dropout or self.training.baseline
         with dtype_policy(self.devices.precision):
             model = build_model(self.training.model, len(self.spacegroups), self.input_length, dropout=dropout)
-        if self.training.init_from is not None:
-            model.set_weights(self._start_weights(Path(self.training.init_from)))
-        return model
+            if self.training.init_from is not None:
+                model.set_weights(self._start_weights(Path(self.training.init_from)))
+            return with_crystal_system_head(model) if self.training.crystal_system_weight > 0 else model
+
+    @property
+    def two_heads(self) -> bool:
+        return len(self.model.outputs) > 1
+
+    def inference_model(self):
+        """The space-group head alone: what model.keras and best.keras hold (module docstring)."""
+        return space_group_head(self.model)
 
     def _compile(self, optimizer, steps_per_execution: Optional[int] = None) -> None:
         """Compile (again) with this run's devices; a given optimizer keeps its state and step."""
@@ -175,10 +168,16 @@ class Trainer:
         if optimizer is None:
             lr = learning_rate_schedule(self.training.learning_rate, self.batches_per_epoch, self.training.lr_halving_epochs)
             optimizer = keras.optimizers.Adam(lr, beta_1=0.9, beta_2=0.999)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        heads = {}
+        if self.two_heads:
+            heads = dict(loss=[loss, loss], loss_weights=[1.0, self.training.crystal_system_weight], metrics=[[accuracy], []])
         self.model.compile(
             optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            loss=heads.get("loss", loss),
+            loss_weights=heads.get("loss_weights"),
+            metrics=heads.get("metrics", [accuracy]),
             jit_compile=self.devices.jit_compile,
             steps_per_execution=steps_per_execution or self.devices.steps_per_execution,
         )
@@ -235,7 +234,7 @@ class Trainer:
         self.run.write_history(self.history)
         self.run.save_checkpoint(self.model, entry["step"], len(self.history))
         if entry.get("test_top1", -1.0) > best_before:
-            self.run.save_best_model(self.model)
+            self.run.save_best_model(self.inference_model())
         if self.on_epoch_end is not None:
             self.on_epoch_end(entry)
         test = f" test top-1 {entry['test_top1']:.3f} top-5 {entry['test_top5']:.3f}" if "test_top1" in entry else ""
@@ -254,7 +253,7 @@ class Trainer:
         """
         if self.x_test is None or len(self.y_test) == 0:
             return {}
-        logits = np.asarray(self.model.predict(self.x_test, batch_size=256, verbose=0), dtype=np.float64)
+        logits = np.asarray(self.inference_model().predict(self.x_test, batch_size=256, verbose=0), dtype=np.float64)
         labels = np.asarray(self.spacegroups)[self.y_test]
         result = evaluate(logits, labels, self.spacegroups, k_max=5).to_dict()
         return {
@@ -269,16 +268,19 @@ class Trainer:
         """The stream as the backend's input: a prefetched tf.data.Dataset on TensorFlow (which Keras
         distributes across replicas), the generator itself elsewhere. Every fit call continues the stream."""
         iterator = iter(batches)
+        system_of = np.array([SYSTEM_INDEX[crystal_system(sg)] for sg in self.spacegroups], dtype=np.int32)
 
         def rows():
             for x, y in iterator:
-                yield np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int32)
+                y = np.asarray(y, dtype=np.int32)
+                yield np.asarray(x, dtype=np.float32), ((y, system_of[y]) if self.two_heads else y)
 
         if self.devices.backend != "tensorflow":
             return rows()
         import tensorflow as tf  # lazy: TensorFlow's start-up (module docstring)
 
-        spec = (tf.TensorSpec((None, self.input_length), tf.float32), tf.TensorSpec((None,), tf.int32))
+        label = tf.TensorSpec((None,), tf.int32)
+        spec = (tf.TensorSpec((None, self.input_length), tf.float32), (label, label) if self.two_heads else label)
         return tf.data.Dataset.from_generator(rows, output_signature=spec).prefetch(PREFETCH_BATCHES)
 
     def fit(
@@ -339,7 +341,7 @@ class Trainer:
 
     def finish(self) -> Path:
         """Write model.keras and the accuracy plot: the run directory is complete."""
-        path = self.run.save_model(self.model)
+        path = self.run.save_model(self.inference_model())
         if self.history:
             title = f"{self.training.model}, {len(self.spacegroups)} space groups, step {self.step}"
             plot_history(self.history, self.run.plot_path, title=title, n_classes=len(self.spacegroups))
