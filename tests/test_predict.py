@@ -176,6 +176,16 @@ def test_predict_wavelength_option_and_xrdml(trained_run, lab17_dir, tmp_path):
     assert [r["spacegroup"] for r in xml_p["top_k"]] == [r["spacegroup"] for r in csv_p["top_k"]]
     np.testing.assert_allclose([r["probability"] for r in xml_p["top_k"]], [r["probability"] for r in csv_p["top_k"]], rtol=1e-4)
     assert mo_p["covered_range"][1] > 170  # Mo 2θ up to 80° is Cu 2θ beyond 170°: conversion applied
+    assert mo_p["measured_range"] == xml_p["measured_range"] == pytest.approx([reference[0, 0], reference[-1, 0]], abs=1e-4)
+    assert xml_p["covered_range"] == pytest.approx(xml_p["measured_range"]) and xml_p["grid_range"] == [5.0, 90.0]
+    # the printed line: the file's range, the same at the model's wavelength, and the share of the grid covered
+    mo = _invoke("predict", run, xrdml, "--wavelength", 0.7093)
+    lo, hi = mo_p["covered_range"]
+    assert (
+        f"λ 0.7093 Å, command line; 2θ {reference[0, 0]:.1f}–{reference[-1, 0]:.1f}° measured = {lo:.1f}–{hi:.1f}° at the model's 1.5406 Å"
+        in mo.output
+    )
+    assert f"covering {mo_p['covered_fraction']:.0%} of the model's 5–90° grid" in mo.output
 
 
 def test_evaluate_lab17_measured(trained_run, lab17_dir, tmp_path):
@@ -362,7 +372,11 @@ def test_predict_prints_calibrated_probabilities_and_the_crystal_system(calibrat
     )
     assert f"T = {trained.temperature:.4g} (fitted on 48 held-out synthetic patterns" in result.output
     assert "calibrated p" in result.output and f"{entry['top_k'][0]['probability']:.4f}" in result.output
-    assert f"crystal system: {best} (summed probability {systems[best]:.4f})" in result.output
+    runner_up = sorted(systems, key=systems.get)[-2]
+    assert (
+        f"crystal system: {best} (summed probability {systems[best]:.4f}; then {runner_up} {systems[runner_up]:.4f}"
+        in result.output
+    )
     # every top-1 probability is below a threshold of 1: uncertain, the answer falls back to the crystal system
     assert entry["uncertain"] and entry["answer"] == f"crystal system {best}" and "UNCERTAIN" in result.output
     confident = tmp_path / "confident.json"

@@ -73,13 +73,9 @@ def predict(
     """Most probable space groups of measured powder patterns: calibrated probabilities, crystal systems."""
     _quiet_tensorflow()
     # Lazy: TensorFlow, NumPy and the readers load only when patterns are predicted, not for --help.
-    import numpy as np
-
-    from xrdgen.evaluation.metrics import SYSTEM_NAMES, system_probabilities
-    from xrdgen.evaluation.metrics import top_k as rank_top_k
     from xrdgen.evaluation.plots import plot_model_input
     from xrdgen.measured.pattern import check_wavelength
-    from xrdgen.measured.readers import read_pattern
+    from xrdgen.training.prediction import predict_files
     from xrdgen.training.pretrained import load_model
 
     if fill not in ("edge", "zero"):
@@ -92,7 +88,6 @@ def predict(
         raise UserError("no pattern file given: xrdgen predict [--model RUN_DIR] FILE...")
     trained = load_model(model)
     threshold, threshold_source = _threshold(trained, threshold)
-    k = min(top_k, len(trained.spacegroups))
     typer.echo(_model_line(model, trained))
     typer.echo(
         f"probabilities: softmax(z / T), T = {trained.temperature:.4g} ({trained.temperature_source}); "
@@ -101,46 +96,15 @@ def predict(
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
 
-    results, failures = [], []
-    inputs, patterns = [], []
-    for path in files:
-        try:
-            pattern = read_pattern(path)
-            model_input = trained.model_input(pattern, wavelength=wavelength, fill=fill)
-        except UserError as exc:
-            failures.append({"file": str(path), "error": str(exc)})
-            typer.echo(f"skipped: {exc}", err=True)
-            continue
-        patterns.append(pattern)
-        inputs.append(model_input)
-
-    if inputs:
-        probabilities = trained.probabilities(np.stack([m.x for m in inputs]))  # calibrated: softmax(z / T)
-        systems = system_probabilities(probabilities, trained.spacegroups)
-        ranked_all = rank_top_k(probabilities, trained.spacegroups, k)
-        for pattern, model_input, ranked, system_row in zip(patterns, inputs, ranked_all, systems):
-            best_system = int(np.argmax(system_row))
-            uncertain = ranked[0]["probability"] < threshold
-            entry = {
-                "file": pattern.source,
-                "wavelength": model_input.wavelength,
-                "wavelength_source": model_input.wavelength_source,
-                "covered_fraction": round(model_input.covered_fraction, 4),
-                "covered_range": [round(v, 4) for v in model_input.covered_range],
-                "notes": list(model_input.notes),
-                "top_k": ranked,
-                "crystal_system": {"name": SYSTEM_NAMES[best_system], "probability": float(system_row[best_system])},
-                "crystal_systems": {name: float(p) for name, p in zip(SYSTEM_NAMES, system_row)},
-                "uncertain": bool(uncertain),
-                "answer": f"crystal system {SYSTEM_NAMES[best_system]}"
-                if uncertain
-                else f"space group {ranked[0]['spacegroup']} ({ranked[0]['symbol']})",
-            }
-            if plot_dir is not None:
-                name = "_".join(Path(pattern.source).with_suffix("").parts[-2:]) + ".png"
-                entry["plot"] = str(plot_model_input(model_input, pattern, plot_dir / name))
-            results.append(entry)
-            _print_prediction(entry, threshold)
+    predictions = predict_files(trained, files, top_k, threshold, wavelength=wavelength, fill=fill)
+    results, failures = predictions.entries, predictions.failures
+    for failure in failures:
+        typer.echo(f"skipped: {failure['error']}", err=True)
+    for entry, pattern, model_input in zip(results, predictions.patterns, predictions.inputs):
+        if plot_dir is not None:
+            name = "_".join(Path(pattern.source).with_suffix("").parts[-2:]) + ".png"
+            entry["plot"] = str(plot_model_input(model_input, pattern, plot_dir / name))
+        _print_prediction(entry, threshold)
 
     if json_out is not None:
         payload = {
@@ -184,10 +148,15 @@ def _threshold(trained: TrainedModel, option: Optional[float]) -> tuple[float, s
 
 
 def _print_prediction(entry: dict, threshold: float) -> None:
-    lo, hi = entry["covered_range"]
+    (m_lo, m_hi), (lo, hi), (g_lo, g_hi) = entry["measured_range"], entry["covered_range"], entry["grid_range"]
+    at_model = (
+        ""
+        if entry["wavelength"] == entry["model_wavelength"]
+        else f" = {lo:.1f}–{hi:.1f}° at the model's {entry['model_wavelength']:.5g} Å"
+    )
     typer.echo(
-        f"\n{entry['file']}  (λ {entry['wavelength']:.5g} Å, {entry['wavelength_source']}; "
-        f"measured {lo:.1f}–{hi:.1f}°, {entry['covered_fraction']:.0%} of the grid covered)"
+        f"\n{entry['file']}\n  λ {entry['wavelength']:.5g} Å, {entry['wavelength_source']}; 2θ {m_lo:.1f}–{m_hi:.1f}° measured{at_model}, "
+        f"covering {entry['covered_fraction']:.0%} of the model's {g_lo:g}–{g_hi:g}° grid"
     )
     for note in entry["notes"]:
         typer.echo(f"  note: {note}")
@@ -197,7 +166,12 @@ def _print_prediction(entry: dict, threshold: float) -> None:
             f"  {rank:>4}  {row['spacegroup']:>3}  {row['symbol']:<10} {row['crystal_system']:<14} {row['probability']:>12.4f}"
         )
     system = entry["crystal_system"]
-    typer.echo(f"  crystal system: {system['name']} (summed probability {system['probability']:.4f})")
+    others = sorted(entry["crystal_systems"].items(), key=lambda item: -item[1])[1:3]
+    typer.echo(
+        f"  crystal system: {system['name']} (summed probability {system['probability']:.4f}; then "
+        + ", ".join(f"{name} {p:.4f}" for name, p in others)
+        + ")"
+    )
     if entry["uncertain"]:
         typer.echo(
             f"  UNCERTAIN: top-1 probability {entry['top_k'][0]['probability']:.4f} < threshold {threshold:g}; "
