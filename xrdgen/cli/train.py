@@ -1,10 +1,14 @@
 """`xrdgen train`: a local (no Ray) training run on this machine.
 
 On the endless synthetic stream (default): `PatternStream` generates, simulates and adds the
-imperfections to every batch in this process. In the baseline mode of the method
-(`--set training.baseline=true`) the network instead sees a fixed set: the statistics-part
-structures given with `--train`, `training.baseline_patterns_per_structure` patterns of each (the
-crystallite size of each drawn from `simulation.crystallite_size_nm`), with dropout on.
+imperfections to every batch in this process. `training.data` may instead stream patterns of real
+structures (`structures`: every pattern with its effects drawn afresh) or a mix of both (`mix`,
+`training.synthetic_fraction`), xrdgen/training/structure_stream.py. In the baseline mode of the
+method (`--set training.baseline=true`) the network sees a fixed set: the real structures,
+`training.baseline_patterns_per_structure` patterns of each (the crystallite size of each drawn
+from `simulation.crystallite_size_nm`), with dropout on. The real structures are
+`training.structures` (`--train`), by default the statistics part beside the statistics file,
+without the held-out test structures.
 
 The run directory (`training.output_dir`) receives model.keras, meta.json, checkpoints/,
 tensorboard/, history.json and accuracy.png; running the same command again resumes from the last
@@ -26,6 +30,7 @@ from xrdgen.cli.common import STATISTICS_HELP, ConfigOption, SeedOption, SetOpti
 from xrdgen.errors import UserError
 
 if TYPE_CHECKING:
+    from xrdgen.crystal import Crystal
     from xrdgen.training.datasets import LabelledSet
 
 
@@ -37,23 +42,30 @@ def _companion(statistics_path: Path, part: str) -> Optional[Path]:
     return path if path.exists() else None
 
 
-def _simulated(source: Path, spacegroups: list[int], config, seed: int, **how) -> LabelledSet:
-    """The structures of `source` in the class list, simulated with the config's physics and input spec."""
-    # Lazy: Numba and pymatgen load only when a set is simulated, not for --help.
-    from xrdgen.training.datasets import read_structures, simulate_set
-    from xrdgen.training.rundir import InputSpec
+def _read(source: Path, config) -> list:
+    """The entries of a structure source (entries file or collection); unreadable ones counted on stderr."""
+    from xrdgen.training.datasets import read_structures  # lazy: pymatgen, not for --help
 
     entries, skipped = read_structures(source, config)
     if skipped:
         typer.echo(f"{source}: skipped {len(skipped)} unreadable entries", err=True)
-    crystals = [e.crystal for e in entries]  # labelled with spglib's space group
-    names = [str(e.source_id) for e in entries]
+    return entries
+
+
+def _simulated(
+    name: str, crystals: list[Crystal], names: list[str], spacegroups: list[int], config, seed: int, **how
+) -> LabelledSet:
+    """The crystals in the class list, simulated with the config's physics and input spec (labels: spglib's space groups)."""
+    # Lazy: Numba and pymatgen load only when a set is simulated, not for --help.
+    from xrdgen.training.datasets import simulate_set
+    from xrdgen.training.rundir import InputSpec
+
     return simulate_set(
         crystals,
         InputSpec.from_config(config),
         config.simulation,
         seed,
-        name=source.name,
+        name=name,
         names=names,
         classes=spacegroups,
         augmentation=config.augmentation,
@@ -72,7 +84,8 @@ def train(
     train_source: Optional[Path] = typer.Option(
         None,
         "--train",
-        help="Baseline mode: structures to train on (default: the statistics part beside STATS; or a CSV/CIF folder).",
+        help="Real structures to train on (baseline, training.data structures or mix): sets training.structures "
+        "(default: the statistics part beside STATS; or an entries file, a CSV/CIF folder).",
     ),
     config_path: Optional[Path] = ConfigOption,
     seed: Optional[int] = SeedOption,
@@ -84,17 +97,22 @@ def train(
     from xrdgen.training.calibrate import calibrate_run
     from xrdgen.training.datasets import epoch_batches
     from xrdgen.training.rundir import TENSORBOARD_DIR
-    from xrdgen.training.stream import PatternStream
+    from xrdgen.training.structure_stream import training_stream, training_structures
     from xrdgen.training.trainer import Trainer
 
+    sets = [*(sets or []), *([f"training.structures={train_source}"] if train_source is not None else [])]
     config = start_run(config_path, seed, sets, quiet=True)
     training = config.training.resolved()
     statistics_path = statistics_file(statistics_path)
     test = test if test is not None else _companion(statistics_path, "test")
-    if training.baseline:
-        train_source = train_source if train_source is not None else _companion(statistics_path, "statistics_part")
+    train_source = None
+    if training.baseline or training.data != "synthetic":
+        train_source = training.structures or _companion(statistics_path, "statistics_part")
         if train_source is None:
-            raise UserError("training.baseline=true: give the statistics-part structures with --train")
+            raise UserError(
+                f"{statistics_path}: no statistics part beside it; give the real structures to train on with --train PATH "
+                "(an entries file, e.g. runs/mp26k.entries.json.gz for the shipped default, or a CSV/CIF folder)"
+            )
     for path in (statistics_path, test, train_source):
         if path is not None and not path.exists():
             raise UserError(f"{path}: no such file or directory")
@@ -106,20 +124,38 @@ def train(
         f"statistics: {statistics_path} ({len(spacegroups)} classes); pattern preset: {config.preset} (training and test patterns)"
     )
 
-    test_set = None
+    test_set, test_entries = None, []
     if test is not None:
+        test_entries = _read(test, config)
+        crystals, names = [e.crystal for e in test_entries], [str(e.source_id) for e in test_entries]
         patterns = _simulated(
-            test, spacegroups, config, config.seed + 1, patterns_per_crystal=training.test_patterns_per_structure
+            test.name,
+            crystals,
+            names,
+            spacegroups,
+            config,
+            config.seed + 1,
+            patterns_per_crystal=training.test_patterns_per_structure,
         )
         typer.echo(f"test set: {len(patterns)} patterns; skipped {patterns.skipped_summary() or 'none'}")
         test_set = (patterns.x, patterns.class_indices(spacegroups))
+    structures = None
+    if train_source is not None:
+        structures = training_structures(train_source, spacegroups, config, held_out=test_entries)
+        typer.echo(structures.summary(train_source))
 
     trainer = Trainer(config, spacegroups, run_dir=training.output_dir, test_set=test_set)
     batch = trainer.global_batch_size  # batch_size per replica x replicas
     batches_per_epoch = None
     if training.baseline:
         fixed = _simulated(
-            train_source, spacegroups, config, config.seed + 2, patterns_per_crystal=training.baseline_patterns_per_structure
+            train_source.name,
+            structures.crystals,
+            structures.names,
+            spacegroups,
+            config,
+            config.seed + 2,
+            patterns_per_crystal=training.baseline_patterns_per_structure,
         )
         if len(fixed) < batch:
             raise UserError(
@@ -129,7 +165,10 @@ def train(
         batches = epoch_batches(fixed.x, fixed.class_indices(spacegroups), batch, seed=config.seed)
         batches_per_epoch = len(fixed) // batch
     else:
-        stream = PatternStream(statistics, config, seed=config.seed)
+        stream = training_stream(config, statistics, structures, config.seed)
+        if training.data != "synthetic":
+            share = f"{training.synthetic_fraction:.0%} synthetic, the rest " if training.data == "mix" else ""
+            typer.echo(f"training data: {share}patterns of {len(structures.crystals)} real structures, effects drawn per pattern")
         batches = iter(lambda: stream.next_batch(batch), None)
 
     history = trainer.fit(batches, batches_per_epoch=batches_per_epoch)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional, Union
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from xrdgen.config.base import _Section
 from xrdgen.config.presets import TRAINING_PRESETS
@@ -34,6 +34,22 @@ class TrainingConfig(_Section):
     epochs: Optional[int] = Field(None, gt=0)
     max_minutes: Optional[float] = Field(None, gt=0.0, description="stop after this wall time")
     dropout: bool = False
+    data: Literal["synthetic", "structures", "mix"] = Field(
+        "synthetic",
+        description="what `xrdgen train` streams: the method's synthetic crystals; patterns of real structures "
+        "(training.structures) with the preset's effects drawn afresh for every pattern; or a mix of both "
+        "(xrdgen/training/structure_stream.py). The Ray job streams synthetic crystals only",
+    )
+    synthetic_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="mix: the probability that a pattern comes from the synthetic stream"
+    )
+    structures: Optional[Path] = Field(
+        None,
+        description="structures and mix (and the baseline): the real structures to train on, an entries file or a "
+        "collection (CIF folder, CSV with a `cif` column); default: the statistics part beside the statistics file. "
+        "Held-out test structures are left out by source id, so an entries cache of the statistics' own collection "
+        "(e.g. runs/mp26k.entries.json.gz for the shipped default) gives its statistics part",
+    )
     baseline: bool = False
     baseline_patterns_per_structure: int = Field(
         2,
@@ -80,6 +96,12 @@ class TrainingConfig(_Section):
     )
 
     _steps_per_execution = field_validator("steps_per_execution", mode="before")(_positive_int_or_auto)
+
+    @model_validator(mode="after")
+    def _one_kind_of_data(self):
+        if self.baseline and self.data != "synthetic":
+            raise ValueError(f"baseline trains on a fixed set of the real structures; data={self.data} streams them: choose one")
+        return self
 
     def resolved(self) -> TrainingConfig:
         """A copy with every None filled from the architecture's preset."""

@@ -18,6 +18,9 @@ One pattern (Schopmans et al., ML4pXRDs, section "Training on synthetic crystals
      crystal per pattern, without changing the impurity's distribution;
   5. label = index of the space group in `statistics.spacegroups`.
 
+Steps 3-4 are `CrystalPatterns`, shared with the stream of real structures
+(xrdgen/training/structure_stream.py), which gives its crystals the same effects and imperfections.
+
 A draw that fails (generator gives up, a simulator error on an odd crystal) is skipped and counted,
 never silently replaced by a fixed pattern; a long run of consecutive failures is an error.
 """
@@ -25,6 +28,7 @@ never silently replaced by a fixed pattern; a long run of consecutive failures i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -64,6 +68,43 @@ class StreamCounters:
         )
 
 
+class CrystalPatterns:
+    """Steps 3-4 for crystals from any source: simulate with this pattern's sample effects, add the imperfections.
+
+    The impurity phase of a pattern is the pure pattern of the crystal simulated before it; the very
+    first pattern asks `first_impurity` for one (another crystal of the same source).
+    """
+
+    def __init__(self, config: Config, rng: np.random.Generator, counters: StreamCounters):
+        self.config = config
+        self.rng = rng
+        self.counters = counters
+        self.simulator = PatternSimulator(config.simulation, config.grid)
+        self.previous_pure: Optional[np.ndarray] = None
+
+    def pure(self, crystal) -> np.ndarray:
+        """Step 3: the crystal's pattern with its sample effects drawn afresh (none in the pure preset)."""
+        t0 = time.perf_counter()
+        effects = draw_sample_effects(self.config.augmentation, self.rng)
+        pure = self.simulator.simulate(crystal, self.rng, effects=effects)
+        self.counters.seconds_simulate += time.perf_counter() - t0
+        return pure
+
+    def augmented(self, pure: np.ndarray, first_impurity: Callable[[], np.ndarray]) -> np.ndarray:
+        """Step 4: background, noise and the impurity phase as switched on, in the model's input scaling (float32)."""
+        impurity = None
+        if self.config.augmentation.impurity:
+            if self.previous_pure is None:
+                self.previous_pure = first_impurity()
+            impurity = self.previous_pure
+        t0 = time.perf_counter()
+        pattern = augment(pure, config=self.config.augmentation, rng=self.rng, impurity=impurity, grid=self.config.grid)
+        self.counters.seconds_augment += time.perf_counter() - t0
+        self.previous_pure = pure
+        self.counters.patterns += 1
+        return np.asarray(pattern, dtype=np.float32)
+
+
 class PatternStream:
     """generate -> (spglib check) -> simulate -> imperfections -> batch, reproducible from `seed`.
 
@@ -79,12 +120,10 @@ class PatternStream:
         # Independent child streams: space-group draws / simulation+augmentation / the generator.
         draw_seq, sim_seq, gen_seq = np.random.SeedSequence(self.seed).spawn(3)
         self._rng = np.random.default_rng(draw_seq)
-        self._sim_rng = np.random.default_rng(sim_seq)
         self._generator = Generator(statistics, config.generation, int(gen_seq.generate_state(1)[0]))
-        self._simulator = PatternSimulator(config.simulation, config.grid)
         self._label_of = {sg: i for i, sg in enumerate(statistics.spacegroups)}
-        self._previous_pure: Optional[np.ndarray] = None
         self.counters = StreamCounters()
+        self._patterns = CrystalPatterns(config, np.random.default_rng(sim_seq), self.counters)
 
     @property
     def n_points(self) -> int:
@@ -103,10 +142,8 @@ class PatternStream:
             try:
                 t0 = time.perf_counter()
                 crystal = self._generator.generate(spacegroup=spacegroup)
-                t1 = time.perf_counter()
-                effects = draw_sample_effects(self.config.augmentation, self._sim_rng)  # none in the pure preset
-                pure = self._simulator.simulate(crystal, self._sim_rng, effects=effects)
-                t2 = time.perf_counter()
+                self.counters.seconds_generate += time.perf_counter() - t0
+                pure = self._patterns.pure(crystal)
             except Exception as exc:  # noqa: BLE001 - a bad draw is counted, the stream goes on
                 self._skip(exc)
                 failures += 1
@@ -116,8 +153,6 @@ class PatternStream:
                         f"skipped so far: {self.counters.skipped_reasons}"
                     ) from exc
                 continue
-            self.counters.seconds_generate += t1 - t0
-            self.counters.seconds_simulate += t2 - t1
             found = getattr(crystal, "spacegroup", spacegroup)
             if found != spacegroup:  # the label must be what spglib says the crystal is
                 self._skip(SpaceGroupMismatch(f"asked {spacegroup}, got {found}"))
@@ -127,17 +162,7 @@ class PatternStream:
     def next_pattern(self) -> tuple[np.ndarray, int]:
         """One augmented pattern (float32, n_points) and its label."""
         pure, label = self._pure_pattern()
-        impurity = None
-        if self.config.augmentation.impurity:
-            if self._previous_pure is None:
-                self._previous_pure, _ = self._pure_pattern()
-            impurity = self._previous_pure
-        t0 = time.perf_counter()
-        pattern = augment(pure, config=self.config.augmentation, rng=self._sim_rng, impurity=impurity, grid=self.config.grid)
-        self.counters.seconds_augment += time.perf_counter() - t0
-        self._previous_pure = pure
-        self.counters.patterns += 1
-        return np.asarray(pattern, dtype=np.float32), label
+        return self._patterns.augmented(pure, first_impurity=lambda: self._pure_pattern()[0]), label
 
     def next_batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """(x float32 (b, n_points), y int32 (b,)), labels index `statistics.spacegroups`."""
