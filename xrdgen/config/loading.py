@@ -72,6 +72,14 @@ def _drop_copied_limits(data: dict) -> None:
                 del generation[name]
 
 
+def _arm_of_old_metadata(data: dict) -> None:
+    """An experiment written before `experiment.arms` fed its metadata to arm A's statistics: that arm is
+    now `synthetic_icsd` (the class list comes from the statistics part in either case)."""
+    experiment = data.get("experiment")
+    if isinstance(experiment, dict) and experiment.get("metadata") and "arms" not in experiment:
+        experiment["arms"] = ["synthetic_icsd", "structures"]
+
+
 def _format_validation_error(source: str, error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
@@ -117,6 +125,7 @@ def config_from_dict(data: dict, overrides: Optional[dict] = None, source: str =
     data = copy.deepcopy(data)
     _rename_old_fields(data, source)
     _drop_copied_limits(data)
+    _arm_of_old_metadata(data)
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = RENAMED_FIELDS.get(dotted, dotted).split(".")
