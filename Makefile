@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean default-statistics
+.PHONY: run test bench clean default-statistics pretrained
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ default-statistics: $(STAMP)
 		--config configs/default_statistics.yaml --entries-cache runs/mp26k.entries.json.gz \
 		-o runs/default_statistics/statistics.json.gz
 	$(VENV)/bin/xrdgen stats ship runs/default_statistics/statistics.json.gz
+
+# The model shipped in the package (xrdgen/data/pretrained/), rebuilt from ../shared/data with configs/pretrained.yaml:
+# trained (resumable), calibrated, then copied into the package without optimizer state. The entries
+# cache comes from `make default-statistics` (read once, about 15 minutes on 2 cores).
+pretrained: $(STAMP) runs/mp26k.entries.json.gz
+	$(VENV)/bin/xrdgen train default --config configs/pretrained.yaml --train runs/mp26k.entries.json.gz \
+		--validation $(SHARED)/rruff_dev
+	$(VENV)/bin/xrdgen model ship runs/pretrained --float16
+
+runs/mp26k.entries.json.gz:
+	$(MAKE) default-statistics
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

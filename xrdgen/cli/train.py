@@ -87,6 +87,12 @@ def train(
         help="Real structures to train on (baseline, training.data structures or mix): sets training.structures "
         "(default: the statistics part beside STATS; or an entries file, a CSV/CIF folder).",
     ),
+    validation: Optional[Path] = typer.Option(
+        None,
+        "--validation",
+        help="Labelled measured patterns (RRUFF DIF layout or sample folders) evaluated after every epoch instead of "
+        "the test structures: the learning curve, and the set whose top-1 picks best.keras.",
+    ),
     config_path: Optional[Path] = ConfigOption,
     seed: Optional[int] = SeedOption,
     sets: Optional[list[str]] = SetOption,
@@ -104,7 +110,11 @@ def train(
     config = start_run(config_path, seed, sets, quiet=True)
     training = config.training.resolved()
     statistics_path = statistics_file(statistics_path)
-    test = test if test is not None else _companion(statistics_path, "test")
+    if validation is not None and test is not None:
+        raise UserError("give --test or --validation: one set is evaluated after every epoch")
+    if validation is not None and not validation.is_dir():
+        raise UserError(f"{validation}: no such folder of measured patterns")
+    test = test if test is not None or validation is not None else _companion(statistics_path, "test")
     train_source = None
     if training.baseline or training.data != "synthetic":
         train_source = training.structures or _companion(statistics_path, "statistics_part")
@@ -139,6 +149,14 @@ def train(
         )
         typer.echo(f"test set: {len(patterns)} patterns; skipped {patterns.skipped_summary() or 'none'}")
         test_set = (patterns.x, patterns.class_indices(spacegroups))
+    if validation is not None:
+        from xrdgen.training.datasets import load_measured_set  # lazy: the measured readers, not for --help
+        from xrdgen.training.rundir import InputSpec  # lazy: with the readers
+
+        measured = load_measured_set(validation, InputSpec.from_config(config), symprec=config.collection.symprec)
+        inside = measured.restricted(spacegroups)
+        typer.echo(f"validation: {len(inside)} of {len(measured)} measured patterns in the class list ({validation})")
+        test_set = (inside.x, inside.class_indices(spacegroups))
     structures = None
     if train_source is not None:
         structures = training_structures(train_source, spacegroups, config, held_out=test_entries)
@@ -175,7 +193,8 @@ def train(
     last = history[-1] if history else {}
     typer.echo(f"run directory: {trainer.run_dir} (step {trainer.step})")
     if "test_top1" in last:
-        typer.echo(f"held-out top-1 {last['test_top1']:.3f}, top-5 {last['test_top5']:.3f}")
+        what = "validation" if validation is not None else "held-out"
+        typer.echo(f"{what} top-1 {last['test_top1']:.3f}, top-5 {last['test_top5']:.3f}")
     calibrate_run(trainer.run_dir, statistics, config, statistics_path, log=typer.echo)
     typer.echo(f"tensorboard --logdir {trainer.run_dir / TENSORBOARD_DIR}")
 
