@@ -78,8 +78,8 @@ def install(prefix: Path) -> None:
 
 
 def default_temp_dir() -> Path:
-    """Ray's default --temp-dir: `ray` in the system's temp folder."""
-    return Path(tempfile.gettempdir()) / "ray"
+    """Ray's default --temp-dir: `ray` in RAY_TMPDIR, else in the system's temp folder (TMPDIR)."""
+    return Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray"
 
 
 def _find_prometheus(prefix: Path) -> str | None:
