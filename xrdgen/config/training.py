@@ -86,8 +86,8 @@ class TrainingConfig(_Section):
     )
     jit_compile: Union[bool, Literal["auto"]] = Field(
         "auto",
-        description="XLA for the training step; auto: on for one GPU and on the JAX backend, off on TensorFlow CPUs "
-        "(slower there, benchmarks/bench_training.py) and under a multi-replica strategy (Keras' rule)",
+        description="XLA for the training step; auto: on for one device (CPU or GPU: as fast or faster, "
+        "benchmarks/bench_training.py) and on the JAX backend, off under a multi-replica strategy (Keras' rule)",
     )
     steps_per_execution: Union[int, Literal["auto"]] = Field(
         "auto",
