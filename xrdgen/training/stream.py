@@ -57,6 +57,12 @@ class StreamCounters:
     seconds_augment: float = 0.0
     skipped_reasons: dict = field(default_factory=dict)
 
+    def skip(self, reason: Exception) -> None:
+        """Count a skipped draw under its exception type."""
+        self.skipped += 1
+        key = type(reason).__name__
+        self.skipped_reasons[key] = self.skipped_reasons.get(key, 0) + 1
+
     def as_dict(self) -> dict:
         return dict(
             patterns=self.patterns,
@@ -129,11 +135,6 @@ class PatternStream:
     def n_points(self) -> int:
         return self.config.grid.n_points
 
-    def _skip(self, reason: Exception) -> None:
-        self.counters.skipped += 1
-        key = type(reason).__name__
-        self.counters.skipped_reasons[key] = self.counters.skipped_reasons.get(key, 0) + 1
-
     def _pure_pattern(self) -> tuple[np.ndarray, int]:
         """Steps 1-3 with retries: (pure pattern, label)."""
         failures = 0
@@ -145,7 +146,7 @@ class PatternStream:
                 self.counters.seconds_generate += time.perf_counter() - t0
                 pure = self._patterns.pure(crystal)
             except Exception as exc:  # noqa: BLE001 - a bad draw is counted, the stream goes on
-                self._skip(exc)
+                self.counters.skip(exc)
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_FAILURES:
                     raise RuntimeError(
@@ -155,7 +156,7 @@ class PatternStream:
                 continue
             found = getattr(crystal, "spacegroup", spacegroup)
             if found != spacegroup:  # the label must be what spglib says the crystal is
-                self._skip(SpaceGroupMismatch(f"asked {spacegroup}, got {found}"))
+                self.counters.skip(SpaceGroupMismatch(f"asked {spacegroup}, got {found}"))
                 continue
             return pure, self._label_of[spacegroup]
 
@@ -166,8 +167,13 @@ class PatternStream:
 
     def next_batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """(x float32 (b, n_points), y int32 (b,)), labels index `statistics.spacegroups`."""
-        x = np.empty((batch_size, self.n_points), dtype=np.float32)
-        y = np.empty(batch_size, dtype=np.int32)
-        for i in range(batch_size):
-            x[i], y[i] = self.next_pattern()
-        return x, y
+        return batch_of(self.next_pattern, batch_size, self.n_points)
+
+
+def batch_of(next_pattern, batch_size: int, n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x float32 (b, n_points), y int32 (b,)) of `batch_size` calls of `next_pattern` (every stream's batch)."""
+    x = np.empty((batch_size, n_points), dtype=np.float32)
+    y = np.empty(batch_size, dtype=np.int32)
+    for i in range(batch_size):
+        x[i], y[i] = next_pattern()
+    return x, y

@@ -30,7 +30,7 @@ from xrdgen.config import Config
 from xrdgen.crystal import Crystal
 from xrdgen.errors import UserError
 from xrdgen.training.datasets import read_structures
-from xrdgen.training.stream import MAX_CONSECUTIVE_FAILURES, CrystalPatterns, PatternStream, StreamCounters
+from xrdgen.training.stream import MAX_CONSECUTIVE_FAILURES, CrystalPatterns, PatternStream, StreamCounters, batch_of
 
 
 @dataclass
@@ -112,12 +112,12 @@ class StructureStream:
             try:
                 return self._patterns.pure(self.crystals[index]), int(self.labels[index])
             except Exception as exc:  # noqa: BLE001 - one odd structure must not stop training: count it
-                self.counters.skipped += 1
-                key = type(exc).__name__
-                self.counters.skipped_reasons[key] = self.counters.skipped_reasons.get(key, 0) + 1
+                self.counters.skip(exc)
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_FAILURES:
-                    raise RuntimeError(f"{failures} consecutive structures failed to simulate (last: {key}: {exc})") from exc
+                    raise RuntimeError(
+                        f"{failures} consecutive structures failed to simulate (last: {type(exc).__name__}: {exc})"
+                    ) from exc
 
     def next_pattern(self) -> tuple[np.ndarray, int]:
         """One pattern (float32, n_points) of the next structure, and its label."""
@@ -126,11 +126,7 @@ class StructureStream:
 
     def next_batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """(x float32 (b, n_points), y int32 (b,)), labels index the class list."""
-        x = np.empty((batch_size, self.n_points), dtype=np.float32)
-        y = np.empty(batch_size, dtype=np.int32)
-        for i in range(batch_size):
-            x[i], y[i] = self.next_pattern()
-        return x, y
+        return batch_of(self.next_pattern, batch_size, self.n_points)
 
 
 class MixedStream:
@@ -159,11 +155,7 @@ class MixedStream:
         return source.next_pattern()
 
     def next_batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        x = np.empty((batch_size, self.n_points), dtype=np.float32)
-        y = np.empty(batch_size, dtype=np.int32)
-        for i in range(batch_size):
-            x[i], y[i] = self.next_pattern()
-        return x, y
+        return batch_of(self.next_pattern, batch_size, self.n_points)
 
 
 def training_stream(config: Config, statistics, structures: TrainingStructures | None, seed: int):
