@@ -128,3 +128,27 @@ def test_temperature_round_trips_through_meta_json(tmp_path):
         with pytest.raises(UserError) as error:
             temperature_of({"calibration": bad}, tmp_path / "meta.json")
         assert str(error.value).startswith(f"{tmp_path / 'meta.json'}: bad calibration entry") and "\n" not in str(error.value)
+
+
+def test_temperature_on_measured_patterns_is_cross_validated(tmp_path):
+    """A real (tiny) Keras model whose logits are 5x too confident, on labelled inputs: the stored T is the
+    fit on every pattern (≈ 5), and the cross-validated ECE scales each fold with the T of the others."""
+    import keras
+
+    from xrdgen.config import GridConfig
+    from xrdgen.training.calibrate import calibrate_on_measured
+    from xrdgen.training.datasets import LabelledSet
+    from xrdgen.training.rundir import InputSpec, TrainedModel
+
+    rng = np.random.default_rng(13)
+    logits, labels, _ = _overconfident(rng, 600)
+    classes = list(range(1, logits.shape[1] + 1))  # space groups 1..12
+    grid = GridConfig(two_theta_min=5.0, two_theta_max=5.0 + 0.01 * (logits.shape[1] - 1), step=0.01)
+    model = keras.Sequential([keras.Input((logits.shape[1],)), keras.layers.Identity()])  # inputs are the logits
+    trained = TrainedModel(model, classes, InputSpec(grid, 1.54056, False), "identity", {}, tmp_path)
+    measured = LabelledSet("measured", logits.astype(np.float32), np.asarray(classes)[labels], [str(i) for i in range(600)])
+    result = calibrate_on_measured(trained, measured, folds=5, seed=0)
+    assert result["temperature"] == pytest.approx(fit_temperature(logits, labels).temperature, rel=1e-6)
+    assert result["temperature"] == pytest.approx(5.0, rel=0.15) and not result["at_bound"]
+    assert result["ece_cross_validated"] < result["ece_before"] / 2  # scaled by the other folds' T: calibrated too
+    assert result["folds"] == 5 and "5-fold" in result["fitted_on"] and result["patterns"] == 600
