@@ -426,6 +426,14 @@ def test_evaluate_scores_all_113_rruff_patterns_in_one_command(trained_run, tmp_
     wavelengths = {s["name"]: s["wavelength"] for s in summary["samples"] if s["wavelength_source"] == "file"}
     assert len(wavelengths) == 113 and wavelengths.pop("R070497") == pytest.approx(0.7098)
     assert all(1.5405 <= w <= 1.5420 for w in wavelengths.values())
+    # 95 % intervals: patterns of one mineral resampled together (76 minerals), each interval around its estimate
+    minerals = {item["mineral"] for item in json.loads((RRUFF_DEV / "labels.json").read_text())}
+    assert scored["intervals_resample"] == f"{len(minerals)} minerals" and "bootstrap over 76 minerals" in result.output
+    estimates = {"top1": scored["top_k_accuracy"]["1"], "top5": scored["top_k_accuracy"]["5"]}
+    estimates["crystal_system"] = scored["crystal_system_accuracy_summed_probability"]
+    for name, value in estimates.items():
+        lo, hi = scored["intervals_95"][name]
+        assert lo <= value <= hi and hi - lo > 0.0, name
 
 
 # ------------------------------------------------------------------------------------ shipped model

@@ -252,7 +252,17 @@ def evaluate(
                 f"{dataset}: nothing usable in '{item.name}' ({len(item.skipped)} skipped; first: {item.skipped[0]['reason'] if item.skipped else '-'})"
             )
         logits = trained.logits(item.x)
-        ev = score(softmax(logits, trained.temperature), item.spacegroups, trained.spacegroups, name=item.name, names=item.names)
+        minerals = [d.get("mineral") for d in item.details] if measured else []
+        by_mineral = bool(minerals) and all(minerals)  # patterns of one mineral are not independent evidence
+        ev = score(
+            softmax(logits, trained.temperature),
+            item.spacegroups,
+            trained.spacegroups,
+            name=item.name,
+            names=item.names,
+            groups=minerals if by_mineral else None,
+            groups_are="minerals",
+        )
         ev.skipped = item.skipped
         ev.calibration = calibration_summary(
             logits, item.spacegroups, trained.spacegroups, trained.temperature, trained.temperature_source
@@ -297,6 +307,9 @@ def _config_for(trained: TrainedModel, config_path: Optional[Path], seed: Option
     return run_config
 
 
+INTERVAL_NAMES = {"top1": "top-1", "top5": "top-5", "crystal_system": "crystal system (summed probability)"}
+
+
 def _print_summary(evaluations) -> None:
     from xrdgen.training.rundir import NO_TEMPERATURE  # lazy: see evaluate
 
@@ -306,6 +319,13 @@ def _print_summary(evaluations) -> None:
         d = ev.to_dict()
         cells = " ".join(f"{100 * ev.top_k_accuracy[k - 1]:>6.1f}%" for k in (1, 3, 5, 10))
         typer.echo(f"{ev.name:<24} {ev.n:>6} {cells} {100 * d['crystal_system_accuracy']:>6.1f}%")
+        if ev.intervals:
+            typer.echo(
+                "  95 % intervals (bootstrap over "
+                + ev.groups
+                + "): "
+                + ", ".join(f"{INTERVAL_NAMES[k]} {100 * lo:.1f}–{100 * hi:.1f}%" for k, (lo, hi) in ev.intervals.items())
+            )
         if ev.n_outside_classes:
             outside = ", ".join(f"{o['name']} (SG {o['spacegroup']})" for o in ev.outside_class_list[:10])
             more = f" and {ev.n_outside_classes - 10} more" if ev.n_outside_classes > 10 else ""

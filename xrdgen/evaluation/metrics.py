@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pymatgen.symmetry.groups import sg_symbol_from_int_number
 
+from xrdgen.evaluation.intervals import RESAMPLES, group_bootstrap, interval
 from xrdgen.geometry import CRYSTAL_SYSTEMS, crystal_system
 
 SYSTEM_NAMES = tuple(name for name, _, _ in CRYSTAL_SYSTEMS)  # rows/columns of the confusion matrix
@@ -73,6 +74,8 @@ class Evaluation:
     outside_class_list: list[dict] = field(default_factory=list)  # {"name", "spacegroup"} of each such pattern
     skipped: list[dict] = field(default_factory=list)
     calibration: dict = field(default_factory=dict)  # calibration_summary(...): ECE/NLL before and after T
+    intervals: dict = field(default_factory=dict)  # {"top1"|"top5"|"crystal_system": (lo, hi)}: 95 %, bootstrap over groups
+    groups: str = ""  # what the bootstrap resampled (intervals.py)
 
     def to_dict(self) -> dict:
         return {
@@ -90,6 +93,8 @@ class Evaluation:
             "crystal_system_accuracy": float(np.trace(self.system_confusion) / max(self.system_confusion.sum(), 1)),
             "crystal_system_accuracy_summed_probability": self.system_accuracy_summed,
             "calibration": self.calibration,
+            "intervals_95": {k: list(v) for k, v in self.intervals.items()},
+            "intervals_resample": self.groups,
             "skipped": self.skipped,
         }
 
@@ -101,10 +106,15 @@ def evaluate(
     name: str = "test",
     k_max: int = K_MAX,
     names: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    groups_are: str = "patterns",
 ) -> Evaluation:
     """Top-k accuracy (k = 1..k_max), per-space-group recall and crystal-system confusion.
 
-    `names` (one per pattern) name the patterns outside the class list in the report.
+    `names` (one per pattern) name the patterns outside the class list in the report. `groups` (one
+    per pattern, e.g. the mineral of a measured pattern) are the units of the bootstrap that gives the
+    95 % intervals of top-1, top-5 and the crystal-system accuracy (xrdgen/evaluation/intervals.py);
+    without them every pattern is its own unit.
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -136,6 +146,12 @@ def evaluate(
     summed = system_probabilities(probabilities, spacegroups).argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
     true_system = np.array([SYSTEM_NAMES.index(crystal_system(int(sg))) for sg in labels], dtype=np.int64)
     system_accuracy = float(np.mean(summed == true_system)) if n else math.nan
-    return Evaluation(
+    evaluation = Evaluation(
         name, n, top_k_accuracy, per_spacegroup, confusion, int(np.count_nonzero(~inside)), in_list, system_accuracy, outside
     )
+    if n:
+        units = list(groups) if groups is not None else names
+        correct = {"top1": rank < 1, "top5": rank < 5, "crystal_system": summed == true_system}
+        evaluation.intervals = {k: interval(v) for k, v in group_bootstrap(correct, units, RESAMPLES).items()}
+        evaluation.groups = f"{len(set(units))} {groups_are if groups is not None else 'patterns'}"
+    return evaluation

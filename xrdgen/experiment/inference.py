@@ -1,16 +1,11 @@
 """How sure the comparison is, and what it decides: intervals over prototype groups, power-law fits of
 the learning curves, and the decision rule written in the config before the run.
 
-Intervals. Structures of one prototype group (one structure type) are not independent evidence: a
-model that knows rock salt gets all its variants right. So the bootstrap resamples *groups* with
-replacement (Davison & Hinkley 1997, the cluster bootstrap), and the accuracy of a resample is
-
-    acc* = Σ_g c_g · k_g / Σ_g c_g · n_g,
-
-with k_g the correct rows of group g (mean over training seeds), n_g its rows and c_g how often the
-resample drew it. The 95 % interval is the 2.5th and 97.5th percentile of acc*; for a difference
-A − B both arms are evaluated on the same resamples (paired), so what the groups share cancels.
-The interval covers the test set's sampling, not the training seeds' spread (reported beside it).
+Intervals (`xrdgen.evaluation.intervals`). Structures of one prototype group (one structure type)
+are not independent evidence: a model that knows rock salt gets all its variants right. So the
+bootstrap resamples prototype groups; for a difference A − B both arms are evaluated on the same
+resamples (paired), so what the groups share cancels. The interval covers the test set's sampling,
+not the training seeds' spread (reported beside it).
 
 Learning curves. The validation error of each arm is fitted by a power law in the patterns seen,
 
@@ -31,30 +26,6 @@ from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
-
-CONFIDENCE = 0.95
-
-
-def group_bootstrap(
-    correct: dict[str, np.ndarray], groups: Sequence[str], resamples: int, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """{arm: accuracies of `resamples` group resamples}; `correct[arm]` is per row (0..1, mean over seeds)."""
-    names, index = np.unique(np.asarray(groups), return_inverse=True)
-    sizes = np.bincount(index, minlength=len(names)).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(names), size=(resamples, len(names)))
-    counts = np.stack([np.bincount(row, minlength=len(names)) for row in draws]).astype(np.float64)
-    total = counts @ sizes
-    return {
-        arm: counts @ np.bincount(index, weights=np.asarray(c, np.float64), minlength=len(names)) / total
-        for arm, c in correct.items()
-    }
-
-
-def interval(samples: np.ndarray) -> tuple[float, float]:
-    tail = 100 * (1 - CONFIDENCE) / 2
-    lo, hi = np.percentile(samples, [tail, 100 - tail])
-    return float(lo), float(hi)
 
 
 def power_law(patterns: Sequence[float], top1: Sequence[float]) -> Optional[dict]:

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from xrdgen.config import Config
+from xrdgen.evaluation.intervals import group_bootstrap, interval
 from xrdgen.evaluation.metrics import SYSTEM_NAMES
 from xrdgen.experiment.arms import ARMS, smoothed
 from xrdgen.experiment.figures import SPLIT_TITLES
-from xrdgen.experiment.inference import crossing, gain_over_last_doubling, group_bootstrap, interval, power_law, verdict
+from xrdgen.experiment.inference import crossing, gain_over_last_doubling, power_law, verdict
 from xrdgen.experiment.prepared import MEASURED_SET, STRUCTURE_TYPE, TEST_SET, UNFILTERED_SET, VALIDATION_SET, ExperimentData
 from xrdgen.experiment.testsets import REFERENCE_SET, TOO_LARGE, TOO_MANY_ATOMS
 from xrdgen.geometry import crystal_system

@@ -309,7 +309,13 @@ def _load_dif_set(directory: Path, spec: InputSpec, wavelength: Optional[float],
             continue
         source = f"{sample.label.path.name} (SPACE GROUP: {sample.label.symbol})"
         detail = _detail(
-            sample.name, sample.pattern, sample.spacegroup, model_input, label_source=source, symbol=sample.label.symbol
+            sample.name,
+            sample.pattern,
+            sample.spacegroup,
+            model_input,
+            label_source=source,
+            symbol=sample.label.symbol,
+            mineral=sample.label.mineral,
         )
         rows.append((sample.name, model_input, sample.spacegroup, detail))
     return _measured_set(directory, spec, rows, skipped)
