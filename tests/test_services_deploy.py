@@ -218,8 +218,13 @@ def test_auto_pool_size_follows_the_layout():
 
     cluster = load_config(ROOT / "configs/cluster.yaml").cluster
     assert cluster.n_generators == "auto"
-    assert _layout_cpus("cluster/aws_head_plus_two.yaml") == 40
-    assert generator_count(cluster, 40) == 36  # 8 + 2 x 16 - 4 trainer CPUs, one CPU per generator
+    for name in ("cluster/aws_head_plus_two.yaml", "cluster/gcp_head_plus_two.yaml"):  # the head offers the trainer's CPUs only
+        layout = yaml.safe_load((ROOT / name).read_text())
+        assert layout["available_node_types"][layout["head_node_type"]]["resources"]["CPU"] == cluster.trainer_cpus
+        assert _layout_cpus(name) == 36
+    head_start = " ".join(yaml.safe_load((ROOT / "cluster/head_plus_two.yaml").read_text())["head_start_ray_commands"])
+    assert f"--num-cpus={cluster.trainer_cpus:g}" in head_start
+    assert generator_count(cluster, 36) == 32  # 4 + 2 x 16 - 4 trainer CPUs, one CPU per generator
     assert generator_count(cluster, 24) == 20  # a worker lost: the pool stops replacing down to 20
     assert generator_count(cluster, 4) == 1  # never empty
     halves = cluster.model_copy(update={"cpus_per_generator": 0.5, "trainer_cpus": 1})

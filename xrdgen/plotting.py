@@ -21,9 +21,10 @@ def pyplot():
 
 
 def save_figure(fig, path: Path | str, dpi: int = 120) -> Path:
-    """Tight layout, write the PNG, close the figure; returns the path."""
+    """Tight layout, write the PNG (its folder made if missing), close the figure; returns the path."""
     import matplotlib.pyplot as plt  # lazy: after `pyplot()` chose the backend
 
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

@@ -40,8 +40,15 @@ FillOption = typer.Option(
 )
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the table
+def _start(fill: str, wavelength: Optional[float]) -> None:
+    """Quiet TensorFlow's start-up chatter (out of the table); check --fill and --wavelength first."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from xrdgen.measured.pattern import check_wavelength  # lazy: the readers load only when patterns are read
+
+    if fill not in ("edge", "zero"):
+        raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
+    if wavelength is not None:
+        check_wavelength("--wavelength", wavelength, "given")
 
 
 def predict(
@@ -71,17 +78,12 @@ def predict(
     ),
 ) -> None:
     """Most probable space groups of measured powder patterns: calibrated probabilities, crystal systems."""
-    _quiet_tensorflow()
+    _start(fill, wavelength)
     # Lazy: TensorFlow, NumPy and the readers load only when patterns are predicted, not for --help.
     from xrdgen.evaluation.plots import plot_model_input
-    from xrdgen.measured.pattern import check_wavelength
     from xrdgen.training.prediction import predict_files
     from xrdgen.training.pretrained import load_model
 
-    if fill not in ("edge", "zero"):
-        raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
-    if wavelength is not None:
-        check_wavelength("--wavelength", wavelength, "given")
     if model is None and files and files[0].is_dir():  # `xrdgen predict RUN_DIR FILE...`: a pattern is never a folder
         model, files = files[0], files[1:]
     if not files:
@@ -93,8 +95,6 @@ def predict(
         f"probabilities: softmax(z / T), T = {trained.temperature:.4g} ({trained.temperature_source}); "
         f"uncertain below {threshold:g} ({threshold_source})"
     )
-    if plot_dir is not None:
-        plot_dir.mkdir(parents=True, exist_ok=True)
 
     predictions = predict_files(trained, files, top_k, threshold, wavelength=wavelength, fill=fill)
     results, failures = predictions.entries, predictions.failures
@@ -141,9 +141,8 @@ def _threshold(trained: TrainedModel, option: Optional[float]) -> tuple[float, s
     if option is not None:
         return float(option), "--threshold"
     if isinstance(trained.meta.get("config"), dict):
-        return config_of_run(
-            trained.meta, trained.run_dir / META_FILE
-        ).evaluation.confidence_threshold, "the run's evaluation.confidence_threshold"
+        run_config = config_of_run(trained.meta, trained.run_dir / META_FILE)
+        return run_config.evaluation.confidence_threshold, "the run's evaluation.confidence_threshold"
     return EvaluationConfig().confidence_threshold, "evaluation.confidence_threshold default"
 
 
@@ -213,21 +212,16 @@ def evaluate(
     sets: Optional[list[str]] = SetOption,
 ) -> None:
     """Top-k accuracy (k=1..10), per-space-group recall, crystal-system confusion: JSON + PNGs ('default': the shipped model)."""
-    _quiet_tensorflow()
+    _start(fill, wavelength)
     # Lazy: TensorFlow, pymatgen and the readers load only when a set is evaluated, not for --help.
     from xrdgen.evaluation.calibration import calibration_summary, softmax
     from xrdgen.evaluation.metrics import evaluate as score
     from xrdgen.evaluation.report import write_report
     from xrdgen.measured.dif import is_dif_directory
-    from xrdgen.measured.pattern import check_wavelength
     from xrdgen.statistics.model import Statistics
     from xrdgen.training.datasets import load_measured_set, simulate_sets
     from xrdgen.training.pretrained import DEFAULT_MODEL, load_model
 
-    if fill not in ("edge", "zero"):
-        raise UserError(f"--fill must be 'edge' or 'zero', not {fill!r}")
-    if wavelength is not None:
-        check_wavelength("--wavelength", wavelength, "given")
     trained = load_model(model)
     if not dataset.exists():
         raise UserError(f"{dataset}: no such dataset")
@@ -279,14 +273,12 @@ def evaluate(
         "model_name": trained.name,
         "dataset": str(dataset),
         "kind": "measured" if measured else "simulated",
+        "temperature": {"value": trained.temperature, "source": trained.temperature_source},
     }
-    extra["temperature"] = {"value": trained.temperature, "source": trained.temperature_source}
     if shipped:
         extra["shipped"] = trained.meta.get("shipped", {})  # the model card's facts (xrdgen/training/pretrained.py)
     if measured:
-        extra["samples"] = labelled[0].details
-        extra["patterns_scored"] = len(labelled[0])
-        extra["samples_skipped"] = len(labelled[0].skipped)
+        extra.update(samples=labelled[0].details, patterns_scored=len(labelled[0]), samples_skipped=len(labelled[0].skipped))
     summary = write_report(evaluations, out, extra)
     if measured:
         typer.echo(

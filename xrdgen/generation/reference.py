@@ -68,7 +68,7 @@ class ReferencePath:
 
     def _attempt(self, spacegroup: int, n_elements: int, rng: np.random.Generator, attempt: Attempt):
         # Lazy: pyxtal and pymatgen take seconds to import, and only this (slow, test-only) path needs them.
-        from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+        from pymatgen.symmetry.analyzer import SpacegroupAnalyzer, SymmetryUndeterminedError
         from pyxtal import pyxtal
         from pyxtal.crystal import atom_site
         from pyxtal.lattice import Lattice
@@ -149,7 +149,12 @@ class ReferencePath:
         structure = xtal.to_pymatgen()
 
         # The check: pymatgen's SpacegroupAnalyzer (spglib) with the original's tolerances.
-        found = SpacegroupAnalyzer(structure, symprec=cfg.symprec, angle_tolerance=cfg.angle_tolerance).get_space_group_number()
+        try:
+            found = SpacegroupAnalyzer(
+                structure, symprec=cfg.symprec, angle_tolerance=cfg.angle_tolerance
+            ).get_space_group_number()
+        except SymmetryUndeterminedError:  # spglib finds no group (e.g. two atoms on one site): 0, as the fast path
+            found = 0
         attempt.found_spacegroup = int(found)
         if found != spacegroup:
             attempt.outcome = MISMATCH

@@ -125,7 +125,7 @@ def structure_label(path: Path | str, symprec: float) -> StructureLabel:
 def _spglib_spacegroup(path: Path, symprec: float) -> int:
     # pymatgen is imported here: it takes seconds, and reading patterns never needs it
     from pymatgen.core import Structure
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer, SymmetryUndeterminedError
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -134,4 +134,7 @@ def _spglib_spacegroup(path: Path, symprec: float) -> int:
         except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for bad CIFs
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UserError(f"{path}: cannot read the structure ({first})") from None
-    return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
+    try:
+        return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
+    except SymmetryUndeterminedError:
+        raise UserError(f"{path}: spglib finds no space group in the structure (symprec {symprec})") from None
