@@ -43,7 +43,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -53,7 +52,7 @@ from pathlib import Path
 
 import yaml
 
-from services.local_cluster import token_auth_env
+from services.local_cluster import free_ports, token_auth_env
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = ROOT / "cluster" / "head_plus_two.yaml"
@@ -107,12 +106,6 @@ def layout(variant: str, user: str, key: Path, metrics_install: bool = True) -> 
 
 def _quote(command: str) -> str:
     return "'" + command.replace("'", "'\"'\"'") + "'"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Steps:
@@ -175,7 +168,7 @@ def _dashboard_up(url: str) -> bool:
 
 def submit_job(steps: Steps, cluster: list[str], run_dir: Path, report: dict) -> subprocess.Popen:
     """`ray dashboard` (SSH port-forward) and `ray job submit` of services.train; returns the forward."""
-    port = _free_port()
+    (port,) = free_ports(1)
     with (run_dir / "ray_dashboard.log").open("w") as log:
         tunnel = subprocess.Popen(
             [RAY, "dashboard", "-p", str(port), *cluster[:2]],

@@ -44,10 +44,14 @@ def _ray_executable() -> str:
     return str(candidate) if candidate.exists() else (shutil.which("ray") or "ray")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports: every socket stays bound until all are chosen (one at a time, the
+    system may hand out the same port twice, and Ray refuses two components on one port)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def token_auth_env() -> dict:
@@ -118,7 +122,7 @@ def local_head(
     """
     env = dict(token_auth_env(), **(extra_env or {}))
     temp_dir = Path(tempfile.mkdtemp(prefix="xrdgen_ray_", dir="/tmp"))
-    port, dashboard_port, agent_port, client_port, metrics_port = (_free_port() for _ in range(5))
+    port, dashboard_port, agent_port, client_port, metrics_port = free_ports(5)
     log_path = temp_dir / "ray_start.log"
     command = [
         _ray_executable(),

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from conftest import IN_CI
 
-from services.local_cluster import local_head
+from services.local_cluster import free_ports, local_head
 from xrdgen.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,14 +62,6 @@ def _prometheus_binary() -> str:
     return path
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _query(port: int, promql: str) -> dict:
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -86,7 +78,7 @@ def _xrdgen_series(port: int) -> dict[str, list[dict]]:
 
 def test_prometheus_scrapes_the_running_job(tmp_path):
     prometheus = _prometheus_binary()
-    port = _free_port()
+    port, grafana_port = free_ports(2)
     config = load_config(None, SMALL | {"training.output_dir": str(tmp_path / "run")})
     job_config = tmp_path / "job.yaml"
     job_config.write_text(config.to_yaml())
@@ -94,7 +86,7 @@ def test_prometheus_scrapes_the_running_job(tmp_path):
 
     with local_head(num_cpus=2, extra_env={"RAY_PROMETHEUS_HOST": f"http://127.0.0.1:{port}"}) as head:
         metrics_command = [sys.executable, str(SCRIPT), "start", "--temp-dir", str(head.temp_dir)]
-        metrics_command += ["--prometheus", prometheus, "--prometheus-port", str(port), "--grafana-port", str(_free_port())]
+        metrics_command += ["--prometheus", prometheus, "--prometheus-port", str(port), "--grafana-port", str(grafana_port)]
         started = subprocess.run(metrics_command, env=head.env, capture_output=True, text=True, timeout=300)
         try:
             assert started.returncode == 0, started.stdout + started.stderr

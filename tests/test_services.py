@@ -173,47 +173,7 @@ def test_killing_a_generator_keeps_training_going(ray_local, pool, statistics):
     finally:
         trainer.kill()
     with pytest.raises(ray.exceptions.RayActorError):
-        ray.get(done, timeout=30)
-
-
-def test_killed_trainer_resumes_from_last_checkpoint(ray_local, pool, statistics, statistics_file):
-    """Kill the trainer after a checkpoint; the resubmitted job continues at the same step and lr."""
-    import ray
-
-    from services.train import run
-    from services.trainer_actor import TrainerActor
-    from xrdgen.training.rundir import RunDirectory
-
-    run_dir = Path(pool.config.training.output_dir).parent / "kill_trainer"
-    latest_checkpoint = RunDirectory(run_dir).latest_checkpoint
-    # lr halves every epoch so that "same schedule" is visible in the numbers
-    config = pool.config.model_copy(deep=True)
-    config.training.output_dir = run_dir
-    config.training.lr_halving_epochs = 1
-    trainer = TrainerActor(config, statistics.spacegroups, pool.queue, run_dir=run_dir)
-    done = trainer.fit(epochs=1000, max_minutes=5)
-    _wait_for(lambda: latest_checkpoint() is not None, timeout=120, every=0.5)
-    trainer.kill()
-    with pytest.raises(ray.exceptions.RayActorError):
-        ray.get(done, timeout=30)
-    checkpoint = latest_checkpoint()  # the last one written before the kill
-    saved_step = json.loads(checkpoint.with_suffix(".json").read_text())["step"]
-    per_epoch = config.training.batches_per_epoch
-    assert saved_step > 0 and saved_step % per_epoch == 0
-
-    # Resubmission: the job's own code path, with its own pool and statistics server.
-    config.training.epochs = saved_step // per_epoch + 1
-    config.cluster.n_generators = 1  # the module's pool still holds its CPUs
-    summary = run(config, statistics_file)
-    assert summary["start_step"] == saved_step
-    assert summary["step"] == (saved_step // per_epoch + 1) * per_epoch
-    history = json.loads((run_dir / "history.json").read_text())
-    last = history[-1]
-    assert last["step"] == summary["step"]
-    assert last["learning_rate"] == pytest.approx(1e-3 * 0.5 ** (saved_step // per_epoch))  # halved once per epoch
-    assert (run_dir / "model.keras").exists() and (run_dir / "summary.json").exists()
-    meta = json.loads((run_dir / "meta.json").read_text())  # the job ends with a calibrated model, as `xrdgen train`
-    assert meta["calibration"]["temperature"] == pytest.approx(summary["temperature"]) and summary["temperature"] > 0
+        ray.get(done, timeout=180)  # a bound for a hang only: a loaded machine reports the kill late
 
 
 def trainer_process(pid_of_test: int):
@@ -231,7 +191,8 @@ def trainer_process(pid_of_test: int):
 
 def test_trainer_killed_mid_job_is_started_again_and_resumes(ray_local, pool, statistics_file):
     """SIGKILL the trainer's process during a job: the job starts a new trainer, which resumes from the
-    last checkpoint, and the job ends with every step trained once."""
+    last checkpoint at the same step and learning rate, and the job ends with every step trained once
+    and a calibrated model (as `xrdgen train` ends)."""
     import os
     import signal
     import threading
@@ -242,7 +203,8 @@ def test_trainer_killed_mid_job_is_started_again_and_resumes(ray_local, pool, st
     run_dir = Path(pool.config.training.output_dir).parent / "kill_trainer_mid_job"
     config = pool.config.model_copy(deep=True)
     config.training.output_dir = run_dir
-    config.training.epochs = 30  # long enough to be killed in the middle
+    config.training.epochs = 8  # killed after the first checkpoint: epochs are left to resume
+    config.training.lr_halving_epochs = 1  # so that "the same schedule" is visible in the numbers
     config.cluster.n_generators = 1  # the module's pool still holds its CPUs
     per_epoch = config.training.batches_per_epoch
     outcome: dict = {}
@@ -265,7 +227,10 @@ def test_trainer_killed_mid_job_is_started_again_and_resumes(ray_local, pool, st
     assert summary["step"] == config.training.epochs * per_epoch
     history = json.loads((run_dir / "history.json").read_text())
     assert [h["step"] for h in history] == [per_epoch * (i + 1) for i in range(config.training.epochs)]  # each epoch once
-    assert (run_dir / "model.keras").exists()
+    assert history[-1]["learning_rate"] == pytest.approx(1e-3 * 0.5 ** (config.training.epochs - 1))  # halved once per epoch
+    assert (run_dir / "model.keras").exists() and (run_dir / "summary.json").exists()
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["calibration"]["temperature"] == pytest.approx(summary["temperature"]) and summary["temperature"] > 0
 
 
 def test_job_entrypoint_reports_bad_input_in_one_line(ray_local, tmp_path, capsys):

@@ -77,7 +77,8 @@ def run_key(arm: str, seed: int, data: ExperimentData, config: Config) -> str:
         dump["experiment"].pop(name, None)
     for name in ("cluster", "ablation"):
         dump.pop(name, None)
-    dump["training"].pop("output_dir", None)
+    for name in ("output_dir", "jit_compile", "steps_per_execution"):  # where and how fast, not what is trained
+        dump["training"].pop(name, None)
     parts = {"config": dump, "data": data.key, "arm": arm, "seed": seed, "classes": data.classes}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -20,6 +20,8 @@ XLA: Keras' own "auto" switches XLA off on CPU-only machines and under a distrib
 this project's CPU benchmark (benchmarks/bench_training.py, docs/speed.md) the TensorFlow training
 step of parkCNN was as fast or faster with XLA (42 % faster at batch 128, level at 870), so "auto"
 turns it on for one device, CPU or GPU, and on JAX; under a multi-replica strategy it follows Keras.
+One exception: a model with dropout (the baseline's) on TensorFlow's CPU, where XLA's random numbers
+made a step 7 times slower (3.9 s against 0.55 s for 64 patterns of park_medium on the 0.02° grid).
 
 Steps per execution: the host reads the metrics once per compiled call, so on a GPU several steps
 run per call (the largest divisor of batches_per_epoch up to 32, so an epoch is whole calls); on a
@@ -167,7 +169,8 @@ def plan_devices(training: TrainingConfig, gpus_requested: float = 0.0) -> Devic
         raise UserError(f"keras backend {backend!r}: xrdgen trains on tensorflow or jax")
     precision = training.precision if training.precision != "auto" else _auto_precision(kind, details)
     if training.jit_compile == "auto":
-        jit = backend == "jax" or len(devices) == 1
+        dropout_on_tf_cpu = backend == "tensorflow" and kind == "CPU" and (training.dropout or training.baseline)
+        jit = backend == "jax" or (len(devices) == 1 and not dropout_on_tf_cpu)
     else:
         jit = bool(training.jit_compile)
     spe = _steps_per_execution(training.steps_per_execution, kind, training.batches_per_epoch)
