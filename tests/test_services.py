@@ -162,7 +162,8 @@ def test_killing_a_generator_keeps_training_going(ray_local, pool, statistics):
     trainer = TrainerActor(pool.config, statistics.spacegroups, pool.queue, run_dir=run_dir)
     done = trainer.fit(epochs=1000, max_minutes=5)
     try:
-        _wait_for(lambda: trainer.status()["step"] >= 3, timeout=120, every=0.5)
+        # the first status waits for the actor's construction (TensorFlow's import: slow on a loaded machine)
+        _wait_for(lambda: trainer.status(timeout=240)["step"] >= 3, timeout=300, every=0.5)
         victim = pool.actors[0]
         ray.kill(victim, no_restart=True)
         _wait_for(lambda: pool.replacements >= 1 and pool.size == pool.config.cluster.n_generators, timeout=120)
