@@ -129,3 +129,18 @@ def test_mixed_precision_trains_with_float32_logits(tmp_path):
     history = trainer.fit(iter([(x, y)] * 2), epochs=1, batches_per_epoch=2)
     assert trainer.step == 2 and np.isfinite(history[0]["train_loss"])
     assert trainer.model.predict(x, verbose=0).dtype == np.float32
+
+
+def test_xla_auto_is_on_for_one_cpu_and_off_for_dropout_there():
+    """XLA's random numbers made a dropout step 7 times slower on TensorFlow's CPU (devices.py)."""
+    import tensorflow as tf
+
+    from xrdgen.training.devices import plan_devices
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    training = load_config(None, SMALL).training
+    assert plan_devices(training).jit_compile
+    for dropout in ({"baseline": True}, {"dropout": True}):
+        assert not plan_devices(training.model_copy(update=dropout)).jit_compile
+        assert plan_devices(training.model_copy(update={**dropout, "jit_compile": True})).jit_compile  # asked for: kept
