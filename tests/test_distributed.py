@@ -144,3 +144,14 @@ def test_xla_auto_is_on_for_one_cpu_and_off_for_dropout_there():
     for dropout in ({"baseline": True}, {"dropout": True}):
         assert not plan_devices(training.model_copy(update=dropout)).jit_compile
         assert plan_devices(training.model_copy(update={**dropout, "jit_compile": True})).jit_compile  # asked for: kept
+
+
+def test_the_initial_weights_follow_the_seed(tmp_path):
+    from xrdgen.training.trainer import Trainer
+
+    def first_weights(seed: int, name: str):
+        config = load_config(None, {**SMALL, "seed": seed})
+        return Trainer(config, CLASSES, run_dir=tmp_path / name, log=lambda line: None).model.get_weights()[0]
+
+    assert np.array_equal(first_weights(1, "a"), first_weights(1, "b"))
+    assert not np.array_equal(first_weights(1, "c"), first_weights(2, "d"))

@@ -123,11 +123,13 @@ class Trainer:
         self.epochs = int(self.training.epochs)
         self.run.start(self._meta(), must_match=("spacegroups", "input", "model", "preset"))
         self.strategy = self.devices.strategy()
+        import keras  # lazy: TensorFlow's start-up (module docstring)
+
+        # Initial weights and dropout masks follow the seed (an experiment's arms start alike); CPU threads sum in varying order: a rerun is close, not bitwise equal.
+        keras.utils.set_random_seed(config.seed)
         checkpoint = self.run.latest_checkpoint() if resume else None
         with self._scope():
             if checkpoint is not None:
-                import keras  # lazy: TensorFlow's start-up (module docstring)
-
                 self.model = keras.models.load_model(checkpoint)
                 self._compile(self.model.optimizer)
                 # Entries written after this checkpoint (a kill between the two writes) are dropped.
