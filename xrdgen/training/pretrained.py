@@ -52,10 +52,22 @@ def load_model(model: Optional[Path | str] = None) -> TrainedModel:
     return load_model_run(folder)
 
 
+def _earlier_stages(meta: dict) -> list[RunDirectory]:
+    """The runs whose weights this one started from (training.init_from, followed back while they exist)."""
+    stages, start = [], ((meta.get("config") or {}).get("training") or {}).get("init_from")
+    while start and (Path(start) / META_FILE).is_file() and len(stages) < 10:
+        stages.append(RunDirectory(start))
+        start = ((stages[-1].read_meta().get("config") or {}).get("training") or {}).get("init_from")
+    return stages
+
+
 def training_facts(run: RunDirectory, model, float16: bool) -> dict:
-    """What the model card quotes about a run: where from, how long, how many patterns, what is stored."""
+    """What the model card quotes about a run: where from, how long, how many patterns (its earlier
+    stages' included: a fine-tuned model has seen those too), what is stored."""
     history = run.read_history()
     meta = run.read_meta()
+    stages = _earlier_stages(meta)
+    earlier = [h for stage in stages for h in stage.read_history()]
     return {
         "from_run": run.path.name,
         "shipped": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -66,8 +78,9 @@ def training_facts(run: RunDirectory, model, float16: bool) -> dict:
         "weights_dtype": "float16" if float16 else "float32",
         "steps": int(history[-1]["step"]) if history else None,
         "epochs": len(history),
-        "patterns_seen": int(sum(h.get("patterns", 0) for h in history)),
-        "training_seconds": round(float(sum(h.get("seconds", 0.0) for h in history)), 1),
+        "patterns_seen": int(sum(h.get("patterns", 0) for h in history + earlier)),
+        "training_seconds": round(float(sum(h.get("seconds", 0.0) for h in history + earlier)), 1),
+        "earlier_stages": [stage.path.name for stage in stages],
         "last_epoch": {k: history[-1][k] for k in ("test_top1", "test_top5", "test_crystal_system_accuracy") if k in history[-1]}
         if history
         else {},
