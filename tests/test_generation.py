@@ -35,7 +35,7 @@ from xrdgen.generation.wyckoff import wyckoff_table
 from xrdgen.statistics.build import asymmetric_unit_size, build_statistics
 from xrdgen.statistics.model import SpaceGroupStatistics, Statistics
 
-N_CHI2 = 2000
+N_CHI2 = 1200
 P_MIN = 1e-3  # fixed seeds: a p-value below this is a real disagreement, not bad luck
 
 
@@ -66,7 +66,7 @@ def generic_stats(mp40_stats):
 
 @pytest.fixture(scope="module")
 def chi2_runs(mp40_stats):
-    """2,000 crystals per path, attempts recorded; different seeds so the two samples are independent."""
+    """1,200 crystals per path, attempts recorded; different seeds so the two samples are independent."""
     runs = {}
     for path, seed in (("fast", 11), ("reference", 12)):
         generator = Generator(mp40_stats, GenerationConfig(path=path), seed=seed, record_attempts=True)
