@@ -72,19 +72,25 @@ def calibrate(trained: TrainedModel, statistics, config: Config, n_patterns: int
     seed = calibration_seed(config.seed)
     x, y = held_out_patterns(statistics, config, n_patterns, seed, log=log)
     y = np.array([classes[int(statistics.spacegroups[i])] for i in y], dtype=np.int64)  # stream index -> run's class index
-    logits = trained.logits(x)
+    fitted_on = f"{len(y)} held-out synthetic patterns (PatternStream, seed {seed})"
+    return _fitted(trained, trained.logits(x), y, fitted_on, seed)
+
+
+def _fitted(trained: TrainedModel, logits: np.ndarray, y: np.ndarray, fitted_on: str, seed: int, **extra) -> dict:
+    """The temperature fitted on (logits, class indices y) and the record meta.json keeps of it."""
     fit = fit_temperature(logits, y)
     summary = calibration_summary(logits, np.asarray(trained.spacegroups)[y], trained.spacegroups, fit.temperature, "fitted")
     return {
         "method": METHOD,
         "temperature": fit.temperature,
-        "fitted_on": f"{len(y)} held-out synthetic patterns (PatternStream, seed {seed})",
+        "fitted_on": fitted_on,
         "patterns": int(len(y)),
         "seed": seed,
         "nll_before": fit.nll_before,
         "nll_after": fit.nll_after,
         "ece_before": summary["ece_before"],
         "ece_after": summary["ece_after"],
+        **extra,
         "accuracy": summary["accuracy"],
         # T at an end of the search interval: a near-uniform (untrained) or near-one-hot model, not a fitted optimum
         "at_bound": any(abs(fit.temperature / bound - 1) < 1e-3 for bound in TEMPERATURE_BOUNDS),
@@ -125,22 +131,9 @@ def calibrate_on_measured(trained: TrainedModel, measured, folds: int = 5, seed:
         rest = np.setdiff1d(order, fold)
         scaled[fold] = logits[fold] / fit_temperature(logits[rest], y[rest]).temperature
     cross = calibration_summary(scaled, inside.spacegroups, trained.spacegroups, 1.0, "cross-validated")
-    fit = fit_temperature(logits, y)
-    summary = calibration_summary(logits, inside.spacegroups, trained.spacegroups, fit.temperature, "fitted")
-    return {
-        "method": METHOD,
-        "temperature": fit.temperature,
-        "fitted_on": f"{len(y)} measured patterns of {measured.name} in the class list ({folds}-fold cross-validated ECE "
-        f"{100 * cross['ece_before']:.1f} %)",
-        "patterns": int(len(y)),
-        "seed": seed,
-        "nll_before": fit.nll_before,
-        "nll_after": fit.nll_after,
-        "ece_before": summary["ece_before"],
-        "ece_after": summary["ece_after"],
-        "ece_cross_validated": cross["ece_before"],
-        "nll_cross_validated": cross["nll_before"],
-        "folds": folds,
-        "accuracy": summary["accuracy"],
-        "at_bound": any(abs(fit.temperature / bound - 1) < 1e-3 for bound in TEMPERATURE_BOUNDS),
-    }
+    fitted_on = (
+        f"{len(y)} measured patterns of {measured.name} in the class list ({folds}-fold cross-validated ECE "
+        f"{100 * cross['ece_before']:.1f} %)"
+    )
+    extra = {"ece_cross_validated": cross["ece_before"], "nll_cross_validated": cross["nll_before"], "folds": folds}
+    return _fitted(trained, logits, y, fitted_on, seed, **extra)
