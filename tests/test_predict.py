@@ -511,3 +511,17 @@ def test_ship_refuses_runs_without_calibration_or_model_and_predict_without_a_sh
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr
     assert lines[0].startswith(f"error: no model is shipped in {nothing} yet: give a trained run directory with --model RUN_DIR")
+
+
+def test_shipped_facts_count_the_stages_a_run_started_from(tmp_path, monkeypatch):
+    """A fine-tuned model has seen its start run's patterns too (training.init_from, followed back)."""
+    from xrdgen.training.pretrained import _earlier_stages
+
+    monkeypatch.chdir(tmp_path)  # init_from is written relative to where the run was started
+    for name, start in (("pure", None), ("measured", "pure"), ("longer", "measured")):
+        Path(name).mkdir()
+        Path(name, "meta.json").write_text(json.dumps({"config": {"training": {"init_from": start}}}))
+    meta = json.loads(Path("longer", "meta.json").read_text())
+    assert [stage.path.name for stage in _earlier_stages(meta)] == ["measured", "pure"]
+    Path("pure", "meta.json").write_text(json.dumps({"config": {"training": {"init_from": "longer"}}}))  # a cycle
+    assert len(_earlier_stages(meta)) == 10

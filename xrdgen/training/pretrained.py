@@ -54,10 +54,13 @@ def load_model(model: Optional[Path | str] = None) -> TrainedModel:
 
 def _earlier_stages(meta: dict) -> list[RunDirectory]:
     """The runs whose weights this one started from (training.init_from, followed back while they exist)."""
-    stages, start = [], ((meta.get("config") or {}).get("training") or {}).get("init_from")
-    while start and (Path(start) / META_FILE).is_file() and len(stages) < 10:
+    stages = []
+    while len(stages) < 10:  # a bound against a cycle of runs
+        start = ((meta.get("config") or {}).get("training") or {}).get("init_from")
+        if not (start and (Path(start) / META_FILE).is_file()):
+            break
         stages.append(RunDirectory(start))
-        start = ((stages[-1].read_meta().get("config") or {}).get("training") or {}).get("init_from")
+        meta = stages[-1].read_meta()
     return stages
 
 
